@@ -1,0 +1,11 @@
+DROP TABLE signing_keys;
+DROP TABLE refresh_tokens;
+DROP TABLE access_tokens;
+DROP TABLE authorization_codes;
+DROP TABLE refresh_families;
+DROP TABLE grants;
+DROP TABLE users;
+DROP TABLE client_scopes;
+DROP TABLE clients;
+DROP TABLE registry_version;
+DROP TABLE scopes;

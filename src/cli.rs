@@ -1,0 +1,242 @@
+//! The `scopegate` command line: parses arguments and runs one command.
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::io::Read;
+use std::path::PathBuf;
+
+use crate::config::{Settings, SettingsLayer};
+use crate::domain::client::{ClientRegistration, TokenFormat};
+use crate::domain::clock::Clock;
+use crate::domain::scope::{GrantType, SecurityLevel};
+use crate::keys;
+use crate::services::{clients, users};
+use crate::startup::Application;
+use crate::storage::{self, signing_keys, Database};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scopegate",
+    version,
+    about = "OAuth 2.0 authorization server with a hierarchical scope registry"
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// sqlite://PATH or postgres://… (env SCOPEGATE_DATABASE_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Directory of the signing keys and the server secret (env SCOPEGATE_KEYS_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    keys_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Migrate, load or create keys, and serve HTTP until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage end users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (env SCOPEGATE_BIND).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Issuer URL (env SCOPEGATE_ISSUER).
+    #[arg(long)]
+    issuer: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        username: String,
+        /// Read the password from stdin (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints its id and, once, its secret.
+    Create(ClientCreateArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClientCreateArgs {
+    #[arg(long)]
+    name: String,
+    /// A public client (no secret; must use PKCE).
+    #[arg(long)]
+    public: bool,
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    #[arg(long = "grant-type", value_name = "T", value_parser = parse_grant_type)]
+    grant_types: Vec<GrantType>,
+    #[arg(long = "scope", value_name = "S")]
+    scopes: Vec<String>,
+    #[arg(long, value_name = "L", value_parser = parse_level)]
+    security_level: Option<SecurityLevel>,
+    #[arg(long, value_name = "jwt|opaque", value_parser = parse_token_format)]
+    token_format: Option<TokenFormat>,
+    /// May call /introspect (a resource server).
+    #[arg(long)]
+    can_introspect: bool,
+    /// May call the admin API.
+    #[arg(long)]
+    admin: bool,
+}
+
+fn parse_grant_type(value: &str) -> Result<GrantType, String> {
+    value.parse()
+}
+fn parse_level(value: &str) -> Result<SecurityLevel, String> {
+    value.parse()
+}
+fn parse_token_format(value: &str) -> Result<TokenFormat, String> {
+    value.parse()
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a new current signing key; older public keys stay published until their tokens expire.
+    Rotate,
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCOPEGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr: stdout is for the JSON a command returns.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut flags = SettingsLayer {
+        database_url: cli.database_url,
+        keys_dir: cli.keys_dir,
+        ..Default::default()
+    };
+    if let Command::Serve(args) = &cli.command {
+        flags.bind = args.bind.clone();
+        flags.issuer = args.issuer.clone();
+    }
+    let settings = Settings::load(cli.config.as_deref(), flags)?;
+    match cli.command {
+        Command::Serve(_) => serve(settings),
+        Command::Migrate => {
+            let db = Database::connect(&settings.database_url, 1)?;
+            let applied = storage::run_migrations(&mut *db.get()?)?;
+            print_json(&json!({ "migrations_applied": applied }))
+        }
+        Command::User(UserCommand::Create {
+            username,
+            password_stdin: _,
+            display_name,
+        }) => {
+            let password = read_password_from_stdin()?;
+            let db = migrated_database(&settings)?;
+            let new_user = users::NewUser {
+                username: &username,
+                password: &password,
+                display_name: display_name.as_deref(),
+            };
+            let user = users::create(&mut *db.get()?, new_user, Clock::from_env().now())?;
+            print_json(&user)
+        }
+        Command::Client(ClientCommand::Create(args)) => {
+            let db = migrated_database(&settings)?;
+            let hasher = crate::secrets::SecretHasher::load_or_create(&settings.keys_dir)?;
+            let registration = ClientRegistration {
+                name: args.name,
+                public: args.public,
+                redirect_uris: args.redirect_uris,
+                grant_types: args.grant_types,
+                security_level: args.security_level,
+                token_format: args.token_format,
+                can_introspect: args.can_introspect,
+                admin: args.admin,
+            };
+            let registered = clients::register(
+                &mut *db.get()?,
+                &hasher,
+                &registration,
+                &args.scopes,
+                None,
+                Clock::from_env().now(),
+            )?;
+            print_json(&registered)
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let db = migrated_database(&settings)?;
+            let now = Clock::from_env().now();
+            let key = keys::generate(&settings.keys_dir, now)?;
+            signing_keys::register_current(&mut *db.get()?, &key.kid, &key.public_key_pem, now)?;
+            eprintln!(
+                "New signing key {}; running servers sign with it after their next restart.",
+                key.kid
+            );
+            print_json(&json!({ "kid": key.kid }))
+        }
+    }
+}
+
+fn migrated_database(settings: &Settings) -> anyhow::Result<Database> {
+    let db = Database::connect(&settings.database_url, 2)?;
+    storage::run_migrations(&mut *db.get()?)?;
+    Ok(db)
+}
+
+fn read_password_from_stdin() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read the password from stdin")?;
+    // One trailing newline is the terminator of `echo`, not part of the password.
+    let password = input
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&input);
+    if password.is_empty() {
+        bail!("no password on stdin");
+    }
+    Ok(password.to_string())
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let issuer = settings.issuer.clone();
+        let database = storage::redact(&settings.database_url);
+        let application = Application::build(settings)?;
+        tracing::info!(port = application.port(), %issuer, %database, "scopegate is listening");
+        application.run_until_stopped().await?;
+        tracing::info!("scopegate stopped");
+        Ok(())
+    })
+}

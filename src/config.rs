@@ -1,0 +1,227 @@
+//! Settings: built-in defaults, then a TOML file, then environment variables, then flags.
+//!
+//! Every default lives in [`Settings::default`]; every override source is a [`SettingsLayer`]
+//! of optional values applied on top in that order, so precedence is visible in one place.
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `sqlite://PATH` (embedded, the default) or `postgres://…`.
+    pub database_url: String,
+    /// Address the HTTP server listens on; port 0 picks a free port (tests).
+    pub bind: String,
+    /// The issuer identifier (RFC 8414) and the base of every URL we publish.
+    pub issuer: String,
+    /// Where the signing keys and the server secret live.
+    pub keys_dir: PathBuf,
+    pub code_lifetime_seconds: i64,
+    pub access_token_lifetime_seconds: i64,
+    pub refresh_token_lifetime_seconds: i64,
+    /// Connections in the database pool.
+    pub pool_size: u32,
+    /// How often another instance's registry change is looked for (PostgreSQL, several instances).
+    pub registry_poll_millis: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://scopegate.db".into(),
+            bind: "127.0.0.1:8080".into(),
+            issuer: "http://127.0.0.1:8080".into(),
+            keys_dir: PathBuf::from("keys"),
+            code_lifetime_seconds: 60,
+            access_token_lifetime_seconds: 600,
+            refresh_token_lifetime_seconds: 30 * 24 * 3600,
+            pool_size: 10,
+            registry_poll_millis: 1000,
+        }
+    }
+}
+
+/// One source of overrides. The TOML file is parsed straight into it, so an unknown key
+/// is refused by serde with a message that names the key.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsLayer {
+    pub database_url: Option<String>,
+    pub bind: Option<String>,
+    pub issuer: Option<String>,
+    pub keys_dir: Option<PathBuf>,
+    pub code_lifetime_seconds: Option<i64>,
+    pub access_token_lifetime_seconds: Option<i64>,
+    pub refresh_token_lifetime_seconds: Option<i64>,
+    pub pool_size: Option<u32>,
+    pub registry_poll_millis: Option<u64>,
+}
+
+impl SettingsLayer {
+    pub fn from_toml_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// The `SCOPEGATE_*` environment variables, read through `lookup` so tests need not
+    /// touch the process environment.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let number = |key: &str| -> anyhow::Result<Option<i64>> {
+            lookup(key)
+                .map(|value| {
+                    value
+                        .trim()
+                        .parse::<i64>()
+                        .with_context(|| format!("{key} must be an integer, got {value:?}"))
+                })
+                .transpose()
+        };
+        Ok(Self {
+            database_url: lookup("SCOPEGATE_DATABASE_URL"),
+            bind: lookup("SCOPEGATE_BIND"),
+            issuer: lookup("SCOPEGATE_ISSUER"),
+            keys_dir: lookup("SCOPEGATE_KEYS_DIR").map(PathBuf::from),
+            code_lifetime_seconds: number("SCOPEGATE_CODE_LIFETIME_SECONDS")?,
+            access_token_lifetime_seconds: number("SCOPEGATE_ACCESS_TOKEN_LIFETIME_SECONDS")?,
+            refresh_token_lifetime_seconds: number("SCOPEGATE_REFRESH_TOKEN_LIFETIME_SECONDS")?,
+            pool_size: number("SCOPEGATE_POOL_SIZE")?.map(|n| n as u32),
+            registry_poll_millis: number("SCOPEGATE_REGISTRY_POLL_MILLIS")?.map(|n| n as u64),
+        })
+    }
+}
+
+impl Settings {
+    pub fn apply(mut self, layer: SettingsLayer) -> Self {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if let Some(value) = layer.$field { self.$field = value; } )* };
+        }
+        take!(
+            database_url,
+            bind,
+            issuer,
+            keys_dir,
+            code_lifetime_seconds,
+            access_token_lifetime_seconds,
+            refresh_token_lifetime_seconds,
+            pool_size,
+            registry_poll_millis
+        );
+        self
+    }
+
+    /// Defaults, then the file, then the environment, then the flags.
+    pub fn load(config_file: Option<&Path>, flags: SettingsLayer) -> anyhow::Result<Self> {
+        let mut settings = Settings::default();
+        if let Some(path) = config_file {
+            settings = settings.apply(SettingsLayer::from_toml_file(path)?);
+        }
+        let settings = settings
+            .apply(SettingsLayer::from_env(|key| std::env::var(key).ok())?)
+            .apply(flags);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(self.database_url.starts_with("sqlite://")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            bail!(
+                "database_url must start with sqlite:// or postgres://, got {:?}",
+                self.database_url
+            );
+        }
+        if !(self.issuer.starts_with("http://") || self.issuer.starts_with("https://"))
+            || self.issuer.ends_with('/')
+        {
+            bail!(
+                "issuer must be an http(s) URL without a trailing slash, got {:?}",
+                self.issuer
+            );
+        }
+        for (name, value) in [
+            ("code_lifetime_seconds", self.code_lifetime_seconds),
+            (
+                "access_token_lifetime_seconds",
+                self.access_token_lifetime_seconds,
+            ),
+            (
+                "refresh_token_lifetime_seconds",
+                self.refresh_token_lifetime_seconds,
+            ),
+        ] {
+            if value <= 0 {
+                bail!("{name} must be positive, got {value}");
+            }
+        }
+        if self.pool_size == 0 {
+            bail!("pool_size must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Cookies get `Secure` only when the issuer is served over TLS.
+    pub fn issuer_is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused_by_name() {
+        let error =
+            toml::from_str::<SettingsLayer>("bind = \"0.0.0.0:1\"\nbindd = 3\n").unwrap_err();
+        assert!(error.to_string().contains("bindd"), "{error}");
+    }
+
+    #[test]
+    fn later_layers_override_earlier_ones() {
+        let file: SettingsLayer =
+            toml::from_str("bind = \"0.0.0.0:1\"\nissuer = \"https://file\"").unwrap();
+        let env = SettingsLayer::from_env(|key| {
+            (key == "SCOPEGATE_ISSUER").then(|| "https://env".to_string())
+        })
+        .unwrap();
+        let flags = SettingsLayer {
+            database_url: Some("postgres://flag".into()),
+            ..Default::default()
+        };
+        let settings = Settings::default().apply(file).apply(env).apply(flags);
+        assert_eq!(settings.bind, "0.0.0.0:1");
+        assert_eq!(settings.issuer, "https://env");
+        assert_eq!(settings.database_url, "postgres://flag");
+        assert_eq!(settings.access_token_lifetime_seconds, 600);
+    }
+
+    #[test]
+    fn a_non_numeric_lifetime_in_the_environment_is_an_error() {
+        let error = SettingsLayer::from_env(|key| {
+            (key == "SCOPEGATE_ACCESS_TOKEN_LIFETIME_SECONDS").then(|| "ten".into())
+        })
+        .unwrap_err();
+        assert!(error
+            .to_string()
+            .contains("SCOPEGATE_ACCESS_TOKEN_LIFETIME_SECONDS"));
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        let settings = Settings {
+            database_url: "mysql://x".into(),
+            ..Default::default()
+        };
+        assert!(settings.validate().is_err());
+        let settings = Settings {
+            issuer: "http://x/".into(),
+            ..Default::default()
+        };
+        assert!(settings.validate().is_err());
+        assert!(Settings::default().validate().is_ok());
+    }
+}

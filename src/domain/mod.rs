@@ -1,0 +1,7 @@
+//! The rules of scopegate, free of HTTP and SQL: they take values (and the current time) and
+//! return decisions.
+
+pub mod client;
+pub mod clock;
+pub mod scope;
+pub mod user;

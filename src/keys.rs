@@ -1,0 +1,216 @@
+//! ES256 signing keys: one PKCS#8 PEM file per key in the keys directory (mode 0600), named by
+//! its `kid`. Key ids sort by creation time, so the newest file is the current signing key.
+//! The public halves are registered in the database, from which every instance publishes the
+//! JWKS; a retired key stays published until the tokens it signed have expired.
+
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::EncodingKey;
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use p256::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
+use rand::RngCore;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A private key file: writable by its owner only.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// A private signing key loaded from the keys directory.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pub encoding_key: EncodingKey,
+    pub public_key_pem: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+const KEY_EXTENSION: &str = "pem";
+
+fn key_path(keys_dir: &Path, kid: &str) -> PathBuf {
+    keys_dir.join(format!("{kid}.{KEY_EXTENSION}"))
+}
+
+/// `sg-20261122T181500Z-1a2b3c4d`: the time makes ids sort by age, the random tail keeps two
+/// keys made in the same second apart.
+fn new_kid(now: DateTime<Utc>) -> String {
+    let mut tail = [0u8; 4];
+    rand::rng().fill_bytes(&mut tail);
+    format!("sg-{}-{}", now.format("%Y%m%dT%H%M%SZ"), hex::encode(tail))
+}
+
+/// Creates a new ES256 key file and returns it.
+pub fn generate(keys_dir: &Path, now: DateTime<Utc>) -> anyhow::Result<SigningKey> {
+    let secret = loop {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        // Almost every 32-byte string is a valid P-256 scalar; retry the rare one that is not.
+        if let Ok(secret) = p256::SecretKey::from_slice(&bytes) {
+            break secret;
+        }
+    };
+    let pem = secret
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|error| anyhow::anyhow!("cannot encode the new key: {error}"))?;
+    let kid = new_kid(now);
+    write_private_file(&key_path(keys_dir, &kid), pem.as_bytes())?;
+    load(keys_dir, &kid)
+}
+
+fn load(keys_dir: &Path, kid: &str) -> anyhow::Result<SigningKey> {
+    let path = key_path(keys_dir, kid);
+    let pem = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let secret = p256::SecretKey::from_pkcs8_pem(&pem).map_err(|error| {
+        anyhow::anyhow!("{} is not a PKCS#8 P-256 key: {error}", path.display())
+    })?;
+    let public_key_pem = secret
+        .public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|error| anyhow::anyhow!("cannot encode the public key of {kid}: {error}"))?;
+    let encoding_key = EncodingKey::from_ec_pem(pem.as_bytes())
+        .with_context(|| format!("{} cannot be used for ES256", path.display()))?;
+    Ok(SigningKey {
+        kid: kid.to_string(),
+        encoding_key,
+        public_key_pem,
+    })
+}
+
+/// Every key in the directory, oldest first.
+pub fn load_all(keys_dir: &Path) -> anyhow::Result<Vec<SigningKey>> {
+    if !keys_dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut kids = Vec::new();
+    for entry in std::fs::read_dir(keys_dir)
+        .with_context(|| format!("cannot list {}", keys_dir.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) == Some(KEY_EXTENSION) {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                kids.push(stem.to_string());
+            }
+        }
+    }
+    kids.sort();
+    kids.iter().map(|kid| load(keys_dir, kid)).collect()
+}
+
+/// The keys in the directory, creating the first one when there is none.
+pub fn load_or_create(keys_dir: &Path, now: DateTime<Utc>) -> anyhow::Result<Vec<SigningKey>> {
+    let keys = load_all(keys_dir)?;
+    if !keys.is_empty() {
+        return Ok(keys);
+    }
+    tracing::info!(dir = %keys_dir.display(), "no signing key found; creating an ES256 key");
+    Ok(vec![generate(keys_dir, now)?])
+}
+
+/// The public JWK (RFC 7517/7518) of an ES256 public key in SPKI PEM.
+pub fn public_jwk(kid: &str, public_key_pem: &str) -> anyhow::Result<Value> {
+    let public_key = p256::PublicKey::from_public_key_pem(public_key_pem)
+        .map_err(|error| anyhow::anyhow!("stored public key {kid} is invalid: {error}"))?;
+    let point = public_key.to_encoded_point(false);
+    let (Some(x), Some(y)) = (point.x(), point.y()) else {
+        bail!("stored public key {kid} is the identity point");
+    };
+    Ok(json!({
+        "kty": "EC",
+        "crv": "P-256",
+        "x": URL_SAFE_NO_PAD.encode(x),
+        "y": URL_SAFE_NO_PAD.encode(y),
+        "kid": kid,
+        "use": "sig",
+        "alg": "ES256",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_start_creates_one_private_key_and_later_starts_reuse_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path(), Utc::now()).unwrap();
+        let again = load_or_create(dir.path(), Utc::now()).unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(again.len(), 1);
+        assert_eq!(first[0].kid, again[0].kid);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(key_path(dir.path(), &first[0].kid))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_newer_key_sorts_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = generate(dir.path(), Utc::now() - chrono::Duration::days(1)).unwrap();
+        let new = generate(dir.path(), Utc::now()).unwrap();
+        let kids: Vec<_> = load_all(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|k| k.kid)
+            .collect();
+        assert_eq!(kids, vec![old.kid, new.kid]);
+    }
+
+    #[test]
+    fn a_public_jwk_has_the_p256_coordinates() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = generate(dir.path(), Utc::now()).unwrap();
+        let jwk = public_jwk(&key.kid, &key.public_key_pem).unwrap();
+        assert_eq!(jwk["kty"], "EC");
+        assert_eq!(jwk["kid"], key.kid.as_str());
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(jwk["x"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(jwk["y"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Secret material: random tokens, the keyed hash under which secrets and tokens are stored,
+//! and argon2id for human passwords.
+
+use anyhow::{bail, Context};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use std::path::Path;
+use subtle::ConstantTimeEq;
+
+/// `bytes` random bytes from the OS generator, base64url without padding: safe in URLs,
+/// form bodies and Basic credentials (which oxide-auth does not URL-decode).
+pub fn random_token(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buffer);
+    URL_SAFE_NO_PAD.encode(buffer)
+}
+
+/// A client secret: 256 bits.
+pub fn new_client_secret() -> String {
+    random_token(32)
+}
+
+/// HMAC-SHA-256 under a server secret. Client secrets, tokens and codes are random and
+/// high-entropy, so a fast keyed hash is right for them (argon2 is for guessable passwords);
+/// the key means a stolen database alone cannot confirm a guess.
+#[derive(Clone)]
+pub struct SecretHasher {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for SecretHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHasher(..)")
+    }
+}
+
+const SERVER_SECRET_FILE: &str = "server-secret";
+
+impl SecretHasher {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    /// Loads the server secret from the keys directory, creating it (mode 0600) on first start.
+    pub fn load_or_create(keys_dir: &Path) -> anyhow::Result<Self> {
+        let path = keys_dir.join(SERVER_SECRET_FILE);
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = hex::decode(text.trim())
+                .with_context(|| format!("{} is not hex", path.display()))?;
+            let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) else {
+                bail!("{} must hold 32 bytes of hex", path.display());
+            };
+            return Ok(Self::new(key));
+        }
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        crate::keys::write_private_file(&path, hex::encode(key).as_bytes())?;
+        Ok(Self::new(key))
+    }
+
+    pub fn hash(&self, secret: &str) -> String {
+        hex::encode(self.mac(secret))
+    }
+
+    /// Constant-time comparison of a presented secret with a stored hash.
+    pub fn verify(&self, secret: &str, stored_hash: &str) -> bool {
+        let Ok(stored) = hex::decode(stored_hash) else {
+            return false;
+        };
+        self.mac(secret).as_slice().ct_eq(stored.as_slice()).into()
+    }
+
+    fn mac(&self, secret: &str) -> Vec<u8> {
+        // HMAC zero-pads a short key to the hash's 64-byte block; padding it ourselves gives
+        // the same MAC through the infallible fixed-size constructor.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&self.key);
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
+        mac.update(secret.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// argon2id with the crate defaults: m = 19 MiB, t = 2, p = 1, OWASP's recommended minimum.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let mut salt_bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt_bytes);
+    let salt =
+        SaltString::encode_b64(&salt_bytes).map_err(|error| anyhow::anyhow!("salt: {error}"))?;
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|error| anyhow::anyhow!("argon2: {error}"))?;
+    Ok(hash.to_string())
+}
+
+pub fn verify_password(password: &str, stored_hash: &str) -> bool {
+    PasswordHash::new(stored_hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keyed_hash_verifies_only_the_right_secret_under_the_right_key() {
+        let hasher = SecretHasher::new([7; 32]);
+        let stored = hasher.hash("s3cret");
+        assert!(hasher.verify("s3cret", &stored));
+        assert!(!hasher.verify("s3cret!", &stored));
+        assert!(!SecretHasher::new([8; 32]).verify("s3cret", &stored));
+        assert!(!hasher.verify("s3cret", "not hex"));
+    }
+
+    #[test]
+    fn client_secrets_carry_256_bits_in_url_safe_characters() {
+        let secret = new_client_secret();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&secret).unwrap().len(), 32);
+        assert!(secret
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_ne!(secret, new_client_secret());
+    }
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert!(!verify_password("correct horse", "garbage"));
+    }
+}

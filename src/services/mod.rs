@@ -1,0 +1,5 @@
+//! Operations shared by the CLI and the HTTP layer: each validates with the domain rules,
+//! does the expensive work (hashing) and stores through `storage`, in one place.
+
+pub mod clients;
+pub mod users;

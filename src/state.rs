@@ -1,0 +1,51 @@
+//! What every request handler shares, prepared once at start.
+
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::domain::clock::Clock;
+use crate::keys::{self, SigningKey};
+use crate::secrets::SecretHasher;
+use crate::storage::{self, signing_keys, Database};
+
+pub struct AppState {
+    pub settings: Settings,
+    pub db: Database,
+    pub hasher: SecretHasher,
+    pub clock: Clock,
+    /// The key new tokens are signed with: the newest in the keys directory.
+    pub signing_key: SigningKey,
+}
+
+impl AppState {
+    /// Opens and migrates the database, loads (or creates) the signing keys and the server
+    /// secret, and registers the keys' public halves for the JWKS.
+    pub fn prepare(settings: Settings) -> anyhow::Result<Self> {
+        let clock = Clock::from_env();
+        let db = Database::connect(&settings.database_url, settings.pool_size)?;
+        let applied = storage::run_migrations(&mut *db.get()?)?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrations applied");
+        }
+        let hasher = SecretHasher::load_or_create(&settings.keys_dir)?;
+        let keys = keys::load_or_create(&settings.keys_dir, clock.now())?;
+        let mut connection = db.get()?;
+        for key in &keys {
+            signing_keys::register_current(
+                &mut connection,
+                &key.kid,
+                &key.public_key_pem,
+                clock.now(),
+            )
+            .map_err(|error| anyhow::anyhow!("cannot register signing key {}: {error}", key.kid))?;
+        }
+        let signing_key = keys.last().cloned().context("no signing key")?;
+        Ok(Self {
+            settings,
+            db,
+            hasher,
+            clock,
+            signing_key,
+        })
+    }
+}

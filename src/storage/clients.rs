@@ -1,0 +1,219 @@
+//! The `clients` and `client_scopes` tables.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::{client_scopes, clients, scopes};
+use super::{from_json_text, is_unique_violation, parse_column, to_json_text, DbConnection};
+use crate::domain::client::Client;
+use crate::domain::scope::GrantType;
+use crate::error::AppError;
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = clients)]
+struct ClientRow {
+    client_id: String,
+    name: String,
+    confidential: bool,
+    secret_hash: Option<String>,
+    redirect_uris: String,
+    grant_types: String,
+    security_level: String,
+    token_format: String,
+    can_introspect: bool,
+    admin: bool,
+    created_at: NaiveDateTime,
+}
+
+impl ClientRow {
+    fn new(client: &Client, secret_hash: Option<String>) -> Self {
+        Self {
+            client_id: client.client_id.clone(),
+            name: client.name.clone(),
+            confidential: client.confidential,
+            secret_hash,
+            redirect_uris: to_json_text(&client.redirect_uris),
+            grant_types: to_json_text(&client.grant_types),
+            security_level: client.security_level.to_string(),
+            token_format: client.token_format.as_str().to_string(),
+            can_introspect: client.can_introspect,
+            admin: client.admin,
+            created_at: client.created_at.naive_utc(),
+        }
+    }
+
+    fn into_client(self) -> Result<(Client, Option<String>), AppError> {
+        let grant_types: Vec<String> = from_json_text("clients.grant_types", &self.grant_types)?;
+        let client = Client {
+            client_id: self.client_id,
+            name: self.name,
+            confidential: self.confidential,
+            redirect_uris: from_json_text("clients.redirect_uris", &self.redirect_uris)?,
+            grant_types: grant_types
+                .iter()
+                .map(|t| parse_column::<GrantType>("clients.grant_types", t))
+                .collect::<Result<_, _>>()?,
+            security_level: parse_column("clients.security_level", &self.security_level)?,
+            token_format: parse_column("clients.token_format", &self.token_format)?,
+            can_introspect: self.can_introspect,
+            admin: self.admin,
+            created_at: self.created_at.and_utc(),
+        };
+        Ok((client, self.secret_hash))
+    }
+}
+
+pub fn insert(
+    connection: &mut DbConnection,
+    client: &Client,
+    secret_hash: Option<String>,
+) -> Result<(), AppError> {
+    match diesel::insert_into(clients::table)
+        .values(ClientRow::new(client, secret_hash))
+        .execute(connection)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if is_unique_violation(&error) => Err(AppError::conflict(
+            "client_exists",
+            format!("client {:?} already exists", client.client_id),
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Replaces every field but the id, the creation time and (unless given) the secret.
+pub fn update(connection: &mut DbConnection, client: &Client) -> Result<(), AppError> {
+    let row = ClientRow::new(client, None);
+    diesel::update(clients::table.find(&client.client_id))
+        .set((
+            clients::name.eq(row.name),
+            clients::confidential.eq(row.confidential),
+            clients::redirect_uris.eq(row.redirect_uris),
+            clients::grant_types.eq(row.grant_types),
+            clients::security_level.eq(row.security_level),
+            clients::token_format.eq(row.token_format),
+            clients::can_introspect.eq(row.can_introspect),
+            clients::admin.eq(row.admin),
+        ))
+        .execute(connection)?;
+    Ok(())
+}
+
+/// The client and its stored secret hash (None for public clients).
+pub fn find_with_secret(
+    connection: &mut DbConnection,
+    client_id: &str,
+) -> Result<Option<(Client, Option<String>)>, AppError> {
+    clients::table
+        .find(client_id)
+        .select(ClientRow::as_select())
+        .first(connection)
+        .optional()?
+        .map(ClientRow::into_client)
+        .transpose()
+}
+
+pub fn find(connection: &mut DbConnection, client_id: &str) -> Result<Option<Client>, AppError> {
+    Ok(find_with_secret(connection, client_id)?.map(|(client, _)| client))
+}
+
+pub fn list(connection: &mut DbConnection) -> Result<Vec<Client>, AppError> {
+    clients::table
+        .order(clients::created_at.asc())
+        .select(ClientRow::as_select())
+        .load(connection)?
+        .into_iter()
+        .map(|row| row.into_client().map(|(client, _)| client))
+        .collect()
+}
+
+/// Deletes the client; its assignments, grants, codes and tokens go with it.
+pub fn delete(connection: &mut DbConnection, client_id: &str) -> Result<bool, AppError> {
+    Ok(diesel::delete(clients::table.find(client_id)).execute(connection)? > 0)
+}
+
+/// One scope assigned to a client, optionally for one bank (OBP compatibility).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = client_scopes)]
+pub struct ScopeAssignment {
+    pub id: i64,
+    pub client_id: String,
+    pub scope_name: String,
+    pub bank_id: String,
+    /// UTC.
+    pub assigned_at: NaiveDateTime,
+}
+
+pub fn assignments(
+    connection: &mut DbConnection,
+    client_id: &str,
+) -> Result<Vec<ScopeAssignment>, AppError> {
+    Ok(client_scopes::table
+        .filter(client_scopes::client_id.eq(client_id))
+        .order(client_scopes::id.asc())
+        .select(ScopeAssignment::as_select())
+        .load(connection)?)
+}
+
+pub fn assign(
+    connection: &mut DbConnection,
+    client_id: &str,
+    scope_name: &str,
+    bank_id: &str,
+    now: DateTime<Utc>,
+) -> Result<ScopeAssignment, AppError> {
+    let inserted = diesel::insert_into(client_scopes::table)
+        .values((
+            client_scopes::client_id.eq(client_id),
+            client_scopes::scope_name.eq(scope_name),
+            client_scopes::bank_id.eq(bank_id),
+            client_scopes::assigned_at.eq(now.naive_utc()),
+        ))
+        .execute(connection);
+    match inserted {
+        // MultiConnection cannot return a Selectable struct, so read the row back by its key.
+        Ok(_) => Ok(client_scopes::table
+            .filter(client_scopes::client_id.eq(client_id))
+            .filter(client_scopes::scope_name.eq(scope_name))
+            .filter(client_scopes::bank_id.eq(bank_id))
+            .select(ScopeAssignment::as_select())
+            .first(connection)?),
+        Err(error) if is_unique_violation(&error) => Err(AppError::conflict(
+            "scope_already_assigned",
+            format!("scope {scope_name:?} is already assigned to client {client_id:?}"),
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub fn unassign(
+    connection: &mut DbConnection,
+    client_id: &str,
+    assignment_id: i64,
+) -> Result<bool, AppError> {
+    Ok(diesel::delete(
+        client_scopes::table
+            .filter(client_scopes::client_id.eq(client_id))
+            .filter(client_scopes::id.eq(assignment_id)),
+    )
+    .execute(connection)?
+        > 0)
+}
+
+pub fn unassign_all(connection: &mut DbConnection, client_id: &str) -> Result<usize, AppError> {
+    Ok(
+        diesel::delete(client_scopes::table.filter(client_scopes::client_id.eq(client_id)))
+            .execute(connection)?,
+    )
+}
+
+/// Which of `names` exist in the registry table, with their security level.
+pub fn scope_levels(
+    connection: &mut DbConnection,
+    names: &[String],
+) -> Result<Vec<(String, String)>, AppError> {
+    Ok(scopes::table
+        .filter(scopes::name.eq_any(names))
+        .select((scopes::name, scopes::security_level))
+        .load(connection)?)
+}

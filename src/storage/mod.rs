@@ -1,0 +1,218 @@
+//! Storage: one diesel code path for SQLite and PostgreSQL, a connection pool, embedded
+//! migrations, and the bridge that keeps blocking database calls off actix's async workers.
+
+pub mod clients;
+pub mod schema;
+pub mod signing_keys;
+pub mod users;
+
+use anyhow::Context;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+use crate::error::AppError;
+
+/// A connection to either backend. SQLite is listed last because it accepts any string.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type DbPool = Pool<ConnectionManager<DbConnection>>;
+pub type PooledDb = PooledConnection<ConnectionManager<DbConnection>>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// An arbitrary constant naming our migration lock among PostgreSQL advisory locks.
+const MIGRATION_LOCK_KEY: i64 = 0x0005_c09e_6a7e;
+
+/// What diesel's connection manager expects: a plain path for SQLite, the URL for PostgreSQL.
+fn connection_string(database_url: &str) -> String {
+    match database_url.strip_prefix("sqlite://") {
+        Some(path) => path.to_string(),
+        None => database_url.to_string(),
+    }
+}
+
+pub fn is_postgres(database_url: &str) -> bool {
+    database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
+}
+
+/// Sets the SQLite pragmas on every new connection: WAL so readers never block the writer,
+/// a busy timeout instead of immediate "database is locked", and enforced foreign keys.
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, connection: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(sqlite) = connection {
+            sqlite
+                .batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn build_pool(database_url: &str, max_size: u32) -> anyhow::Result<DbPool> {
+    let manager = ConnectionManager::<DbConnection>::new(connection_string(database_url));
+    Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(5))
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build(manager)
+        .with_context(|| format!("cannot open the database at {}", redact(database_url)))
+}
+
+/// The URL without a password, for messages and logs.
+pub fn redact(database_url: &str) -> String {
+    match (database_url.find("://"), database_url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &database_url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!(
+                    "{}{}:***{}",
+                    &database_url[..scheme_end + 3],
+                    user,
+                    &database_url[at..]
+                ),
+                None => database_url.to_string(),
+            }
+        }
+        _ => database_url.to_string(),
+    }
+}
+
+/// Runs pending migrations; returns how many ran. On PostgreSQL several instances may start
+/// at once, so the migrations run under an advisory lock.
+pub fn run_migrations(connection: &mut DbConnection) -> anyhow::Result<usize> {
+    let applied = match connection {
+        DbConnection::Postgresql(pg) => {
+            pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+            let result = pg
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|versions| versions.len());
+            pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+            result
+        }
+        DbConnection::Sqlite(sqlite) => sqlite
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|versions| versions.len()),
+    };
+    applied.map_err(|error| anyhow::anyhow!("migration failed: {error}"))
+}
+
+/// The pool plus the blocking bridge. Cloning is cheap.
+#[derive(Clone)]
+pub struct Database {
+    pool: DbPool,
+}
+
+impl Database {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<Self> {
+        Ok(Self::new(build_pool(database_url, pool_size)?))
+    }
+
+    /// A connection for synchronous code (CLI commands, startup).
+    pub fn get(&self) -> anyhow::Result<PooledDb> {
+        self.pool.get().context("no database connection available")
+    }
+
+    /// Runs `work` with a pooled connection on actix's blocking thread pool, never on an
+    /// async worker: both `pool.get()` and every diesel call block.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut connection = pool.get()?;
+            work(&mut connection)
+        })
+        .await?
+    }
+
+    /// Readiness: a trivial query answers.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        self.run(|connection| {
+            connection.batch_execute("SELECT 1")?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A read-then-write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, taking the write
+/// lock up front: deferred transactions that upgrade later fail with "database is locked"
+/// under contention instead of waiting on the busy timeout.
+pub fn write_transaction<T, E, F>(connection: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConnection as Connection>::TransactionManager;
+
+    let DbConnection::Sqlite(sqlite) = connection else {
+        return connection.transaction(work);
+    };
+    // The enum's transaction manager delegates to the SQLite connection's own, so opening the
+    // transaction on the inner connection is seen by every diesel call made through the enum.
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    match work(connection) {
+        Ok(value) => {
+            Manager::commit_transaction(connection)?;
+            Ok(value)
+        }
+        Err(error) => {
+            Manager::rollback_transaction(connection)?;
+            Err(error)
+        }
+    }
+}
+
+pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Lists are stored as JSON text: portable across both backends.
+pub fn to_json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".to_string())
+}
+
+pub fn from_json_text<T: serde::de::DeserializeOwned>(
+    column: &str,
+    text: &str,
+) -> Result<T, AppError> {
+    serde_json::from_str(text).map_err(|error| {
+        AppError::internal(anyhow::anyhow!(
+            "stored {column} is not valid JSON: {error}"
+        ))
+    })
+}
+
+/// A stored enum text that does not parse means the database was edited by hand.
+pub fn parse_column<T: std::str::FromStr<Err = String>>(
+    column: &str,
+    text: &str,
+) -> Result<T, AppError> {
+    text.parse().map_err(|error: String| {
+        AppError::internal(anyhow::anyhow!("stored {column} is invalid: {error}"))
+    })
+}

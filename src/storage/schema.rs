@@ -1,0 +1,162 @@
+//! Table definitions, written by hand with types that both backends share
+//! (diesel's MultiConnection supports no Timestamptz, Jsonb or arrays).
+
+diesel::table! {
+    scopes (name) {
+        name -> Text,
+        parent -> Nullable<Text>,
+        position -> Integer,
+        alias -> Nullable<Text>,
+        short_description -> Text,
+        description -> Nullable<Text>,
+        visibility -> Text,
+        default_scope -> Bool,
+        user_authorization_required -> Bool,
+        access_duration_days -> Integer,
+        max_access_count -> Integer,
+        security_level -> Text,
+        auth_types -> Text,
+        operations -> Text,
+        bank_level -> Bool,
+    }
+}
+
+diesel::table! {
+    registry_version (id) {
+        id -> Integer,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    clients (client_id) {
+        client_id -> Text,
+        name -> Text,
+        confidential -> Bool,
+        secret_hash -> Nullable<Text>,
+        redirect_uris -> Text,
+        grant_types -> Text,
+        security_level -> Text,
+        token_format -> Text,
+        can_introspect -> Bool,
+        admin -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    client_scopes (id) {
+        id -> BigInt,
+        client_id -> Text,
+        scope_name -> Text,
+        bank_id -> Text,
+        assigned_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        password_hash -> Text,
+        display_name -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    grants (id) {
+        id -> BigInt,
+        subject -> Text,
+        user_id -> Nullable<Text>,
+        client_id -> Text,
+        scope_name -> Text,
+        granted_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        access_count -> BigInt,
+    }
+}
+
+diesel::table! {
+    refresh_families (id) {
+        id -> Text,
+        client_id -> Text,
+        subject -> Text,
+        user_id -> Nullable<Text>,
+        scope -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        redirect_uri -> Text,
+        scope -> Text,
+        extensions -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        family_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    access_tokens (jti) {
+        jti -> Text,
+        token_hash -> Nullable<Text>,
+        format -> Text,
+        client_id -> Text,
+        subject -> Text,
+        user_id -> Nullable<Text>,
+        scope -> Text,
+        family_id -> Nullable<Text>,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        family_id -> Text,
+        scope -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        algorithm -> Text,
+        public_key_pem -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(client_scopes -> clients (client_id));
+diesel::joinable!(client_scopes -> scopes (scope_name));
+diesel::joinable!(grants -> clients (client_id));
+diesel::joinable!(grants -> scopes (scope_name));
+diesel::joinable!(refresh_tokens -> refresh_families (family_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    scopes,
+    registry_version,
+    clients,
+    client_scopes,
+    users,
+    grants,
+    refresh_families,
+    authorization_codes,
+    access_tokens,
+    refresh_tokens,
+    signing_keys,
+);

@@ -1,0 +1,95 @@
+//! The `users` table.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::users;
+use super::{is_unique_violation, DbConnection};
+use crate::domain::user::User;
+use crate::error::AppError;
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    id: String,
+    username: String,
+    password_hash: String,
+    display_name: Option<String>,
+    created_at: NaiveDateTime,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: row.id,
+            username: row.username,
+            display_name: row.display_name,
+            created_at: row.created_at.and_utc(),
+        }
+    }
+}
+
+pub fn insert(
+    connection: &mut DbConnection,
+    user: &User,
+    password_hash: &str,
+) -> Result<(), AppError> {
+    let row = UserRow {
+        id: user.id.clone(),
+        username: user.username.clone(),
+        password_hash: password_hash.to_string(),
+        display_name: user.display_name.clone(),
+        created_at: user.created_at.naive_utc(),
+    };
+    match diesel::insert_into(users::table)
+        .values(&row)
+        .execute(connection)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if is_unique_violation(&error) => Err(AppError::conflict(
+            "user_exists",
+            format!("a user named {:?} already exists", user.username),
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The user and the stored password hash, for a login check.
+pub fn find_with_password(
+    connection: &mut DbConnection,
+    username: &str,
+) -> Result<Option<(User, String)>, AppError> {
+    let row = users::table
+        .filter(users::username.eq(username))
+        .select(UserRow::as_select())
+        .first(connection)
+        .optional()?;
+    Ok(row.map(|row| {
+        let hash = row.password_hash.clone();
+        (User::from(row), hash)
+    }))
+}
+
+pub fn find_by_id(connection: &mut DbConnection, id: &str) -> Result<Option<User>, AppError> {
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(connection)
+        .optional()?
+        .map(User::from))
+}
+
+pub fn list(connection: &mut DbConnection) -> Result<Vec<User>, AppError> {
+    Ok(users::table
+        .order(users::username.asc())
+        .select(UserRow::as_select())
+        .load(connection)?
+        .into_iter()
+        .map(User::from)
+        .collect())
+}
+
+/// Deletes the user; its grants, codes and tokens go with it (foreign keys cascade).
+pub fn delete(connection: &mut DbConnection, username: &str) -> Result<bool, AppError> {
+    Ok(diesel::delete(users::table.filter(users::username.eq(username))).execute(connection)? > 0)
+}

@@ -1,0 +1,214 @@
+use crate::helpers::{cli_json, fresh_settings, run_cli, spawn_app_with};
+use diesel::prelude::*;
+use scopegate::secrets::SecretHasher;
+use scopegate::services::{clients, users};
+use scopegate::storage::Database;
+
+#[tokio::test]
+async fn a_user_and_a_client_made_by_the_cli_survive_a_restart_and_wrong_credentials_fail() {
+    let (settings, dir) = fresh_settings();
+    let user = cli_json(&run_cli(
+        &settings,
+        &["user", "create", "carol", "--password-stdin"],
+        Some("carol-password\n"),
+    ));
+    assert_eq!(user["username"], "carol");
+    let client = cli_json(&run_cli(
+        &settings,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Budget App",
+            "--redirect-uri",
+            "https://budget.example/cb",
+            "--security-level",
+            "C",
+        ],
+        None,
+    ));
+    let client_id = client["client_id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+    assert!(secret.len() >= 43, "a 256-bit secret");
+    assert_eq!(client["security_level"], "C");
+    assert_eq!(client["confidential"], true);
+
+    // A server start on the same database sees them.
+    let app = spawn_app_with(settings.clone(), dir).await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+
+    let db = Database::connect(&settings.database_url, 1).unwrap();
+    let hasher = SecretHasher::load_or_create(&settings.keys_dir).unwrap();
+    let mut connection = db.get().unwrap();
+    assert!(
+        users::authenticate(&mut connection, "carol", "carol-password")
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        users::authenticate(&mut connection, "carol", "carol-passwore")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        users::authenticate(&mut connection, "nobody", "carol-password")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        clients::authenticate(&mut connection, &hasher, &client_id, &secret)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        clients::authenticate(&mut connection, &hasher, &client_id, "wrong")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        clients::authenticate(&mut connection, &hasher, "c_unknown", &secret)
+            .unwrap()
+            .is_none()
+    );
+
+    // Neither the password nor the secret is stored in a recoverable form.
+    use scopegate::storage::schema::{clients as clients_table, users as users_table};
+    let password_hash: String = users_table::table
+        .filter(users_table::username.eq("carol"))
+        .select(users_table::password_hash)
+        .first(&mut connection)
+        .unwrap();
+    assert!(password_hash.starts_with("$argon2id$"), "{password_hash}");
+    assert!(!password_hash.contains("carol-password"));
+    let secret_hash: Option<String> = clients_table::table
+        .find(&client_id)
+        .select(clients_table::secret_hash)
+        .first(&mut connection)
+        .unwrap();
+    let secret_hash = secret_hash.unwrap();
+    assert_ne!(secret_hash, secret);
+    assert!(!secret_hash.contains(&secret));
+    assert_eq!(secret_hash.len(), 64, "an HMAC-SHA-256 in hex");
+}
+
+#[tokio::test]
+async fn a_duplicate_username_is_refused_with_a_clear_message() {
+    let (settings, _dir) = fresh_settings();
+    cli_json(&run_cli(
+        &settings,
+        &["user", "create", "dave", "--password-stdin"],
+        Some("dave-password"),
+    ));
+    let again = run_cli(
+        &settings,
+        &["user", "create", "dave", "--password-stdin"],
+        Some("dave-password"),
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[tokio::test]
+async fn client_create_refuses_bad_flags_naming_the_problem() {
+    let (settings, _dir) = fresh_settings();
+    let bad_level = run_cli(
+        &settings,
+        &["client", "create", "--name", "x", "--security-level", "Z"],
+        None,
+    );
+    assert!(!bad_level.status.success());
+    assert!(String::from_utf8_lossy(&bad_level.stderr).contains("security level"));
+
+    let public_cc = run_cli(
+        &settings,
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--public",
+            "--grant-type",
+            "client_credentials",
+        ],
+        None,
+    );
+    assert!(!public_cc.status.success());
+    assert!(String::from_utf8_lossy(&public_cc.stderr).contains("grant_types"));
+
+    let unknown_scope = run_cli(
+        &settings,
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--scope",
+            "no.such.scope",
+        ],
+        None,
+    );
+    assert!(!unknown_scope.status.success());
+    assert!(String::from_utf8_lossy(&unknown_scope.stderr).contains("no.such.scope"));
+}
+
+#[tokio::test]
+async fn a_public_client_gets_no_secret_and_an_admin_client_gets_the_admin_scope() {
+    let (settings, _dir) = fresh_settings();
+    let public = cli_json(&run_cli(
+        &settings,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Mobile",
+            "--public",
+            "--redirect-uri",
+            "com.example.app://cb",
+        ],
+        None,
+    ));
+    assert!(public.get("client_secret").is_none());
+    assert_eq!(public["confidential"], false);
+
+    let admin = cli_json(&run_cli(
+        &settings,
+        &["client", "create", "--name", "Ops", "--admin"],
+        None,
+    ));
+    let db = Database::connect(&settings.database_url, 1).unwrap();
+    let assigned = scopegate::storage::clients::assignments(
+        &mut db.get().unwrap(),
+        admin["client_id"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        assigned
+            .iter()
+            .map(|a| a.scope_name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["scopegate:admin"]
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_config_key_is_an_error_naming_it() {
+    let (settings, dir) = fresh_settings();
+    let config = dir.path().join("scopegate.toml");
+    std::fs::write(&config, "bind = \"127.0.0.1:0\"\nlisten_port = 8080\n").unwrap();
+    let output = run_cli(
+        &settings,
+        &["--config", config.to_str().unwrap(), "migrate"],
+        None,
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("listen_port"));
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent() {
+    let (settings, _dir) = fresh_settings();
+    let first = cli_json(&run_cli(&settings, &["migrate"], None));
+    assert_eq!(first["migrations_applied"], 1);
+    let second = cli_json(&run_cli(&settings, &["migrate"], None));
+    assert_eq!(second["migrations_applied"], 0);
+}

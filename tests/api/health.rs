@@ -1,0 +1,66 @@
+use crate::helpers::{is_postgres, spawn_app};
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = spawn_app().await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["status"],
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn readyz_answers_ready_while_the_database_is_reachable() {
+    let app = spawn_app().await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_json_404() {
+    let app = spawn_app().await;
+    let response = app.get("/no/such/thing").await;
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("/no/such/thing"));
+}
+
+/// PostgreSQL only: dropping the database under the running server makes it unreachable,
+/// which SQLite (a file the process holds open) cannot be made to be.
+#[tokio::test]
+async fn readyz_is_503_when_the_database_is_gone() {
+    if !is_postgres() {
+        eprintln!("skipped on SQLite: an open SQLite file cannot be made unreachable");
+        return;
+    }
+    let app = spawn_app().await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let admin_url = std::env::var("SCOPEGATE_TEST_POSTGRES_URL").unwrap();
+    let name = app
+        .settings
+        .database_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut admin = diesel::PgConnection::establish(&admin_url).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .unwrap();
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary: the real server over HTTP, on SQLite by default and on
+//! PostgreSQL when SCOPEGATE_TEST_POSTGRES_URL is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod health;
+mod helpers;
+mod keys;
