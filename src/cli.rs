@@ -10,17 +10,15 @@ use crate::config::{Settings, SettingsLayer};
 use crate::domain::client::{ClientRegistration, TokenFormat};
 use crate::domain::clock::Clock;
 use crate::domain::scope::{GrantType, SecurityLevel};
+use crate::domain::scope_document::ScopeDocument;
 use crate::keys;
-use crate::services::{clients, users};
+use crate::services::registry::Registry;
+use crate::services::{clients, demo, users};
 use crate::startup::Application;
 use crate::storage::{self, signing_keys, Database};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "scopegate",
-    version,
-    about = "OAuth 2.0 authorization server with a hierarchical scope registry"
-)]
+#[command(name = "scopegate", version, about = "OAuth 2.0 authorization server with a hierarchical scope registry")]
 pub struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, value_name = "FILE")]
@@ -47,13 +45,28 @@ enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage the scope registry.
+    #[command(subcommand)]
+    Scope(ScopeCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
 }
 
+#[derive(Debug, Subcommand)]
+enum ScopeCommand {
+    /// Upsert the scopes of a JSON or YAML tree document ({"scopes": [...]}); idempotent. A bad
+    /// document is refused whole.
+    Import { file: PathBuf },
+    /// Print the whole registry as a JSON tree document.
+    Export,
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
+    /// Seed the Online Bank demo (idempotent) and print where to start.
+    #[arg(long)]
+    demo: bool,
     /// Address to listen on (env SCOPEGATE_BIND).
     #[arg(long)]
     bind: Option<String>,
@@ -126,42 +139,28 @@ pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCOPEGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stderr: stdout is for the JSON a command returns.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut flags = SettingsLayer {
-        database_url: cli.database_url,
-        keys_dir: cli.keys_dir,
-        ..Default::default()
-    };
+    let mut flags = SettingsLayer { database_url: cli.database_url, keys_dir: cli.keys_dir, ..Default::default() };
     if let Command::Serve(args) = &cli.command {
         flags.bind = args.bind.clone();
         flags.issuer = args.issuer.clone();
     }
     let settings = Settings::load(cli.config.as_deref(), flags)?;
     match cli.command {
-        Command::Serve(_) => serve(settings),
+        Command::Serve(args) => serve(settings, args.demo),
         Command::Migrate => {
             let db = Database::connect(&settings.database_url, 1)?;
             let applied = storage::run_migrations(&mut *db.get()?)?;
             print_json(&json!({ "migrations_applied": applied }))
         }
-        Command::User(UserCommand::Create {
-            username,
-            password_stdin: _,
-            display_name,
-        }) => {
+        Command::User(UserCommand::Create { username, password_stdin: _, display_name }) => {
             let password = read_password_from_stdin()?;
             let db = migrated_database(&settings)?;
-            let new_user = users::NewUser {
-                username: &username,
-                password: &password,
-                display_name: display_name.as_deref(),
-            };
+            let new_user =
+                users::NewUser { username: &username, password: &password, display_name: display_name.as_deref() };
             let user = users::create(&mut *db.get()?, new_user, Clock::from_env().now())?;
             print_json(&user)
         }
@@ -188,15 +187,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             print_json(&registered)
         }
+        Command::Scope(ScopeCommand::Import { file }) => {
+            let document = read_scope_document(&file)?;
+            let db = migrated_database(&settings)?;
+            let mut connection = db.get()?;
+            let registry = Registry::load(&mut connection)?;
+            let counts = registry.import(&mut connection, &document.scopes)?;
+            let total = registry.snapshot().tree.len();
+            print_json(&json!({ "created": counts.created, "updated": counts.updated, "scopes": total }))
+        }
+        Command::Scope(ScopeCommand::Export) => {
+            let db = migrated_database(&settings)?;
+            let registry = Registry::load(&mut *db.get()?)?;
+            print_json(&ScopeDocument { scopes: registry.snapshot().tree.export() })
+        }
         Command::Keys(KeysCommand::Rotate) => {
             let db = migrated_database(&settings)?;
             let now = Clock::from_env().now();
             let key = keys::generate(&settings.keys_dir, now)?;
             signing_keys::register_current(&mut *db.get()?, &key.kid, &key.public_key_pem, now)?;
-            eprintln!(
-                "New signing key {}; running servers sign with it after their next restart.",
-                key.kid
-            );
+            eprintln!("New signing key {}; running servers sign with it after their next restart.", key.kid);
             print_json(&json!({ "kid": key.kid }))
         }
     }
@@ -210,14 +220,9 @@ fn migrated_database(settings: &Settings) -> anyhow::Result<Database> {
 
 fn read_password_from_stdin() -> anyhow::Result<String> {
     let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .context("cannot read the password from stdin")?;
+    std::io::stdin().read_to_string(&mut input).context("cannot read the password from stdin")?;
     // One trailing newline is the terminator of `echo`, not part of the password.
-    let password = input
-        .strip_suffix('\n')
-        .map(|p| p.strip_suffix('\r').unwrap_or(p))
-        .unwrap_or(&input);
+    let password = input.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&input);
     if password.is_empty() {
         bail!("no password on stdin");
     }
@@ -229,11 +234,34 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(settings: Settings) -> anyhow::Result<()> {
+/// A scope document from a file: YAML when the name says so, JSON otherwise. Parse errors
+/// name the path of the bad node.
+fn read_scope_document(file: &std::path::Path) -> anyhow::Result<ScopeDocument> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let is_yaml = matches!(file.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+    let document = if is_yaml {
+        serde_yaml_ng::from_str(&text).map_err(|error| anyhow::anyhow!("{error}"))
+    } else {
+        let mut deserializer = serde_json::Deserializer::from_str(&text);
+        serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|error| anyhow::anyhow!("at {}: {}", error.path(), error.inner()))
+    };
+    document.with_context(|| format!("{} is not a valid scope document", file.display()))
+}
+
+fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let issuer = settings.issuer.clone();
         let database = storage::redact(&settings.database_url);
         let application = Application::build(settings)?;
+        if demo {
+            let state = application.state();
+            let seed = {
+                let mut connection = state.db.get()?;
+                demo::seed(&mut connection, &state.hasher, &state.registry, &issuer, state.clock.now())?
+            };
+            println!("{}", demo::banner(&issuer, &seed));
+        }
         tracing::info!(port = application.port(), %issuer, %database, "scopegate is listening");
         application.run_until_stopped().await?;
         tracing::info!("scopegate stopped");

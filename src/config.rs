@@ -60,8 +60,8 @@ pub struct SettingsLayer {
 
 impl SettingsLayer {
     pub fn from_toml_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 
@@ -71,10 +71,7 @@ impl SettingsLayer {
         let number = |key: &str| -> anyhow::Result<Option<i64>> {
             lookup(key)
                 .map(|value| {
-                    value
-                        .trim()
-                        .parse::<i64>()
-                        .with_context(|| format!("{key} must be an integer, got {value:?}"))
+                    value.trim().parse::<i64>().with_context(|| format!("{key} must be an integer, got {value:?}"))
                 })
                 .transpose()
         };
@@ -117,9 +114,7 @@ impl Settings {
         if let Some(path) = config_file {
             settings = settings.apply(SettingsLayer::from_toml_file(path)?);
         }
-        let settings = settings
-            .apply(SettingsLayer::from_env(|key| std::env::var(key).ok())?)
-            .apply(flags);
+        let settings = settings.apply(SettingsLayer::from_env(|key| std::env::var(key).ok())?).apply(flags);
         settings.validate()?;
         Ok(settings)
     }
@@ -129,29 +124,15 @@ impl Settings {
             || self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://"))
         {
-            bail!(
-                "database_url must start with sqlite:// or postgres://, got {:?}",
-                self.database_url
-            );
+            bail!("database_url must start with sqlite:// or postgres://, got {:?}", self.database_url);
         }
-        if !(self.issuer.starts_with("http://") || self.issuer.starts_with("https://"))
-            || self.issuer.ends_with('/')
-        {
-            bail!(
-                "issuer must be an http(s) URL without a trailing slash, got {:?}",
-                self.issuer
-            );
+        if !(self.issuer.starts_with("http://") || self.issuer.starts_with("https://")) || self.issuer.ends_with('/') {
+            bail!("issuer must be an http(s) URL without a trailing slash, got {:?}", self.issuer);
         }
         for (name, value) in [
             ("code_lifetime_seconds", self.code_lifetime_seconds),
-            (
-                "access_token_lifetime_seconds",
-                self.access_token_lifetime_seconds,
-            ),
-            (
-                "refresh_token_lifetime_seconds",
-                self.refresh_token_lifetime_seconds,
-            ),
+            ("access_token_lifetime_seconds", self.access_token_lifetime_seconds),
+            ("refresh_token_lifetime_seconds", self.refresh_token_lifetime_seconds),
         ] {
             if value <= 0 {
                 bail!("{name} must be positive, got {value}");
@@ -175,23 +156,16 @@ mod tests {
 
     #[test]
     fn an_unknown_key_in_the_file_is_refused_by_name() {
-        let error =
-            toml::from_str::<SettingsLayer>("bind = \"0.0.0.0:1\"\nbindd = 3\n").unwrap_err();
+        let error = toml::from_str::<SettingsLayer>("bind = \"0.0.0.0:1\"\nbindd = 3\n").unwrap_err();
         assert!(error.to_string().contains("bindd"), "{error}");
     }
 
     #[test]
     fn later_layers_override_earlier_ones() {
-        let file: SettingsLayer =
-            toml::from_str("bind = \"0.0.0.0:1\"\nissuer = \"https://file\"").unwrap();
-        let env = SettingsLayer::from_env(|key| {
-            (key == "SCOPEGATE_ISSUER").then(|| "https://env".to_string())
-        })
-        .unwrap();
-        let flags = SettingsLayer {
-            database_url: Some("postgres://flag".into()),
-            ..Default::default()
-        };
+        let file: SettingsLayer = toml::from_str("bind = \"0.0.0.0:1\"\nissuer = \"https://file\"").unwrap();
+        let env =
+            SettingsLayer::from_env(|key| (key == "SCOPEGATE_ISSUER").then(|| "https://env".to_string())).unwrap();
+        let flags = SettingsLayer { database_url: Some("postgres://flag".into()), ..Default::default() };
         let settings = Settings::default().apply(file).apply(env).apply(flags);
         assert_eq!(settings.bind, "0.0.0.0:1");
         assert_eq!(settings.issuer, "https://env");
@@ -201,26 +175,17 @@ mod tests {
 
     #[test]
     fn a_non_numeric_lifetime_in_the_environment_is_an_error() {
-        let error = SettingsLayer::from_env(|key| {
-            (key == "SCOPEGATE_ACCESS_TOKEN_LIFETIME_SECONDS").then(|| "ten".into())
-        })
-        .unwrap_err();
-        assert!(error
-            .to_string()
-            .contains("SCOPEGATE_ACCESS_TOKEN_LIFETIME_SECONDS"));
+        let error =
+            SettingsLayer::from_env(|key| (key == "SCOPEGATE_ACCESS_TOKEN_LIFETIME_SECONDS").then(|| "ten".into()))
+                .unwrap_err();
+        assert!(error.to_string().contains("SCOPEGATE_ACCESS_TOKEN_LIFETIME_SECONDS"));
     }
 
     #[test]
     fn bad_urls_are_refused() {
-        let settings = Settings {
-            database_url: "mysql://x".into(),
-            ..Default::default()
-        };
+        let settings = Settings { database_url: "mysql://x".into(), ..Default::default() };
         assert!(settings.validate().is_err());
-        let settings = Settings {
-            issuer: "http://x/".into(),
-            ..Default::default()
-        };
+        let settings = Settings { issuer: "http://x/".into(), ..Default::default() };
         assert!(settings.validate().is_err());
         assert!(Settings::default().validate().is_ok());
     }

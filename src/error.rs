@@ -10,34 +10,18 @@ use serde::Serialize;
 pub enum AppError {
     /// Malformed or invalid input: 400.
     #[error("{description}")]
-    BadRequest {
-        code: &'static str,
-        description: String,
-    },
+    BadRequest { code: &'static str, description: String },
     /// No or bad credentials: 401 with a `WWW-Authenticate` challenge.
     #[error("{description}")]
-    Unauthorized {
-        code: &'static str,
-        description: String,
-        challenge: String,
-    },
+    Unauthorized { code: &'static str, description: String, challenge: String },
     /// Authenticated but not allowed: 403.
     #[error("{description}")]
-    Forbidden {
-        code: &'static str,
-        description: String,
-    },
+    Forbidden { code: &'static str, description: String },
     #[error("{description}")]
-    NotFound {
-        code: &'static str,
-        description: String,
-    },
+    NotFound { code: &'static str, description: String },
     /// The request conflicts with stored state (in use, already exists): 409.
     #[error("{description}")]
-    Conflict {
-        code: &'static str,
-        description: String,
-    },
+    Conflict { code: &'static str, description: String },
     /// A dependency (the database) is unreachable: 503.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -53,10 +37,7 @@ pub struct ErrorBody<'a> {
 
 impl AppError {
     pub fn bad_request(code: &'static str, description: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            description: description.into(),
-        }
+        Self::BadRequest { code, description: description.into() }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -64,17 +45,11 @@ impl AppError {
     }
 
     pub fn not_found(code: &'static str, description: impl Into<String>) -> Self {
-        Self::NotFound {
-            code,
-            description: description.into(),
-        }
+        Self::NotFound { code, description: description.into() }
     }
 
     pub fn conflict(code: &'static str, description: impl Into<String>) -> Self {
-        Self::Conflict {
-            code,
-            description: description.into(),
-        }
+        Self::Conflict { code, description: description.into() }
     }
 
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
@@ -124,10 +99,22 @@ impl ResponseError for AppError {
         if let Self::Unauthorized { challenge, .. } = self {
             response.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
         }
-        response.json(ErrorBody {
-            error: self.code(),
-            error_description: &description,
-        })
+        response.json(ErrorBody { error: self.code(), error_description: &description })
+    }
+}
+
+impl From<crate::domain::scope_tree::ScopeTreeError> for AppError {
+    fn from(error: crate::domain::scope_tree::ScopeTreeError) -> Self {
+        use crate::domain::scope_tree::ScopeTreeError as E;
+        let code = error.code();
+        let description = error.to_string();
+        match error {
+            E::UnknownScope(_) => Self::NotFound { code, description },
+            E::DuplicateName(_) | E::InUse(_) => Self::Conflict { code, description },
+            E::InvalidScope { .. } | E::UnknownParent(_) | E::NameImmutable { .. } | E::InvalidMove(_) => {
+                Self::BadRequest { code, description }
+            }
+        }
     }
 }
 

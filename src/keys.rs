@@ -9,9 +9,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::EncodingKey;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rand::RngCore;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -20,8 +18,7 @@ use std::path::{Path, PathBuf};
 /// A private key file: writable by its owner only.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -30,9 +27,7 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(contents)?;
     file.sync_all()?;
     Ok(())
@@ -48,9 +43,7 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
@@ -78,9 +71,8 @@ pub fn generate(keys_dir: &Path, now: DateTime<Utc>) -> anyhow::Result<SigningKe
             break secret;
         }
     };
-    let pem = secret
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|error| anyhow::anyhow!("cannot encode the new key: {error}"))?;
+    let pem =
+        secret.to_pkcs8_pem(LineEnding::LF).map_err(|error| anyhow::anyhow!("cannot encode the new key: {error}"))?;
     let kid = new_kid(now);
     write_private_file(&key_path(keys_dir, &kid), pem.as_bytes())?;
     load(keys_dir, &kid)
@@ -88,22 +80,16 @@ pub fn generate(keys_dir: &Path, now: DateTime<Utc>) -> anyhow::Result<SigningKe
 
 fn load(keys_dir: &Path, kid: &str) -> anyhow::Result<SigningKey> {
     let path = key_path(keys_dir, kid);
-    let pem = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let secret = p256::SecretKey::from_pkcs8_pem(&pem).map_err(|error| {
-        anyhow::anyhow!("{} is not a PKCS#8 P-256 key: {error}", path.display())
-    })?;
+    let pem = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let secret = p256::SecretKey::from_pkcs8_pem(&pem)
+        .map_err(|error| anyhow::anyhow!("{} is not a PKCS#8 P-256 key: {error}", path.display()))?;
     let public_key_pem = secret
         .public_key()
         .to_public_key_pem(LineEnding::LF)
         .map_err(|error| anyhow::anyhow!("cannot encode the public key of {kid}: {error}"))?;
     let encoding_key = EncodingKey::from_ec_pem(pem.as_bytes())
         .with_context(|| format!("{} cannot be used for ES256", path.display()))?;
-    Ok(SigningKey {
-        kid: kid.to_string(),
-        encoding_key,
-        public_key_pem,
-    })
+    Ok(SigningKey { kid: kid.to_string(), encoding_key, public_key_pem })
 }
 
 /// Every key in the directory, oldest first.
@@ -112,9 +98,7 @@ pub fn load_all(keys_dir: &Path) -> anyhow::Result<Vec<SigningKey>> {
         return Ok(Vec::new());
     }
     let mut kids = Vec::new();
-    for entry in std::fs::read_dir(keys_dir)
-        .with_context(|| format!("cannot list {}", keys_dir.display()))?
-    {
+    for entry in std::fs::read_dir(keys_dir).with_context(|| format!("cannot list {}", keys_dir.display()))? {
         let path = entry?.path();
         if path.extension().and_then(|e| e.to_str()) == Some(KEY_EXTENSION) {
             if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
@@ -170,10 +154,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(key_path(dir.path(), &first[0].kid))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(key_path(dir.path(), &first[0].kid)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -183,11 +164,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = generate(dir.path(), Utc::now() - chrono::Duration::days(1)).unwrap();
         let new = generate(dir.path(), Utc::now()).unwrap();
-        let kids: Vec<_> = load_all(dir.path())
-            .unwrap()
-            .into_iter()
-            .map(|k| k.kid)
-            .collect();
+        let kids: Vec<_> = load_all(dir.path()).unwrap().into_iter().map(|k| k.kid).collect();
         assert_eq!(kids, vec![old.kid, new.kid]);
     }
 
@@ -198,19 +175,7 @@ mod tests {
         let jwk = public_jwk(&key.kid, &key.public_key_pem).unwrap();
         assert_eq!(jwk["kty"], "EC");
         assert_eq!(jwk["kid"], key.kid.as_str());
-        assert_eq!(
-            URL_SAFE_NO_PAD
-                .decode(jwk["x"].as_str().unwrap())
-                .unwrap()
-                .len(),
-            32
-        );
-        assert_eq!(
-            URL_SAFE_NO_PAD
-                .decode(jwk["y"].as_str().unwrap())
-                .unwrap()
-                .len(),
-            32
-        );
+        assert_eq!(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap().len(), 32);
+        assert_eq!(URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap().len(), 32);
     }
 }

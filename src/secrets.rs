@@ -50,10 +50,8 @@ impl SecretHasher {
     pub fn load_or_create(keys_dir: &Path) -> anyhow::Result<Self> {
         let path = keys_dir.join(SERVER_SECRET_FILE);
         if path.exists() {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let bytes = hex::decode(text.trim())
-                .with_context(|| format!("{} is not hex", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = hex::decode(text.trim()).with_context(|| format!("{} is not hex", path.display()))?;
             let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) else {
                 bail!("{} must hold 32 bytes of hex", path.display());
             };
@@ -92,8 +90,7 @@ impl SecretHasher {
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let mut salt_bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut salt_bytes);
-    let salt =
-        SaltString::encode_b64(&salt_bytes).map_err(|error| anyhow::anyhow!("salt: {error}"))?;
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|error| anyhow::anyhow!("salt: {error}"))?;
     let hash = Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map_err(|error| anyhow::anyhow!("argon2: {error}"))?;
@@ -102,11 +99,7 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     PasswordHash::new(stored_hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
 }
 
@@ -128,9 +121,7 @@ mod tests {
     fn client_secrets_carry_256_bits_in_url_safe_characters() {
         let secret = new_client_secret();
         assert_eq!(URL_SAFE_NO_PAD.decode(&secret).unwrap().len(), 32);
-        assert!(secret
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_ne!(secret, new_client_secret());
     }
 

@@ -3,6 +3,7 @@
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
+use std::time::Duration;
 
 use crate::config::Settings;
 use crate::http;
@@ -11,6 +12,7 @@ use crate::state::AppState;
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -24,11 +26,9 @@ impl Application {
 
     pub fn with_state(state: AppState, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .max(2);
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let state = web::Data::new(state);
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(tracing_actix_web::TracingLogger::default())
@@ -40,7 +40,11 @@ impl Application {
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, state: app_state })
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -49,6 +53,24 @@ impl Application {
 
     /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests (up to 10 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let poller = tokio::spawn(keep_registry_fresh(self.state.clone()));
+        let result = self.server.await;
+        poller.abort();
+        result
+    }
+}
+
+/// Picks up registry changes made by other instances or by the CLI.
+async fn keep_registry_fresh(state: web::Data<AppState>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(state.settings.registry_poll_millis.max(50)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let registry = state.registry.clone();
+        match state.db.run(move |connection| registry.refresh(connection)).await {
+            Ok(true) => tracing::info!(version = state.registry.snapshot().version, "scope registry reloaded"),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "cannot check the scope registry version"),
+        }
     }
 }

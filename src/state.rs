@@ -1,11 +1,13 @@
 //! What every request handler shares, prepared once at start.
 
 use anyhow::Context;
+use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::clock::Clock;
 use crate::keys::{self, SigningKey};
 use crate::secrets::SecretHasher;
+use crate::services::registry::Registry;
 use crate::storage::{self, signing_keys, Database};
 
 pub struct AppState {
@@ -15,6 +17,8 @@ pub struct AppState {
     pub clock: Clock,
     /// The key new tokens are signed with: the newest in the keys directory.
     pub signing_key: SigningKey,
+    /// The scope tree, cached in memory and kept in step with the database.
+    pub registry: Arc<Registry>,
 }
 
 impl AppState {
@@ -31,21 +35,11 @@ impl AppState {
         let keys = keys::load_or_create(&settings.keys_dir, clock.now())?;
         let mut connection = db.get()?;
         for key in &keys {
-            signing_keys::register_current(
-                &mut connection,
-                &key.kid,
-                &key.public_key_pem,
-                clock.now(),
-            )
-            .map_err(|error| anyhow::anyhow!("cannot register signing key {}: {error}", key.kid))?;
+            signing_keys::register_current(&mut connection, &key.kid, &key.public_key_pem, clock.now())
+                .map_err(|error| anyhow::anyhow!("cannot register signing key {}: {error}", key.kid))?;
         }
         let signing_key = keys.last().cloned().context("no signing key")?;
-        Ok(Self {
-            settings,
-            db,
-            hasher,
-            clock,
-            signing_key,
-        })
+        let registry = Arc::new(Registry::load(&mut connection)?);
+        Ok(Self { settings, db, hasher, clock, signing_key, registry })
     }
 }

@@ -56,9 +56,7 @@ impl Client {
 
     /// Exact string match (RFC 9700 §4.1.3): no prefix, pattern or port leniency.
     pub fn has_redirect_uri(&self, uri: &str) -> bool {
-        self.redirect_uris
-            .iter()
-            .any(|registered| registered == uri)
+        self.redirect_uris.iter().any(|registered| registered == uri)
     }
 }
 
@@ -108,28 +106,16 @@ impl ClientRegistration {
         }
         let grant_types = self.effective_grant_types();
         if grant_types.is_empty() {
-            return Err((
-                "grant_types",
-                "a public client needs a redirect URI for the authorization code flow".into(),
-            ));
+            return Err(("grant_types", "a public client needs a redirect URI for the authorization code flow".into()));
         }
         if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
-            return Err((
-                "redirect_uris",
-                "the authorization_code grant needs at least one redirect URI".into(),
-            ));
+            return Err(("redirect_uris", "the authorization_code grant needs at least one redirect URI".into()));
         }
         if self.public && grant_types.contains(&GrantType::ClientCredentials) {
-            return Err((
-                "grant_types",
-                "a public client cannot use client_credentials: it has no secret".into(),
-            ));
+            return Err(("grant_types", "a public client cannot use client_credentials: it has no secret".into()));
         }
         if self.public && (self.admin || self.can_introspect) {
-            return Err((
-                "public",
-                "admin and introspecting clients must be confidential".into(),
-            ));
+            return Err(("public", "admin and introspecting clients must be confidential".into()));
         }
         Ok(())
     }
@@ -141,10 +127,8 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return Err(format!("redirect URI {uri:?} must be an absolute URI"));
     };
-    let scheme_ok = !scheme.is_empty()
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let scheme_ok =
+        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     if !scheme_ok || rest.is_empty() {
         return Err(format!("redirect URI {uri:?} must be an absolute URI"));
     }
@@ -162,53 +146,33 @@ mod tests {
     use super::*;
 
     fn registration() -> ClientRegistration {
-        ClientRegistration {
-            name: "Online Bank".into(),
-            ..Default::default()
-        }
+        ClientRegistration { name: "Online Bank".into(), ..Default::default() }
     }
 
     #[test]
     fn a_confidential_client_without_redirects_defaults_to_client_credentials() {
-        assert_eq!(
-            registration().effective_grant_types(),
-            vec![GrantType::ClientCredentials]
-        );
+        assert_eq!(registration().effective_grant_types(), vec![GrantType::ClientCredentials]);
         assert!(registration().validate().is_ok());
     }
 
     #[test]
     fn a_client_with_a_redirect_uri_gets_the_code_flow() {
-        let r = ClientRegistration {
-            redirect_uris: vec!["https://app.example/cb".into()],
-            ..registration()
-        };
+        let r = ClientRegistration { redirect_uris: vec!["https://app.example/cb".into()], ..registration() };
         assert_eq!(
             r.effective_grant_types(),
-            vec![
-                GrantType::AuthorizationCode,
-                GrantType::ClientCredentials,
-                GrantType::RefreshToken
-            ]
+            vec![GrantType::AuthorizationCode, GrantType::ClientCredentials, GrantType::RefreshToken]
         );
     }
 
     #[test]
     fn a_public_client_cannot_use_client_credentials() {
-        let r = ClientRegistration {
-            public: true,
-            grant_types: vec![GrantType::ClientCredentials],
-            ..registration()
-        };
+        let r = ClientRegistration { public: true, grant_types: vec![GrantType::ClientCredentials], ..registration() };
         assert_eq!(r.validate().unwrap_err().0, "grant_types");
     }
 
     #[test]
     fn the_code_flow_needs_a_redirect_uri() {
-        let r = ClientRegistration {
-            grant_types: vec![GrantType::AuthorizationCode],
-            ..registration()
-        };
+        let r = ClientRegistration { grant_types: vec![GrantType::AuthorizationCode], ..registration() };
         assert_eq!(r.validate().unwrap_err().0, "redirect_uris");
     }
 

@@ -20,13 +20,8 @@ impl Clock {
     pub fn from_env() -> Self {
         #[cfg(feature = "test-clock")]
         {
-            if let Some(offset) = std::env::var("SCOPEGATE_CLOCK_OFFSET_SECONDS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-            {
-                return Self {
-                    offset_seconds: offset,
-                };
+            if let Some(offset) = std::env::var("SCOPEGATE_CLOCK_OFFSET_SECONDS").ok().and_then(|v| v.parse().ok()) {
+                return Self { offset_seconds: offset };
             }
         }
         Self::system()

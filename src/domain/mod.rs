@@ -4,4 +4,6 @@
 pub mod client;
 pub mod clock;
 pub mod scope;
+pub mod scope_document;
+pub mod scope_tree;
 pub mod user;

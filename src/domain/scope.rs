@@ -78,9 +78,7 @@ impl FromStr for Visibility {
         match s {
             "public" => Ok(Self::Public),
             "private" => Ok(Self::Private),
-            other => Err(format!(
-                "visibility must be public or private, not {other:?}"
-            )),
+            other => Err(format!("visibility must be public or private, not {other:?}")),
         }
     }
 }
@@ -95,11 +93,7 @@ pub enum GrantType {
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [
-        Self::AuthorizationCode,
-        Self::ClientCredentials,
-        Self::RefreshToken,
-    ];
+    pub const ALL: [GrantType; 3] = [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -119,24 +113,17 @@ impl fmt::Display for GrantType {
 impl FromStr for GrantType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|grant_type| grant_type.as_str() == s)
-            .ok_or_else(|| {
-                format!("grant type must be authorization_code, client_credentials or refresh_token, not {s:?}")
-            })
+        Self::ALL.into_iter().find(|grant_type| grant_type.as_str() == s).ok_or_else(|| {
+            format!("grant type must be authorization_code, client_credentials or refresh_token, not {s:?}")
+        })
     }
 }
 
 /// A scope name: 1–128 characters of `A-Za-z0-9._:-`.
 pub fn validate_scope_name(name: &str) -> Result<(), String> {
-    let valid_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    let valid_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
     if name.is_empty() || name.len() > 128 || !valid_chars {
-        return Err(format!(
-            "scope name {name:?} must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
-        ));
+        return Err(format!("scope name {name:?} must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'"));
     }
     Ok(())
 }

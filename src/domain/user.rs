@@ -14,9 +14,7 @@ pub struct User {
 
 /// 1–64 characters of letters, digits and `._@-`.
 pub fn validate_username(username: &str) -> Result<(), String> {
-    let valid_chars = username
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'));
+    let valid_chars = username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'));
     if username.is_empty() || username.len() > 64 || !valid_chars {
         return Err(format!(
             "username {username:?} must be 1 to 64 characters of letters, digits, '.', '_', '@' and '-'"

@@ -10,18 +10,22 @@ use crate::error::AppError;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
-        .app_data(web::JsonConfig::default().error_handler(|error, _| {
-            AppError::invalid_request(format!("malformed JSON body: {error}")).into()
-        }))
-        .app_data(web::FormConfig::default().error_handler(|error, _| {
-            AppError::invalid_request(format!("malformed form body: {error}")).into()
-        }))
-        .app_data(web::QueryConfig::default().error_handler(|error, _| {
-            AppError::invalid_request(format!("malformed query string: {error}")).into()
-        }))
-        .app_data(web::PathConfig::default().error_handler(|error, _| {
-            AppError::invalid_request(format!("malformed path: {error}")).into()
-        }))
+        .app_data(
+            web::JsonConfig::default()
+                .error_handler(|error, _| AppError::invalid_request(format!("malformed JSON body: {error}")).into()),
+        )
+        .app_data(
+            web::FormConfig::default()
+                .error_handler(|error, _| AppError::invalid_request(format!("malformed form body: {error}")).into()),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|error, _| AppError::invalid_request(format!("malformed query string: {error}")).into()),
+        )
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|error, _| AppError::invalid_request(format!("malformed path: {error}")).into()),
+        )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/jwks.json", web::get().to(jwks::jwks));
@@ -29,8 +33,5 @@ pub fn routes(config: &mut web::ServiceConfig) {
 
 /// Unknown routes answer in the same JSON error shape as everything else.
 pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, AppError> {
-    Err(AppError::not_found(
-        "not_found",
-        format!("no route for {} {}", request.method(), request.path()),
-    ))
+    Err(AppError::not_found("not_found", format!("no route for {} {}", request.method(), request.path())))
 }

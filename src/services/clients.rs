@@ -31,14 +31,9 @@ pub fn register(
     fixed: Option<FixedCredentials<'_>>,
     now: DateTime<Utc>,
 ) -> Result<RegisteredClient, AppError> {
-    registration
-        .validate()
-        .map_err(|(field, message)| AppError::invalid_request(format!("{field}: {message}")))?;
+    registration.validate().map_err(|(field, message)| AppError::invalid_request(format!("{field}: {message}")))?;
     let client = Client {
-        client_id: fixed
-            .as_ref()
-            .map(|f| f.client_id.to_string())
-            .unwrap_or_else(|| format!("c_{}", random_token(16))),
+        client_id: fixed.as_ref().map(|f| f.client_id.to_string()).unwrap_or_else(|| format!("c_{}", random_token(16))),
         name: registration.name.trim().to_string(),
         confidential: !registration.public,
         redirect_uris: registration.redirect_uris.clone(),
@@ -49,13 +44,10 @@ pub fn register(
         admin: registration.admin,
         created_at: now,
     };
-    let client_secret =
-        client
-            .confidential
-            .then(|| match fixed.as_ref().and_then(|f| f.client_secret) {
-                Some(secret) => secret.to_string(),
-                None => new_client_secret(),
-            });
+    let client_secret = client.confidential.then(|| match fixed.as_ref().and_then(|f| f.client_secret) {
+        Some(secret) => secret.to_string(),
+        None => new_client_secret(),
+    });
     let secret_hash = client_secret.as_deref().map(|secret| hasher.hash(secret));
     write_transaction(connection, |connection| {
         clients::insert(connection, &client, secret_hash)?;
@@ -66,10 +58,7 @@ pub fn register(
         }
         assign_scopes(connection, &client, &scopes, now)
     })?;
-    Ok(RegisteredClient {
-        client,
-        client_secret,
-    })
+    Ok(RegisteredClient { client, client_secret })
 }
 
 /// The reserved scope of the admin API.
@@ -85,14 +74,10 @@ pub fn assign_scopes(
     let levels = clients::scope_levels(connection, scopes)?;
     for name in scopes {
         if name == ADMIN_SCOPE && !client.admin {
-            return Err(AppError::invalid_request(format!(
-                "scope {ADMIN_SCOPE} is reserved for admin clients"
-            )));
+            return Err(AppError::invalid_request(format!("scope {ADMIN_SCOPE} is reserved for admin clients")));
         }
         let Some((_, level)) = levels.iter().find(|(known, _)| known == name) else {
-            return Err(AppError::invalid_request(format!(
-                "scope {name:?} does not exist"
-            )));
+            return Err(AppError::invalid_request(format!("scope {name:?} does not exist")));
         };
         let level: SecurityLevel = parse_column("scopes.security_level", level)?;
         if !client.security_level.admits(level) {

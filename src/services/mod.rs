@@ -2,4 +2,6 @@
 //! does the expensive work (hashing) and stores through `storage`, in one place.
 
 pub mod clients;
+pub mod demo;
+pub mod registry;
 pub mod users;

@@ -15,11 +15,7 @@ pub struct NewUser<'a> {
 
 /// Validates, hashes the password with argon2id (slow on purpose: run it off the async
 /// workers) and stores the user.
-pub fn create(
-    connection: &mut DbConnection,
-    new_user: NewUser<'_>,
-    now: DateTime<Utc>,
-) -> Result<User, AppError> {
+pub fn create(connection: &mut DbConnection, new_user: NewUser<'_>, now: DateTime<Utc>) -> Result<User, AppError> {
     validate_username(new_user.username).map_err(AppError::invalid_request)?;
     validate_password(new_user.password).map_err(AppError::invalid_request)?;
     let user = User {
@@ -35,14 +31,11 @@ pub fn create(
 
 /// A password hash of nothing anyone knows, verified when the username is unknown so that
 /// a wrong username costs as long as a wrong password.
-const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2NvcGVnYXRlZGVjb3k$0dWz3A3YyB6UqWc8f3F5N0m3zXxT5S5iYw9gkq3uD9o";
+const DECOY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2NvcGVnYXRlZGVjb3k$0dWz3A3YyB6UqWc8f3F5N0m3zXxT5S5iYw9gkq3uD9o";
 
 /// The user when the password is right; `None` for an unknown user or a wrong password alike.
-pub fn authenticate(
-    connection: &mut DbConnection,
-    username: &str,
-    password: &str,
-) -> Result<Option<User>, AppError> {
+pub fn authenticate(connection: &mut DbConnection, username: &str, password: &str) -> Result<Option<User>, AppError> {
     match users::find_with_password(connection, username)? {
         Some((user, hash)) if verify_password(password, &hash) => Ok(Some(user)),
         Some(_) => Ok(None),

@@ -63,20 +63,12 @@ impl ClientRow {
     }
 }
 
-pub fn insert(
-    connection: &mut DbConnection,
-    client: &Client,
-    secret_hash: Option<String>,
-) -> Result<(), AppError> {
-    match diesel::insert_into(clients::table)
-        .values(ClientRow::new(client, secret_hash))
-        .execute(connection)
-    {
+pub fn insert(connection: &mut DbConnection, client: &Client, secret_hash: Option<String>) -> Result<(), AppError> {
+    match diesel::insert_into(clients::table).values(ClientRow::new(client, secret_hash)).execute(connection) {
         Ok(_) => Ok(()),
-        Err(error) if is_unique_violation(&error) => Err(AppError::conflict(
-            "client_exists",
-            format!("client {:?} already exists", client.client_id),
-        )),
+        Err(error) if is_unique_violation(&error) => {
+            Err(AppError::conflict("client_exists", format!("client {:?} already exists", client.client_id)))
+        }
         Err(error) => Err(error.into()),
     }
 }
@@ -144,10 +136,7 @@ pub struct ScopeAssignment {
     pub assigned_at: NaiveDateTime,
 }
 
-pub fn assignments(
-    connection: &mut DbConnection,
-    client_id: &str,
-) -> Result<Vec<ScopeAssignment>, AppError> {
+pub fn assignments(connection: &mut DbConnection, client_id: &str) -> Result<Vec<ScopeAssignment>, AppError> {
     Ok(client_scopes::table
         .filter(client_scopes::client_id.eq(client_id))
         .order(client_scopes::id.asc())
@@ -186,32 +175,20 @@ pub fn assign(
     }
 }
 
-pub fn unassign(
-    connection: &mut DbConnection,
-    client_id: &str,
-    assignment_id: i64,
-) -> Result<bool, AppError> {
+pub fn unassign(connection: &mut DbConnection, client_id: &str, assignment_id: i64) -> Result<bool, AppError> {
     Ok(diesel::delete(
-        client_scopes::table
-            .filter(client_scopes::client_id.eq(client_id))
-            .filter(client_scopes::id.eq(assignment_id)),
+        client_scopes::table.filter(client_scopes::client_id.eq(client_id)).filter(client_scopes::id.eq(assignment_id)),
     )
     .execute(connection)?
         > 0)
 }
 
 pub fn unassign_all(connection: &mut DbConnection, client_id: &str) -> Result<usize, AppError> {
-    Ok(
-        diesel::delete(client_scopes::table.filter(client_scopes::client_id.eq(client_id)))
-            .execute(connection)?,
-    )
+    Ok(diesel::delete(client_scopes::table.filter(client_scopes::client_id.eq(client_id))).execute(connection)?)
 }
 
 /// Which of `names` exist in the registry table, with their security level.
-pub fn scope_levels(
-    connection: &mut DbConnection,
-    names: &[String],
-) -> Result<Vec<(String, String)>, AppError> {
+pub fn scope_levels(connection: &mut DbConnection, names: &[String]) -> Result<Vec<(String, String)>, AppError> {
     Ok(scopes::table
         .filter(scopes::name.eq_any(names))
         .select((scopes::name, scopes::security_level))

@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod schema;
+pub mod scopes;
 pub mod signing_keys;
 pub mod users;
 
@@ -78,12 +79,7 @@ pub fn redact(database_url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let credentials = &database_url[scheme_end + 3..at];
             match credentials.split_once(':') {
-                Some((user, _)) => format!(
-                    "{}{}:***{}",
-                    &database_url[..scheme_end + 3],
-                    user,
-                    &database_url[at..]
-                ),
+                Some((user, _)) => format!("{}{}:***{}", &database_url[..scheme_end + 3], user, &database_url[at..]),
                 None => database_url.to_string(),
             }
         }
@@ -97,15 +93,11 @@ pub fn run_migrations(connection: &mut DbConnection) -> anyhow::Result<usize> {
     let applied = match connection {
         DbConnection::Postgresql(pg) => {
             pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
-            let result = pg
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|versions| versions.len());
+            let result = pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|versions| versions.len());
             pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
             result
         }
-        DbConnection::Sqlite(sqlite) => sqlite
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|versions| versions.len()),
+        DbConnection::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(|versions| versions.len()),
     };
     applied.map_err(|error| anyhow::anyhow!("migration failed: {error}"))
 }
@@ -185,10 +177,7 @@ where
 }
 
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
-    matches!(
-        error,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
-    )
+    matches!(error, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
 }
 
 /// Lists are stored as JSON text: portable across both backends.
@@ -196,23 +185,12 @@ pub fn to_json_text<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".to_string())
 }
 
-pub fn from_json_text<T: serde::de::DeserializeOwned>(
-    column: &str,
-    text: &str,
-) -> Result<T, AppError> {
-    serde_json::from_str(text).map_err(|error| {
-        AppError::internal(anyhow::anyhow!(
-            "stored {column} is not valid JSON: {error}"
-        ))
-    })
+pub fn from_json_text<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, AppError> {
+    serde_json::from_str(text)
+        .map_err(|error| AppError::internal(anyhow::anyhow!("stored {column} is not valid JSON: {error}")))
 }
 
 /// A stored enum text that does not parse means the database was edited by hand.
-pub fn parse_column<T: std::str::FromStr<Err = String>>(
-    column: &str,
-    text: &str,
-) -> Result<T, AppError> {
-    text.parse().map_err(|error: String| {
-        AppError::internal(anyhow::anyhow!("stored {column} is invalid: {error}"))
-    })
+pub fn parse_column<T: std::str::FromStr<Err = String>>(column: &str, text: &str) -> Result<T, AppError> {
+    text.parse().map_err(|error: String| AppError::internal(anyhow::anyhow!("stored {column} is invalid: {error}")))
 }

@@ -26,18 +26,12 @@ pub fn register_current(
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
     super::write_transaction(connection, |connection| {
-        let known = signing_keys::table
-            .find(kid)
-            .count()
-            .get_result::<i64>(connection)?
-            > 0;
+        let known = signing_keys::table.find(kid).count().get_result::<i64>(connection)? > 0;
         if known {
             return Ok(false);
         }
         diesel::update(
-            signing_keys::table
-                .filter(signing_keys::retired_at.is_null())
-                .filter(signing_keys::kid.lt(kid)),
+            signing_keys::table.filter(signing_keys::retired_at.is_null()).filter(signing_keys::kid.lt(kid)),
         )
         .set(signing_keys::retired_at.eq(now.naive_utc()))
         .execute(connection)?;
@@ -55,16 +49,9 @@ pub fn register_current(
 
 /// Keys still valid for verification: current ones, and retired ones that may still have
 /// signed an unexpired token (`retired_after`).
-pub fn published(
-    connection: &mut DbConnection,
-    retired_after: DateTime<Utc>,
-) -> Result<Vec<PublishedKey>, AppError> {
+pub fn published(connection: &mut DbConnection, retired_after: DateTime<Utc>) -> Result<Vec<PublishedKey>, AppError> {
     Ok(signing_keys::table
-        .filter(
-            signing_keys::retired_at
-                .is_null()
-                .or(signing_keys::retired_at.gt(retired_after.naive_utc())),
-        )
+        .filter(signing_keys::retired_at.is_null().or(signing_keys::retired_at.gt(retired_after.naive_utc())))
         .order(signing_keys::kid.desc())
         .select(PublishedKey::as_select())
         .load(connection)?)

@@ -29,11 +29,7 @@ impl From<UserRow> for User {
     }
 }
 
-pub fn insert(
-    connection: &mut DbConnection,
-    user: &User,
-    password_hash: &str,
-) -> Result<(), AppError> {
+pub fn insert(connection: &mut DbConnection, user: &User, password_hash: &str) -> Result<(), AppError> {
     let row = UserRow {
         id: user.id.clone(),
         username: user.username.clone(),
@@ -41,29 +37,19 @@ pub fn insert(
         display_name: user.display_name.clone(),
         created_at: user.created_at.naive_utc(),
     };
-    match diesel::insert_into(users::table)
-        .values(&row)
-        .execute(connection)
-    {
+    match diesel::insert_into(users::table).values(&row).execute(connection) {
         Ok(_) => Ok(()),
-        Err(error) if is_unique_violation(&error) => Err(AppError::conflict(
-            "user_exists",
-            format!("a user named {:?} already exists", user.username),
-        )),
+        Err(error) if is_unique_violation(&error) => {
+            Err(AppError::conflict("user_exists", format!("a user named {:?} already exists", user.username)))
+        }
         Err(error) => Err(error.into()),
     }
 }
 
 /// The user and the stored password hash, for a login check.
-pub fn find_with_password(
-    connection: &mut DbConnection,
-    username: &str,
-) -> Result<Option<(User, String)>, AppError> {
-    let row = users::table
-        .filter(users::username.eq(username))
-        .select(UserRow::as_select())
-        .first(connection)
-        .optional()?;
+pub fn find_with_password(connection: &mut DbConnection, username: &str) -> Result<Option<(User, String)>, AppError> {
+    let row =
+        users::table.filter(users::username.eq(username)).select(UserRow::as_select()).first(connection).optional()?;
     Ok(row.map(|row| {
         let hash = row.password_hash.clone();
         (User::from(row), hash)
@@ -71,12 +57,7 @@ pub fn find_with_password(
 }
 
 pub fn find_by_id(connection: &mut DbConnection, id: &str) -> Result<Option<User>, AppError> {
-    Ok(users::table
-        .find(id)
-        .select(UserRow::as_select())
-        .first(connection)
-        .optional()?
-        .map(User::from))
+    Ok(users::table.find(id).select(UserRow::as_select()).first(connection).optional()?.map(User::from))
 }
 
 pub fn list(connection: &mut DbConnection) -> Result<Vec<User>, AppError> {

@@ -7,11 +7,8 @@ use scopegate::storage::Database;
 #[tokio::test]
 async fn a_user_and_a_client_made_by_the_cli_survive_a_restart_and_wrong_credentials_fail() {
     let (settings, dir) = fresh_settings();
-    let user = cli_json(&run_cli(
-        &settings,
-        &["user", "create", "carol", "--password-stdin"],
-        Some("carol-password\n"),
-    ));
+    let user =
+        cli_json(&run_cli(&settings, &["user", "create", "carol", "--password-stdin"], Some("carol-password\n")));
     assert_eq!(user["username"], "carol");
     let client = cli_json(&run_cli(
         &settings,
@@ -40,36 +37,12 @@ async fn a_user_and_a_client_made_by_the_cli_survive_a_restart_and_wrong_credent
     let db = Database::connect(&settings.database_url, 1).unwrap();
     let hasher = SecretHasher::load_or_create(&settings.keys_dir).unwrap();
     let mut connection = db.get().unwrap();
-    assert!(
-        users::authenticate(&mut connection, "carol", "carol-password")
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        users::authenticate(&mut connection, "carol", "carol-passwore")
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        users::authenticate(&mut connection, "nobody", "carol-password")
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        clients::authenticate(&mut connection, &hasher, &client_id, &secret)
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        clients::authenticate(&mut connection, &hasher, &client_id, "wrong")
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        clients::authenticate(&mut connection, &hasher, "c_unknown", &secret)
-            .unwrap()
-            .is_none()
-    );
+    assert!(users::authenticate(&mut connection, "carol", "carol-password").unwrap().is_some());
+    assert!(users::authenticate(&mut connection, "carol", "carol-passwore").unwrap().is_none());
+    assert!(users::authenticate(&mut connection, "nobody", "carol-password").unwrap().is_none());
+    assert!(clients::authenticate(&mut connection, &hasher, &client_id, &secret).unwrap().is_some());
+    assert!(clients::authenticate(&mut connection, &hasher, &client_id, "wrong").unwrap().is_none());
+    assert!(clients::authenticate(&mut connection, &hasher, "c_unknown", &secret).unwrap().is_none());
 
     // Neither the password nor the secret is stored in a recoverable form.
     use scopegate::storage::schema::{clients as clients_table, users as users_table};
@@ -80,11 +53,8 @@ async fn a_user_and_a_client_made_by_the_cli_survive_a_restart_and_wrong_credent
         .unwrap();
     assert!(password_hash.starts_with("$argon2id$"), "{password_hash}");
     assert!(!password_hash.contains("carol-password"));
-    let secret_hash: Option<String> = clients_table::table
-        .find(&client_id)
-        .select(clients_table::secret_hash)
-        .first(&mut connection)
-        .unwrap();
+    let secret_hash: Option<String> =
+        clients_table::table.find(&client_id).select(clients_table::secret_hash).first(&mut connection).unwrap();
     let secret_hash = secret_hash.unwrap();
     assert_ne!(secret_hash, secret);
     assert!(!secret_hash.contains(&secret));
@@ -94,16 +64,8 @@ async fn a_user_and_a_client_made_by_the_cli_survive_a_restart_and_wrong_credent
 #[tokio::test]
 async fn a_duplicate_username_is_refused_with_a_clear_message() {
     let (settings, _dir) = fresh_settings();
-    cli_json(&run_cli(
-        &settings,
-        &["user", "create", "dave", "--password-stdin"],
-        Some("dave-password"),
-    ));
-    let again = run_cli(
-        &settings,
-        &["user", "create", "dave", "--password-stdin"],
-        Some("dave-password"),
-    );
+    cli_json(&run_cli(&settings, &["user", "create", "dave", "--password-stdin"], Some("dave-password")));
+    let again = run_cli(&settings, &["user", "create", "dave", "--password-stdin"], Some("dave-password"));
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
@@ -111,42 +73,19 @@ async fn a_duplicate_username_is_refused_with_a_clear_message() {
 #[tokio::test]
 async fn client_create_refuses_bad_flags_naming_the_problem() {
     let (settings, _dir) = fresh_settings();
-    let bad_level = run_cli(
-        &settings,
-        &["client", "create", "--name", "x", "--security-level", "Z"],
-        None,
-    );
+    let bad_level = run_cli(&settings, &["client", "create", "--name", "x", "--security-level", "Z"], None);
     assert!(!bad_level.status.success());
     assert!(String::from_utf8_lossy(&bad_level.stderr).contains("security level"));
 
     let public_cc = run_cli(
         &settings,
-        &[
-            "client",
-            "create",
-            "--name",
-            "x",
-            "--public",
-            "--grant-type",
-            "client_credentials",
-        ],
+        &["client", "create", "--name", "x", "--public", "--grant-type", "client_credentials"],
         None,
     );
     assert!(!public_cc.status.success());
     assert!(String::from_utf8_lossy(&public_cc.stderr).contains("grant_types"));
 
-    let unknown_scope = run_cli(
-        &settings,
-        &[
-            "client",
-            "create",
-            "--name",
-            "x",
-            "--scope",
-            "no.such.scope",
-        ],
-        None,
-    );
+    let unknown_scope = run_cli(&settings, &["client", "create", "--name", "x", "--scope", "no.such.scope"], None);
     assert!(!unknown_scope.status.success());
     assert!(String::from_utf8_lossy(&unknown_scope.stderr).contains("no.such.scope"));
 }
@@ -156,38 +95,17 @@ async fn a_public_client_gets_no_secret_and_an_admin_client_gets_the_admin_scope
     let (settings, _dir) = fresh_settings();
     let public = cli_json(&run_cli(
         &settings,
-        &[
-            "client",
-            "create",
-            "--name",
-            "Mobile",
-            "--public",
-            "--redirect-uri",
-            "com.example.app://cb",
-        ],
+        &["client", "create", "--name", "Mobile", "--public", "--redirect-uri", "com.example.app://cb"],
         None,
     ));
     assert!(public.get("client_secret").is_none());
     assert_eq!(public["confidential"], false);
 
-    let admin = cli_json(&run_cli(
-        &settings,
-        &["client", "create", "--name", "Ops", "--admin"],
-        None,
-    ));
+    let admin = cli_json(&run_cli(&settings, &["client", "create", "--name", "Ops", "--admin"], None));
     let db = Database::connect(&settings.database_url, 1).unwrap();
-    let assigned = scopegate::storage::clients::assignments(
-        &mut db.get().unwrap(),
-        admin["client_id"].as_str().unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        assigned
-            .iter()
-            .map(|a| a.scope_name.as_str())
-            .collect::<Vec<_>>(),
-        vec!["scopegate:admin"]
-    );
+    let assigned =
+        scopegate::storage::clients::assignments(&mut db.get().unwrap(), admin["client_id"].as_str().unwrap()).unwrap();
+    assert_eq!(assigned.iter().map(|a| a.scope_name.as_str()).collect::<Vec<_>>(), vec!["scopegate:admin"]);
 }
 
 #[tokio::test]
@@ -195,11 +113,7 @@ async fn an_unknown_config_key_is_an_error_naming_it() {
     let (settings, dir) = fresh_settings();
     let config = dir.path().join("scopegate.toml");
     std::fs::write(&config, "bind = \"127.0.0.1:0\"\nlisten_port = 8080\n").unwrap();
-    let output = run_cli(
-        &settings,
-        &["--config", config.to_str().unwrap(), "migrate"],
-        None,
-    );
+    let output = run_cli(&settings, &["--config", config.to_str().unwrap(), "migrate"], None);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("listen_port"));
 }

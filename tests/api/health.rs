@@ -7,10 +7,7 @@ async fn healthz_answers_ok() {
     let app = spawn_app().await;
     let response = app.get("/healthz").await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.json::<serde_json::Value>().await.unwrap()["status"],
-        "ok"
-    );
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["status"], "ok");
 }
 
 #[tokio::test]
@@ -18,10 +15,7 @@ async fn readyz_answers_ready_while_the_database_is_reachable() {
     let app = spawn_app().await;
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.json::<serde_json::Value>().await.unwrap()["status"],
-        "ready"
-    );
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["status"], "ready");
 }
 
 #[tokio::test]
@@ -31,10 +25,7 @@ async fn an_unknown_route_is_a_json_404() {
     assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "not_found");
-    assert!(body["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("/no/such/thing"));
+    assert!(body["error_description"].as_str().unwrap().contains("/no/such/thing"));
 }
 
 /// PostgreSQL only: dropping the database under the running server makes it unreachable,
@@ -48,17 +39,9 @@ async fn readyz_is_503_when_the_database_is_gone() {
     let app = spawn_app().await;
     assert_eq!(app.get("/readyz").await.status(), 200);
     let admin_url = std::env::var("SCOPEGATE_TEST_POSTGRES_URL").unwrap();
-    let name = app
-        .settings
-        .database_url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let name = app.settings.database_url.rsplit('/').next().unwrap().to_string();
     let mut admin = diesel::PgConnection::establish(&admin_url).unwrap();
-    admin
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .unwrap();
+    admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).unwrap();
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.unwrap();

@@ -12,6 +12,8 @@ use tempfile::TempDir;
 
 pub struct TestApp {
     pub address: String,
+    /// The running server's shared state (registry cache, database pool).
+    pub state: actix_web::web::Data<scopegate::state::AppState>,
     pub http: reqwest::Client,
     pub settings: Settings,
     /// Holds the SQLite file and the keys for the test's lifetime.
@@ -41,20 +43,10 @@ pub fn is_postgres() -> bool {
 
 /// Creates `sg_test_<random>` on the server of `admin_url` and returns its URL.
 fn fresh_postgres_database(admin_url: &str) -> String {
-    let name = format!(
-        "sg_test_{}",
-        scopegate::secrets::random_token(9)
-            .to_lowercase()
-            .replace(['-', '_'], "x")
-    );
-    let mut admin =
-        diesel::PgConnection::establish(admin_url).expect("connect to the test PostgreSQL server");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("create the test database");
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("a PostgreSQL URL with a database name");
+    let name = format!("sg_test_{}", scopegate::secrets::random_token(9).to_lowercase().replace(['-', '_'], "x"));
+    let mut admin = diesel::PgConnection::establish(admin_url).expect("connect to the test PostgreSQL server");
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create the test database");
+    let (base, _) = admin_url.rsplit_once('/').expect("a PostgreSQL URL with a database name");
     format!("{base}/{name}")
 }
 
@@ -66,17 +58,10 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: Settings, dir: TempDir) -> TestApp {
     let application = Application::build(settings.clone()).expect("build the application");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let state = application.state();
     tokio::spawn(application.run_until_stopped());
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("an HTTP client");
-    TestApp {
-        address,
-        http,
-        settings,
-        dir,
-    }
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("an HTTP client");
+    TestApp { address, state, http, settings, dir }
 }
 
 impl TestApp {

@@ -6,3 +6,4 @@ mod cli;
 mod health;
 mod helpers;
 mod keys;
+mod scopes;

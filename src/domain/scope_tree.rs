@@ -1,0 +1,600 @@
+//! The scope registry held in memory: the hierarchy rules of SPEC.md "Scope registry".
+//!
+//! Every operation validates before it changes anything, so a refused operation leaves the
+//! tree exactly as it was.
+
+use crate::domain::scope::{validate_scope_name, GrantType, Scope, SecurityLevel, Visibility};
+use serde::{Deserialize, Deserializer};
+use std::collections::{BTreeSet, HashMap};
+
+/// Why the registry refused an operation; `code` gives the admin API error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeTreeError {
+    #[error("{message}")]
+    InvalidScope { field: String, message: String },
+    #[error("scope {0:?} already exists")]
+    DuplicateName(String),
+    #[error("scope {0:?} does not exist")]
+    UnknownScope(String),
+    #[error("parent scope {0:?} does not exist")]
+    UnknownParent(String),
+    #[error("scope {name:?} cannot be renamed: scope names are immutable")]
+    NameImmutable { name: String },
+    #[error("{0}")]
+    InvalidMove(String),
+    #[error("Scope cannot be deleted. Clients or grants are referencing this scope or its children.")]
+    InUse(String),
+}
+
+impl ScopeTreeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidScope { .. } | Self::UnknownParent(_) => "invalid_request",
+            Self::DuplicateName(_) => "scope_exists",
+            Self::UnknownScope(_) => "scope_not_found",
+            Self::NameImmutable { .. } => "scope_name_immutable",
+            Self::InvalidMove(_) => "invalid_move",
+            Self::InUse(_) => "scope_in_use",
+        }
+    }
+
+    fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidScope { field: field.to_owned(), message: message.into() }
+    }
+}
+
+/// The field rules a scope must meet wherever it comes from (add, edit, load, import).
+pub fn validate_scope(scope: &Scope) -> Result<(), ScopeTreeError> {
+    validate_scope_name(&scope.name).map_err(|message| ScopeTreeError::invalid("name", message))?;
+    if scope.short_description.trim().is_empty() {
+        return Err(ScopeTreeError::invalid(
+            "short_description",
+            format!("scope {:?} needs a short_description", scope.name),
+        ));
+    }
+    Ok(())
+}
+
+/// An edit of a scope's own fields. The hierarchy (`parent`, `position`) is changed only by
+/// `move_scope`, so a patch naming those keys fails to deserialize.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopePatch {
+    /// Accepted only when it repeats the current name, so clients may send a whole scope back.
+    pub name: Option<String>,
+    /// `None`: leave as is; `Some(None)` (JSON null): clear.
+    #[serde(default, deserialize_with = "present")]
+    pub alias: Option<Option<String>>,
+    pub short_description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub description: Option<Option<String>>,
+    pub visibility: Option<Visibility>,
+    pub default_scope: Option<bool>,
+    pub user_authorization_required: Option<bool>,
+    pub access_duration_days: Option<u32>,
+    pub max_access_count: Option<u32>,
+    pub security_level: Option<SecurityLevel>,
+    pub auth_types: Option<Vec<GrantType>>,
+    pub operations: Option<Vec<String>>,
+    pub bank_level: Option<bool>,
+}
+
+/// serde calls this only for keys that are present, which tells a JSON null (clear the field)
+/// apart from a missing key (keep it).
+fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl ScopePatch {
+    fn apply_to(self, scope: &mut Scope) -> Result<(), ScopeTreeError> {
+        if self.name.is_some_and(|name| name != scope.name) {
+            return Err(ScopeTreeError::NameImmutable { name: scope.name.clone() });
+        }
+        if let Some(alias) = self.alias {
+            scope.alias = alias;
+        }
+        if let Some(short_description) = self.short_description {
+            scope.short_description = short_description;
+        }
+        if let Some(description) = self.description {
+            scope.description = description;
+        }
+        if let Some(visibility) = self.visibility {
+            scope.visibility = visibility;
+        }
+        if let Some(default_scope) = self.default_scope {
+            scope.default_scope = default_scope;
+        }
+        if let Some(required) = self.user_authorization_required {
+            scope.user_authorization_required = required;
+        }
+        if let Some(days) = self.access_duration_days {
+            scope.access_duration_days = days;
+        }
+        if let Some(count) = self.max_access_count {
+            scope.max_access_count = count;
+        }
+        if let Some(level) = self.security_level {
+            scope.security_level = level;
+        }
+        if let Some(auth_types) = self.auth_types {
+            scope.auth_types = auth_types;
+        }
+        if let Some(operations) = self.operations {
+            scope.operations = operations;
+        }
+        if let Some(bank_level) = self.bank_level {
+            scope.bank_level = bank_level;
+        }
+        Ok(())
+    }
+}
+
+/// The admin search: every given criterion must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeQuery {
+    /// Case-insensitive substring of name, alias, short_description or description.
+    pub keyword: Option<String>,
+    pub security_level: Option<SecurityLevel>,
+    pub auth_type: Option<GrantType>,
+}
+
+/// What the registry needs to know about a client to decide which scopes it may hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientScopeAccess {
+    pub security_level: SecurityLevel,
+    pub assigned: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    scope: Scope,
+    /// The parent's slot, mirroring `scope.parent`.
+    parent: Option<usize>,
+    /// Slots in position order; `scope.position` of each equals its index here.
+    children: Vec<usize>,
+}
+
+/// The scope hierarchy. Nodes live in a slab and point at each other by slot, so walks and
+/// ancestor climbs never hash; names are hashed only to find where a walk starts.
+#[derive(Debug, Clone, Default)]
+pub struct ScopeTree {
+    nodes: Vec<Node>,
+    slots: HashMap<String, usize>,
+    roots: Vec<usize>,
+}
+
+/// Slot numbers depend on the history of edits, so two trees are equal when they hold the
+/// same scopes in the same places, which the pre-order of full scopes captures.
+impl PartialEq for ScopeTree {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for ScopeTree {}
+
+/// Pre-order walk: parents before children, siblings in position order.
+pub struct PreOrder<'a> {
+    tree: &'a ScopeTree,
+    stack: Vec<usize>,
+}
+
+impl<'a> Iterator for PreOrder<'a> {
+    type Item = &'a Scope;
+
+    fn next(&mut self) -> Option<&'a Scope> {
+        let tree = self.tree;
+        while let Some(slot) = self.stack.pop() {
+            if let Some(node) = tree.nodes.get(slot) {
+                self.stack.extend(node.children.iter().rev());
+                return Some(&node.scope);
+            }
+        }
+        None
+    }
+}
+
+fn to_position(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
+}
+
+fn clamp_index(position: u32, len: usize) -> usize {
+    usize::try_from(position).map_or(len, |position| position.min(len))
+}
+
+impl ScopeTree {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a tree from stored rows. Positions are only an ordering hint here: siblings are
+    /// sorted by (position, name) and renumbered 0..n, so gaps or ties left by older data heal.
+    pub fn from_scopes(scopes: Vec<Scope>) -> Result<Self, ScopeTreeError> {
+        let mut tree = Self {
+            nodes: Vec::with_capacity(scopes.len()),
+            slots: HashMap::with_capacity(scopes.len()),
+            roots: Vec::new(),
+        };
+        for scope in scopes {
+            validate_scope(&scope)?;
+            if tree.slots.contains_key(&scope.name) {
+                return Err(ScopeTreeError::DuplicateName(scope.name));
+            }
+            tree.slots.insert(scope.name.clone(), tree.nodes.len());
+            tree.nodes.push(Node { scope, parent: None, children: Vec::new() });
+        }
+
+        for slot in 0..tree.nodes.len() {
+            let Some(parent_name) = tree.nodes.get(slot).and_then(|node| node.scope.parent.as_ref()) else {
+                tree.roots.push(slot);
+                continue;
+            };
+            let Some(parent) = tree.slot(parent_name) else {
+                return Err(ScopeTreeError::UnknownParent(parent_name.clone()));
+            };
+            if let Some(node) = tree.nodes.get_mut(slot) {
+                node.parent = Some(parent);
+            }
+            if let Some(node) = tree.nodes.get_mut(parent) {
+                node.children.push(slot);
+            }
+        }
+
+        for parent in std::iter::once(None).chain((0..tree.nodes.len()).map(Some)) {
+            tree.change_siblings(parent, |list, nodes| {
+                let key = |slot: &usize| nodes.get(*slot).map(|node| (node.scope.position, &node.scope.name));
+                list.sort_by(|a, b| key(a).cmp(&key(b)));
+                0
+            });
+        }
+
+        // Scopes on a parent cycle are unreachable from the top level, so a walk finds them.
+        let mut reachable = vec![false; tree.nodes.len()];
+        for slot in tree.walk(tree.roots.clone()) {
+            if let Some(seen) = reachable.get_mut(slot) {
+                *seen = true;
+            }
+        }
+        if let Some(stranded) = reachable.iter().position(|seen| !seen) {
+            let name = tree.nodes.get(stranded).map_or("", |node| node.scope.name.as_str());
+            return Err(ScopeTreeError::invalid(
+                "parent",
+                format!("scope {name:?} is its own ancestor: its parent links form a cycle"),
+            ));
+        }
+        Ok(tree)
+    }
+
+    fn slot(&self, name: &str) -> Option<usize> {
+        self.slots.get(name).copied()
+    }
+
+    fn scope_at(&self, slot: usize) -> Option<&Scope> {
+        self.nodes.get(slot).map(|node| &node.scope)
+    }
+
+    /// Slots in pre-order from `start` (given in walking order).
+    fn walk(&self, mut start: Vec<usize>) -> impl Iterator<Item = usize> + '_ {
+        start.reverse();
+        std::iter::from_fn(move || {
+            let slot = start.pop()?;
+            if let Some(node) = self.nodes.get(slot) {
+                start.extend(node.children.iter().rev());
+            }
+            Some(slot)
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Scope> {
+        self.slot(name).and_then(|slot| self.scope_at(slot))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.slots.contains_key(name)
+    }
+
+    pub fn roots(&self) -> Vec<&Scope> {
+        self.roots.iter().filter_map(|&slot| self.scope_at(slot)).collect()
+    }
+
+    pub fn children(&self, name: &str) -> Vec<&Scope> {
+        self.slot(name)
+            .and_then(|slot| self.nodes.get(slot))
+            .map_or_else(Vec::new, |node| node.children.iter().filter_map(|&child| self.scope_at(child)).collect())
+    }
+
+    /// The parent, grandparent, … of `name`, nearest first.
+    pub fn ancestors<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Scope> + use<'a> {
+        let parent_slot = |slot: usize| self.nodes.get(slot).and_then(|node| node.parent);
+        let first = self.slot(name).and_then(parent_slot);
+        std::iter::successors(first, move |&slot| parent_slot(slot)).filter_map(|slot| self.scope_at(slot))
+    }
+
+    pub fn iter(&self) -> PreOrder<'_> {
+        PreOrder { tree: self, stack: self.roots.iter().rev().copied().collect() }
+    }
+
+    /// Every scope in pre-order, ready to be saved.
+    pub fn scopes(&self) -> Vec<Scope> {
+        self.iter().cloned().collect()
+    }
+
+    /// The scope and all its descendants, pre-order; empty when the scope is unknown.
+    pub fn subtree(&self, name: &str) -> Vec<&Scope> {
+        PreOrder { tree: self, stack: self.slot(name).into_iter().collect() }.collect()
+    }
+
+    fn siblings(&self, parent: Option<usize>) -> Option<&Vec<usize>> {
+        match parent {
+            None => Some(&self.roots),
+            Some(parent) => self.nodes.get(parent).map(|node| &node.children),
+        }
+    }
+
+    /// Edits the sibling list under `parent`, then renumbers from the index `change` returns.
+    /// The list is taken out while it changes so that `change` may read the other nodes.
+    fn change_siblings(&mut self, parent: Option<usize>, change: impl FnOnce(&mut Vec<usize>, &[Node]) -> usize) {
+        let mut list = match parent {
+            None => std::mem::take(&mut self.roots),
+            Some(parent) => match self.nodes.get_mut(parent) {
+                Some(node) => std::mem::take(&mut node.children),
+                None => return,
+            },
+        };
+        let from = change(&mut list, &self.nodes);
+        for (index, &slot) in list.iter().enumerate().skip(from) {
+            if let Some(node) = self.nodes.get_mut(slot) {
+                node.scope.position = to_position(index);
+            }
+        }
+        match parent {
+            None => self.roots = list,
+            Some(parent) => {
+                if let Some(node) = self.nodes.get_mut(parent) {
+                    node.children = list;
+                }
+            }
+        }
+    }
+
+    /// Takes `slot` out of its sibling list; returns where it was.
+    fn detach(list: &mut Vec<usize>, slot: usize, position: u32) -> usize {
+        let at = clamp_index(position, list.len());
+        let index = if list.get(at) == Some(&slot) {
+            at
+        } else {
+            list.iter().position(|&sibling| sibling == slot).unwrap_or(list.len())
+        };
+        if index < list.len() {
+            list.remove(index);
+        }
+        index
+    }
+
+    fn parent_slot(&self, parent: Option<&str>) -> Result<Option<usize>, ScopeTreeError> {
+        parent.map(|name| self.slot(name).ok_or_else(|| ScopeTreeError::UnknownParent(name.to_owned()))).transpose()
+    }
+
+    /// Adds a scope among its parent's children at `scope.position` (clamped), shifting later
+    /// siblings down.
+    pub fn add(&mut self, mut scope: Scope) -> Result<(), ScopeTreeError> {
+        validate_scope(&scope)?;
+        if self.contains(&scope.name) {
+            return Err(ScopeTreeError::DuplicateName(scope.name));
+        }
+        let parent = self.parent_slot(scope.parent.as_deref())?;
+        let index = clamp_index(scope.position, self.siblings(parent).map_or(0, Vec::len));
+        scope.position = to_position(index);
+        let slot = self.nodes.len();
+        self.slots.insert(scope.name.clone(), slot);
+        self.nodes.push(Node { scope, parent, children: Vec::new() });
+        self.change_siblings(parent, |list, _| {
+            list.insert(index, slot);
+            index
+        });
+        Ok(())
+    }
+
+    pub fn edit(&mut self, name: &str, patch: ScopePatch) -> Result<&Scope, ScopeTreeError> {
+        let node = self
+            .slot(name)
+            .and_then(|slot| self.nodes.get_mut(slot))
+            .ok_or_else(|| ScopeTreeError::UnknownScope(name.to_owned()))?;
+        let mut edited = node.scope.clone();
+        patch.apply_to(&mut edited)?;
+        validate_scope(&edited)?;
+        node.scope = edited;
+        Ok(&node.scope)
+    }
+
+    /// Whether `name` is `ancestor` or lies below it.
+    fn is_within(&self, name: &str, ancestor: &str) -> bool {
+        name == ancestor || self.ancestors(name).any(|above| above.name == ancestor)
+    }
+
+    /// Moves a scope (with its subtree) under `new_parent` at `position`, or last when `None`.
+    pub fn move_scope(
+        &mut self,
+        name: &str,
+        new_parent: Option<&str>,
+        position: Option<u32>,
+    ) -> Result<(), ScopeTreeError> {
+        let unknown = || ScopeTreeError::UnknownScope(name.to_owned());
+        let slot = self.slot(name).ok_or_else(unknown)?;
+        let node = self.nodes.get(slot).ok_or_else(unknown)?;
+        let (old_parent, old_position) = (node.parent, node.scope.position);
+        let parent = self.parent_slot(new_parent)?;
+        if let Some(parent_name) = new_parent.filter(|&parent| self.is_within(parent, name)) {
+            return Err(ScopeTreeError::InvalidMove(format!(
+                "scope {name:?} cannot be moved under {parent_name:?}: a scope cannot become its own ancestor"
+            )));
+        }
+
+        self.change_siblings(old_parent, |list, _| Self::detach(list, slot, old_position));
+        let sibling_count = self.siblings(parent).map_or(0, Vec::len);
+        let index = position.map_or(sibling_count, |position| clamp_index(position, sibling_count));
+        if let Some(node) = self.nodes.get_mut(slot) {
+            node.parent = parent;
+            node.scope.parent = new_parent.map(str::to_owned);
+        }
+        self.change_siblings(parent, |list, _| {
+            list.insert(index, slot);
+            index
+        });
+        Ok(())
+    }
+
+    /// Deletes the scope and its whole subtree, unless `in_use` holds for any of them.
+    /// Returns the removed names in pre-order.
+    pub fn remove_subtree(&mut self, name: &str, in_use: impl Fn(&str) -> bool) -> Result<Vec<String>, ScopeTreeError> {
+        let unknown = || ScopeTreeError::UnknownScope(name.to_owned());
+        let slot = self.slot(name).ok_or_else(unknown)?;
+        let node = self.nodes.get(slot).ok_or_else(unknown)?;
+        let (parent, position) = (node.parent, node.scope.position);
+        let mut doomed: Vec<usize> = self.walk(vec![slot]).collect();
+        let names: Vec<String> =
+            doomed.iter().filter_map(|&doomed| self.scope_at(doomed)).map(|scope| scope.name.clone()).collect();
+        if names.iter().any(|name| in_use(name)) {
+            return Err(ScopeTreeError::InUse(name.to_owned()));
+        }
+
+        self.change_siblings(parent, |list, _| Self::detach(list, slot, position));
+        // Highest slot first: whichever node `swap_remove` moves down is then never doomed.
+        doomed.sort_unstable_by(|a, b| b.cmp(a));
+        for doomed in doomed {
+            self.remove_slot(doomed);
+        }
+        Ok(names)
+    }
+
+    /// Drops a detached node whose children are gone too, moving the last node into its slot.
+    fn remove_slot(&mut self, slot: usize) {
+        if slot >= self.nodes.len() {
+            return;
+        }
+        let removed = self.nodes.swap_remove(slot);
+        self.slots.remove(&removed.scope.name);
+        let moved_from = self.nodes.len();
+        let Some(moved) = self.nodes.get(slot) else {
+            return;
+        };
+        let (moved_parent, moved_children) = (moved.parent, moved.children.clone());
+        self.slots.insert(moved.scope.name.clone(), slot);
+        let siblings = match moved_parent {
+            None => Some(&mut self.roots),
+            Some(parent) => self.nodes.get_mut(parent).map(|parent| &mut parent.children),
+        };
+        // Sibling lists of survivors hold survivors only (the doomed subtree was detached
+        // first), so the moved node's old slot appears exactly once there.
+        if let Some(entry) = siblings.into_iter().flatten().find(|entry| **entry == moved_from) {
+            *entry = slot;
+        }
+        for child in moved_children {
+            if let Some(node) = self.nodes.get_mut(child) {
+                node.parent = Some(slot);
+            }
+        }
+    }
+
+    /// The named scopes and all their descendants: holding a scope means holding its subtree.
+    /// Unknown names are left out.
+    pub fn expand<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+        let mut visited = vec![false; self.nodes.len()];
+        let mut expanded: Vec<&str> = Vec::new();
+        let mut stack: Vec<usize> = Vec::new();
+        for slot in names.into_iter().filter_map(|name| self.slot(name)) {
+            stack.push(slot);
+            while let Some(slot) = stack.pop() {
+                // A visited scope came with its whole subtree already.
+                match visited.get_mut(slot) {
+                    Some(seen) if !*seen => *seen = true,
+                    _ => continue,
+                }
+                if let Some(node) = self.nodes.get(slot) {
+                    expanded.push(&node.scope.name);
+                    stack.extend(&node.children);
+                }
+            }
+        }
+        // Sorted input lets the set be built in one pass instead of by repeated inserts.
+        expanded.sort_unstable();
+        expanded.into_iter().map(str::to_owned).collect()
+    }
+
+    pub fn search(&self, query: &ScopeQuery) -> Vec<&Scope> {
+        let keyword = query.keyword.as_deref().map(str::to_lowercase);
+        self.iter()
+            .filter(|scope| query.security_level.is_none_or(|level| scope.security_level == level))
+            .filter(|scope| query.auth_type.is_none_or(|grant| scope.allows_grant_type(grant)))
+            .filter(|scope| keyword.as_deref().is_none_or(|keyword| matches_keyword(scope, keyword)))
+            .collect()
+    }
+
+    pub fn default_scopes(&self) -> Vec<&Scope> {
+        self.iter().filter(|scope| scope.default_scope).collect()
+    }
+
+    /// Whether the scope itself or one of its ancestors is assigned (false for unknown scopes).
+    pub fn is_assigned_or_below_assigned(&self, scope_name: &str, assigned: &BTreeSet<String>) -> bool {
+        self.contains(scope_name)
+            && (assigned.contains(scope_name)
+                || self.ancestors(scope_name).any(|ancestor| assigned.contains(&ancestor.name)))
+    }
+
+    /// SPEC's client filter: level admitted, grant type allowed, and public or assigned.
+    pub fn client_may_have(&self, scope_name: &str, access: &ClientScopeAccess, grant_type: GrantType) -> bool {
+        self.get(scope_name).is_some_and(|scope| {
+            access.security_level.admits(scope.security_level)
+                && scope.allows_grant_type(grant_type)
+                && (scope.visibility == Visibility::Public
+                    || self.is_assigned_or_below_assigned(scope_name, &access.assigned))
+        })
+    }
+
+    /// Every scope `client_may_have` accepts, found in one walk that carries "an ancestor is
+    /// assigned" down instead of climbing from every scope.
+    pub fn allowed_for_client(&self, access: &ClientScopeAccess, grant_type: GrantType) -> BTreeSet<String> {
+        let mut allowed = BTreeSet::new();
+        let mut stack: Vec<(usize, bool)> = self.roots.iter().map(|&slot| (slot, false)).collect();
+        while let Some((slot, ancestor_assigned)) = stack.pop() {
+            let Some(node) = self.nodes.get(slot) else {
+                continue;
+            };
+            let scope = &node.scope;
+            let assigned = ancestor_assigned || access.assigned.contains(&scope.name);
+            if access.security_level.admits(scope.security_level)
+                && scope.allows_grant_type(grant_type)
+                && (scope.visibility == Visibility::Public || assigned)
+            {
+                allowed.insert(scope.name.clone());
+            }
+            stack.extend(node.children.iter().map(|&child| (child, assigned)));
+        }
+        allowed
+    }
+}
+
+fn matches_keyword(scope: &Scope, lowercase_keyword: &str) -> bool {
+    let matches = |text: &str| text.to_lowercase().contains(lowercase_keyword);
+    matches(&scope.name)
+        || scope.alias.as_deref().is_some_and(matches)
+        || matches(&scope.short_description)
+        || scope.description.as_deref().is_some_and(matches)
+}
+
+#[cfg(test)]
+#[path = "scope_tree_tests.rs"]
+mod tests;

@@ -1,0 +1,136 @@
+//! The Online Bank demo (SPEC "The demo"): scopes, users and clients, seeded idempotently.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::client::ClientRegistration;
+use crate::domain::scope::{GrantType, SecurityLevel};
+use crate::domain::scope_document::ScopeDocument;
+use crate::error::AppError;
+use crate::secrets::SecretHasher;
+use crate::services::clients::{self, FixedCredentials};
+use crate::services::registry::Registry;
+use crate::services::users;
+use crate::storage::{self, DbConnection};
+
+const DEMO_SCOPES: &str = r#"{"scopes": [
+  {"name": "profile", "alias": "Your profile", "short_description": "Your name and customer number",
+   "default_scope": true, "user_authorization_required": false, "security_level": "F"},
+  {"name": "accounts", "alias": "Your accounts", "short_description": "Information about your accounts",
+   "security_level": "C", "operations": ["GET /accounts"],
+   "children": [
+     {"name": "accounts.balance", "alias": "Account balance", "short_description": "View your demand deposit balance",
+      "security_level": "C", "access_duration_days": 90, "operations": ["GET /accounts/{id}/balance"]},
+     {"name": "accounts.transactions", "alias": "Transactions", "short_description": "View your account transactions",
+      "security_level": "C", "max_access_count": 100, "operations": ["GET /accounts/{id}/transactions"]}
+   ]},
+  {"name": "payments", "alias": "Payments", "short_description": "Make payments from your accounts",
+   "visibility": "private", "security_level": "A", "bank_level": true,
+   "children": [
+     {"name": "payments.transfer", "alias": "Transfers", "short_description": "Transfer money from your accounts",
+      "visibility": "private", "security_level": "A", "max_access_count": 5, "access_duration_days": 1,
+      "bank_level": true, "operations": ["POST /accounts/{id}/transfers"]}
+   ]}
+]}"#;
+
+pub const DEMO_USERS: [(&str, &str, &str); 2] =
+    [("alice", "alice-password", "Alice Example"), ("bob", "bob-password", "Bob Example")];
+
+/// What the demo seed did, for the start-up banner.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct DemoSeed {
+    pub scopes_created: usize,
+    pub users_created: Vec<String>,
+    pub clients_created: Vec<String>,
+}
+
+struct DemoClient {
+    id: &'static str,
+    secret: &'static str,
+    name: &'static str,
+    scopes: &'static [&'static str],
+    build: fn(&str) -> ClientRegistration,
+}
+
+const DEMO_CLIENTS: [DemoClient; 3] = [
+    DemoClient {
+        id: "online-bank",
+        secret: "online-bank-secret",
+        name: "Online Bank",
+        scopes: &["profile", "accounts"],
+        build: |issuer| ClientRegistration {
+            redirect_uris: vec![format!("{issuer}/demo/callback")],
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            security_level: Some(SecurityLevel::C),
+            ..Default::default()
+        },
+    },
+    DemoClient {
+        id: "bank-api",
+        secret: "bank-api-secret",
+        name: "Bank API (resource server)",
+        scopes: &[],
+        build: |_| ClientRegistration { can_introspect: true, ..Default::default() },
+    },
+    DemoClient {
+        id: "demo-admin",
+        secret: "demo-admin-secret",
+        name: "Demo administrator",
+        scopes: &[],
+        build: |_| ClientRegistration { admin: true, ..Default::default() },
+    },
+];
+
+/// Seeds what is missing and leaves what exists alone, so seeding twice changes nothing.
+pub fn seed(
+    connection: &mut DbConnection,
+    hasher: &SecretHasher,
+    registry: &Registry,
+    issuer: &str,
+    now: DateTime<Utc>,
+) -> Result<DemoSeed, AppError> {
+    let mut report = DemoSeed::default();
+    let document: ScopeDocument = serde_json::from_str(DEMO_SCOPES).map_err(AppError::internal)?;
+    let missing: Vec<_> =
+        document.scopes.into_iter().filter(|node| !registry.snapshot().tree.contains(&node.name)).collect();
+    report.scopes_created = registry.import(connection, &missing)?.created;
+
+    for (username, password, display_name) in DEMO_USERS {
+        if storage::users::find_with_password(connection, username)?.is_none() {
+            let new_user = users::NewUser { username, password, display_name: Some(display_name) };
+            users::create(connection, new_user, now)?;
+            report.users_created.push(username.to_string());
+        }
+    }
+    for demo in &DEMO_CLIENTS {
+        if storage::clients::find(connection, demo.id)?.is_none() {
+            let registration = ClientRegistration { name: demo.name.to_string(), ..(demo.build)(issuer) };
+            let scopes: Vec<String> = demo.scopes.iter().map(|s| s.to_string()).collect();
+            let fixed = FixedCredentials { client_id: demo.id, client_secret: Some(demo.secret) };
+            clients::register(connection, hasher, &registration, &scopes, Some(fixed), now)?;
+            report.clients_created.push(demo.id.to_string());
+        }
+    }
+    Ok(report)
+}
+
+/// What `serve --demo` prints: where to start, and the demo-only credentials.
+pub fn banner(issuer: &str, seed: &DemoSeed) -> String {
+    let mut lines = vec![
+        format!("scopegate demo: the Online Bank story is seeded at {issuer}"),
+        format!(
+            "  seeded now: {} scopes, users [{}], clients [{}] (existing demo data is left as it is)",
+            seed.scopes_created,
+            seed.users_created.join(", "),
+            seed.clients_created.join(", ")
+        ),
+        "  DEMO CREDENTIALS, FOR THE DEMO ONLY — never use them in production:".to_string(),
+    ];
+    for (username, password, _) in DEMO_USERS {
+        lines.push(format!("    user   {username:<12} password {password}"));
+    }
+    for demo in &DEMO_CLIENTS {
+        lines.push(format!("    client {:<12} secret   {:<20} {}", demo.id, demo.secret, demo.name));
+    }
+    lines.push(format!("  server metadata: {issuer}/jwks.json, health: {issuer}/healthz"));
+    lines.join("\n")
+}

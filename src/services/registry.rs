@@ -1,0 +1,150 @@
+//! The scope registry as the server holds it: the tree in memory, so the token path never
+//! queries the `scopes` table, kept in step with the database.
+//!
+//! Every change runs in one write transaction that first bumps `registry_version` (taking its
+//! row lock, so changes from several instances queue up), applies the operation to the tree,
+//! and saves the difference. Other instances — and a server whose database the CLI changed —
+//! notice the new version by polling it (`registry_poll_millis`, 1 s by default) and reload.
+
+use chrono::{DateTime, Utc};
+use std::sync::{Arc, RwLock};
+
+use crate::domain::scope_document::ScopeNode;
+use crate::domain::scope_tree::ScopeTree;
+use crate::error::AppError;
+use crate::storage::scopes::{self, SaveCounts};
+use crate::storage::{write_transaction, DbConnection};
+
+/// One consistent state of the registry.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub version: i64,
+    pub tree: ScopeTree,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+/// Why a change transaction ended without committing.
+enum Abort<T> {
+    Failed(AppError),
+    /// The operation changed nothing: roll back the version bump too.
+    Unchanged(T),
+}
+
+impl<T> From<diesel::result::Error> for Abort<T> {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+impl<T> From<AppError> for Abort<T> {
+    fn from(error: AppError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+impl Registry {
+    pub fn load(connection: &mut DbConnection) -> Result<Self, AppError> {
+        let snapshot = Self::read(connection)?;
+        Ok(Self { current: RwLock::new(Arc::new(snapshot)) })
+    }
+
+    fn read(connection: &mut DbConnection) -> Result<Snapshot, AppError> {
+        // Version first: if a change lands between the two reads we hold a newer tree under an
+        // older version, and the next poll reloads — never the reverse.
+        let version = scopes::current_version(connection)?;
+        let tree = scopes::load_tree(connection)?;
+        Ok(Snapshot { version, tree })
+    }
+
+    /// The tree as of now. Cheap: an `Arc` clone under a read lock.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(guard) => Arc::clone(&guard),
+            // A panic while holding the lock cannot leave the Arc half-written.
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn install(&self, snapshot: Snapshot) {
+        let mut guard = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if snapshot.version > guard.version {
+            *guard = Arc::new(snapshot);
+        }
+    }
+
+    /// Reloads the tree when the stored version has moved. Returns whether it did.
+    pub fn refresh(&self, connection: &mut DbConnection) -> Result<bool, AppError> {
+        let stored = scopes::current_version(connection)?;
+        if stored == self.snapshot().version {
+            return Ok(false);
+        }
+        self.install(Self::read(connection)?);
+        Ok(true)
+    }
+
+    /// Applies `operation` to the current tree and saves the result, all in one transaction.
+    /// A refused operation, or one that changes nothing, writes nothing.
+    pub fn change<T, F>(&self, connection: &mut DbConnection, operation: F) -> Result<(T, SaveCounts), AppError>
+    where
+        F: FnOnce(&mut ScopeTree, &mut DbConnection) -> Result<T, AppError>,
+    {
+        let outcome = write_transaction(connection, |connection| {
+            let version = scopes::bump_version(connection)?;
+            let cached = self.snapshot();
+            let loaded;
+            let before = if cached.version == version - 1 {
+                &cached.tree
+            } else {
+                loaded = scopes::load_tree(connection)?;
+                &loaded
+            };
+            let mut after = before.clone();
+            let value = operation(&mut after, connection)?;
+            if after == *before {
+                return Err(Abort::Unchanged(value));
+            }
+            let counts = scopes::save_difference(connection, before, &after)?;
+            Ok((value, counts, Snapshot { version, tree: after }))
+        });
+        match outcome {
+            Ok((value, counts, snapshot)) => {
+                self.install(snapshot);
+                Ok((value, counts))
+            }
+            Err(Abort::Unchanged(value)) => Ok((value, SaveCounts::default())),
+            Err(Abort::Failed(error)) => Err(error),
+        }
+    }
+
+    /// Upserts every scope of the document (see `ScopeTree::import`); a bad document changes
+    /// nothing and names the bad node.
+    pub fn import(&self, connection: &mut DbConnection, document: &[ScopeNode]) -> Result<SaveCounts, AppError> {
+        let (_, counts) = self.change(connection, |tree, _| {
+            *tree = tree.import(document).map_err(|error| AppError::invalid_request(error.to_string()))?;
+            Ok(())
+        })?;
+        Ok(counts)
+    }
+
+    /// Deletes a scope and its subtree unless a client or an unexpired grant uses any of it.
+    pub fn delete_subtree(
+        &self,
+        connection: &mut DbConnection,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, AppError> {
+        let (removed, _) = self.change(connection, |tree, connection| {
+            let names = tree.subtree(name).into_iter().map(|scope| scope.name.clone()).collect();
+            let in_use = scopes::scopes_in_use(connection, &names, now)?;
+            Ok(tree.remove_subtree(name, |candidate| in_use.contains(candidate))?)
+        })?;
+        Ok(removed)
+    }
+}

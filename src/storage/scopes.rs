@@ -1,0 +1,197 @@
+//! The `scopes` and `registry_version` tables. The registry is saved as the difference
+//! between the tree before and after a change, inside the caller's transaction.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use std::collections::BTreeSet;
+
+use super::schema::{client_scopes, grants, registry_version, scopes};
+use super::{from_json_text, parse_column, to_json_text, DbConnection};
+use crate::domain::scope::{GrantType, Scope};
+use crate::domain::scope_tree::ScopeTree;
+use crate::error::AppError;
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = scopes, treat_none_as_null = true)]
+struct ScopeRow {
+    name: String,
+    parent: Option<String>,
+    position: i32,
+    alias: Option<String>,
+    short_description: String,
+    description: Option<String>,
+    visibility: String,
+    default_scope: bool,
+    user_authorization_required: bool,
+    access_duration_days: i32,
+    max_access_count: i32,
+    security_level: String,
+    auth_types: String,
+    operations: String,
+    bank_level: bool,
+}
+
+/// Counts kept within i32 range by the domain (u32 days or counts above i32::MAX are refused
+/// there); saturate rather than wrap if one ever slips through.
+fn to_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn to_u32(column: &str, value: i32) -> Result<u32, AppError> {
+    u32::try_from(value).map_err(|_| AppError::internal(anyhow::anyhow!("stored {column} is negative: {value}")))
+}
+
+impl From<&Scope> for ScopeRow {
+    fn from(scope: &Scope) -> Self {
+        Self {
+            name: scope.name.clone(),
+            parent: scope.parent.clone(),
+            position: to_i32(scope.position),
+            alias: scope.alias.clone(),
+            short_description: scope.short_description.clone(),
+            description: scope.description.clone(),
+            visibility: scope.visibility.as_str().to_string(),
+            default_scope: scope.default_scope,
+            user_authorization_required: scope.user_authorization_required,
+            access_duration_days: to_i32(scope.access_duration_days),
+            max_access_count: to_i32(scope.max_access_count),
+            security_level: scope.security_level.to_string(),
+            auth_types: to_json_text(&scope.auth_types),
+            operations: to_json_text(&scope.operations),
+            bank_level: scope.bank_level,
+        }
+    }
+}
+
+impl ScopeRow {
+    fn into_scope(self) -> Result<Scope, AppError> {
+        let auth_types: Vec<String> = from_json_text("scopes.auth_types", &self.auth_types)?;
+        Ok(Scope {
+            position: to_u32("scopes.position", self.position)?,
+            access_duration_days: to_u32("scopes.access_duration_days", self.access_duration_days)?,
+            max_access_count: to_u32("scopes.max_access_count", self.max_access_count)?,
+            visibility: parse_column("scopes.visibility", &self.visibility)?,
+            security_level: parse_column("scopes.security_level", &self.security_level)?,
+            auth_types: auth_types
+                .iter()
+                .map(|t| parse_column::<GrantType>("scopes.auth_types", t))
+                .collect::<Result<_, _>>()?,
+            operations: from_json_text("scopes.operations", &self.operations)?,
+            name: self.name,
+            parent: self.parent,
+            alias: self.alias,
+            short_description: self.short_description,
+            description: self.description,
+            default_scope: self.default_scope,
+            user_authorization_required: self.user_authorization_required,
+            bank_level: self.bank_level,
+        })
+    }
+}
+
+pub fn load_tree(connection: &mut DbConnection) -> Result<ScopeTree, AppError> {
+    let rows: Vec<ScopeRow> = scopes::table.select(ScopeRow::as_select()).load(connection)?;
+    let scopes = rows.into_iter().map(ScopeRow::into_scope).collect::<Result<Vec<_>, _>>()?;
+    ScopeTree::from_scopes(scopes)
+        .map_err(|error| AppError::internal(anyhow::anyhow!("the stored scope registry is inconsistent: {error}")))
+}
+
+pub fn current_version(connection: &mut DbConnection) -> Result<i64, AppError> {
+    Ok(registry_version::table.find(1).select(registry_version::version).first(connection)?)
+}
+
+/// Bumps the registry version and returns the new one. Inside a transaction this also takes
+/// the row's lock, so registry changes from several instances happen one at a time.
+pub fn bump_version(connection: &mut DbConnection) -> Result<i64, AppError> {
+    diesel::update(registry_version::table.find(1))
+        .set(registry_version::version.eq(registry_version::version + 1))
+        .execute(connection)?;
+    current_version(connection)
+}
+
+/// What one save wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SaveCounts {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+}
+
+/// Rows per INSERT: large imports go in batches; well under both backends' parameter limits.
+const INSERT_BATCH: usize = 200;
+
+/// Writes the rows that differ between `before` and `after`. Parents come before their
+/// children (pre-order), so every foreign key points at an existing row.
+pub fn save_difference(
+    connection: &mut DbConnection,
+    before: &ScopeTree,
+    after: &ScopeTree,
+) -> Result<SaveCounts, AppError> {
+    let mut counts = SaveCounts::default();
+    let removed: Vec<String> = before.iter().filter(|s| !after.contains(&s.name)).map(|s| s.name.clone()).collect();
+    for chunk in removed.chunks(INSERT_BATCH) {
+        // Children of a removed scope are removed too; ON DELETE CASCADE covers them either way.
+        counts.deleted += diesel::delete(scopes::table.filter(scopes::name.eq_any(chunk))).execute(connection)?;
+    }
+    let mut pending_inserts: Vec<ScopeRow> = Vec::new();
+    for scope in after.iter() {
+        match before.get(&scope.name) {
+            None => pending_inserts.push(ScopeRow::from(scope)),
+            Some(old) if old != scope => {
+                flush_inserts(connection, &mut pending_inserts, &mut counts)?;
+                diesel::update(scopes::table.find(&scope.name)).set(ScopeRow::from(scope)).execute(connection)?;
+                counts.updated += 1;
+            }
+            Some(_) => {}
+        }
+        if pending_inserts.len() >= INSERT_BATCH {
+            flush_inserts(connection, &mut pending_inserts, &mut counts)?;
+        }
+    }
+    flush_inserts(connection, &mut pending_inserts, &mut counts)?;
+    Ok(counts)
+}
+
+fn flush_inserts(
+    connection: &mut DbConnection,
+    rows: &mut Vec<ScopeRow>,
+    counts: &mut SaveCounts,
+) -> Result<(), AppError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // Multi-row INSERT exists on both backends but not through MultiConnection's generic path.
+    counts.created += match connection {
+        DbConnection::Postgresql(pg) => diesel::insert_into(scopes::table).values(rows.as_slice()).execute(pg)?,
+        DbConnection::Sqlite(sqlite) => diesel::insert_into(scopes::table).values(rows.as_slice()).execute(sqlite)?,
+    };
+    rows.clear();
+    Ok(())
+}
+
+/// Scopes among `names` that a client has assigned or that an unexpired grant holds: such a
+/// scope (or subtree containing one) may not be deleted.
+pub fn scopes_in_use(
+    connection: &mut DbConnection,
+    names: &BTreeSet<String>,
+    now: DateTime<Utc>,
+) -> Result<BTreeSet<String>, AppError> {
+    let names: Vec<&String> = names.iter().collect();
+    let mut in_use = BTreeSet::new();
+    for chunk in names.chunks(500) {
+        let assigned: Vec<String> = client_scopes::table
+            .filter(client_scopes::scope_name.eq_any(chunk.iter().copied()))
+            .select(client_scopes::scope_name)
+            .distinct()
+            .load(connection)?;
+        let granted: Vec<String> = grants::table
+            .filter(grants::scope_name.eq_any(chunk.iter().copied()))
+            .filter(grants::expires_at.is_null().or(grants::expires_at.gt(now.naive_utc())))
+            .select(grants::scope_name)
+            .distinct()
+            .load(connection)?;
+        in_use.extend(assigned);
+        in_use.extend(granted);
+    }
+    Ok(in_use)
+}
