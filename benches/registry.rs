@@ -1,6 +1,7 @@
 //! Scope registry at scale: 100,000 scopes up to depth 10, saved to and loaded from a real
 //! database, and expanded. Run: `cargo bench --bench registry` (SQLite; set
 //! SCOPEGATE_BENCH_POSTGRES_URL to a database URL to measure PostgreSQL too).
+#![allow(clippy::expect_used)]
 
 use scopegate::domain::scope::Scope;
 use scopegate::domain::scope_tree::ScopeTree;

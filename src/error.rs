@@ -52,6 +52,15 @@ impl AppError {
         Self::Conflict { code, description: description.into() }
     }
 
+    /// RFC 6749 §5.2 `invalid_client`: 401 with a Basic challenge.
+    pub fn invalid_client(description: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code: "invalid_client",
+            description: description.into(),
+            challenge: r#"Basic realm="scopegate", charset="UTF-8""#.to_string(),
+        }
+    }
+
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self::Internal(cause.into())
     }

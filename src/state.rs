@@ -7,6 +7,7 @@ use crate::config::Settings;
 use crate::domain::clock::Clock;
 use crate::keys::{self, SigningKey};
 use crate::secrets::SecretHasher;
+use crate::services::introspection::VerificationKeys;
 use crate::services::registry::Registry;
 use crate::storage::{self, signing_keys, Database};
 
@@ -19,6 +20,8 @@ pub struct AppState {
     pub signing_key: SigningKey,
     /// The scope tree, cached in memory and kept in step with the database.
     pub registry: Arc<Registry>,
+    /// Public keys for checking our own JWTs at introspection, by `kid`.
+    pub verification_keys: VerificationKeys,
 }
 
 impl AppState {
@@ -40,6 +43,6 @@ impl AppState {
         }
         let signing_key = keys.last().cloned().context("no signing key")?;
         let registry = Arc::new(Registry::load(&mut connection)?);
-        Ok(Self { settings, db, hasher, clock, signing_key, registry })
+        Ok(Self { settings, db, hasher, clock, signing_key, registry, verification_keys: VerificationKeys::default() })
     }
 }

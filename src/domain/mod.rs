@@ -3,7 +3,10 @@
 
 pub mod client;
 pub mod clock;
+pub mod limits;
+pub mod negotiation;
 pub mod scope;
 pub mod scope_document;
 pub mod scope_tree;
+pub mod token;
 pub mod user;

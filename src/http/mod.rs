@@ -1,8 +1,13 @@
 //! The HTTP layer: routes, extractors and thin handlers. Handlers parse and authenticate,
 //! call one operation, and turn its result into a response.
 
+pub mod client_auth;
+pub mod form;
 mod health;
+mod introspect;
 mod jwks;
+mod metadata;
+mod token;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -28,7 +33,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/jwks.json", web::get().to(jwks::jwks));
+        .route("/jwks.json", web::get().to(jwks::jwks))
+        .route("/.well-known/oauth-authorization-server", web::get().to(metadata::metadata))
+        .route("/token", web::post().to(token::token))
+        .route("/introspect", web::post().to(introspect::introspect))
+        .route("/revoke", web::post().to(introspect::revoke));
 }
 
 /// Unknown routes answer in the same JSON error shape as everything else.

@@ -62,7 +62,7 @@ pub fn register(
 }
 
 /// The reserved scope of the admin API.
-pub const ADMIN_SCOPE: &str = "scopegate:admin";
+pub use crate::domain::negotiation::ADMIN_SCOPE;
 
 /// Assigns scopes after checking that each exists and is not more sensitive than the client.
 pub fn assign_scopes(

@@ -3,5 +3,8 @@
 
 pub mod clients;
 pub mod demo;
+pub mod introspection;
 pub mod registry;
+pub mod revocation;
+pub mod tokens;
 pub mod users;

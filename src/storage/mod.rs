@@ -2,9 +2,11 @@
 //! migrations, and the bridge that keeps blocking database calls off actix's async workers.
 
 pub mod clients;
+pub mod grants;
 pub mod schema;
 pub mod scopes;
 pub mod signing_keys;
+pub mod tokens;
 pub mod users;
 
 use anyhow::Context;

@@ -56,3 +56,9 @@ pub fn published(connection: &mut DbConnection, retired_after: DateTime<Utc>) ->
         .select(PublishedKey::as_select())
         .load(connection)?)
 }
+
+/// Every key ever registered: what a signature may be checked against. Whether the token is
+/// still valid is decided by its own stored row, not by the key's age.
+pub fn all(connection: &mut DbConnection) -> Result<Vec<PublishedKey>, AppError> {
+    Ok(signing_keys::table.select(PublishedKey::as_select()).load(connection)?)
+}

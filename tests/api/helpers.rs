@@ -56,6 +56,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: Settings, dir: TempDir) -> TestApp {
+    if std::env::var("SCOPEGATE_TEST_LOG").is_ok() {
+        scopegate::cli::init_tracing();
+    }
     let application = Application::build(settings.clone()).expect("build the application");
     let address = format!("http://127.0.0.1:{}", application.port());
     let state = application.state();
@@ -114,4 +117,91 @@ pub fn cli_json(output: &Output) -> serde_json::Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+/// A registered test client's credentials.
+pub struct TestClient {
+    pub id: String,
+    pub secret: String,
+}
+
+impl TestApp {
+    /// Imports a scope document (the `GET /admin/v1/scopes` shape) through the app's registry.
+    pub fn import_scopes(&self, document: &str) {
+        let document: scopegate::domain::scope_document::ScopeDocument = serde_json::from_str(document).unwrap();
+        self.state.registry.import(&mut self.state.db.get().unwrap(), &document.scopes).unwrap();
+    }
+
+    pub fn create_client(
+        &self,
+        registration: scopegate::domain::client::ClientRegistration,
+        scopes: &[&str],
+    ) -> TestClient {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let registered = scopegate::services::clients::register(
+            &mut self.state.db.get().unwrap(),
+            &self.state.hasher,
+            &registration,
+            &scopes,
+            None,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        TestClient { id: registered.client.client_id, secret: registered.client_secret.unwrap_or_default() }
+    }
+
+    /// A confidential client that may use client credentials at the given level.
+    pub fn machine_client(&self, level: &str, scopes: &[&str]) -> TestClient {
+        self.create_client(
+            scopegate::domain::client::ClientRegistration {
+                name: "Machine".into(),
+                security_level: Some(level.parse().unwrap()),
+                ..Default::default()
+            },
+            scopes,
+        )
+    }
+
+    pub fn resource_server(&self) -> TestClient {
+        self.create_client(
+            scopegate::domain::client::ClientRegistration {
+                name: "Resource server".into(),
+                can_introspect: true,
+                ..Default::default()
+            },
+            &[],
+        )
+    }
+
+    pub async fn post_form(&self, path: &str, auth: Option<&TestClient>, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.http.post(self.url(path)).form(form);
+        if let Some(client) = auth {
+            request = request.basic_auth(&client.id, Some(&client.secret));
+        }
+        request.send().await.expect("POST")
+    }
+
+    /// Client credentials with Basic auth; returns the response.
+    pub async fn client_credentials(&self, client: &TestClient, scope: Option<&str>) -> reqwest::Response {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        self.post_form("/token", Some(client), &form).await
+    }
+
+    /// An access token by client credentials, asserting success.
+    pub async fn access_token(&self, client: &TestClient, scope: Option<&str>) -> serde_json::Value {
+        let response = self.client_credentials(client, scope).await;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn introspect(&self, caller: &TestClient, token: &str) -> serde_json::Value {
+        let response = self.post_form("/introspect", Some(caller), &[("token", token)]).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
 }

@@ -1,0 +1,36 @@
+//! `GET /.well-known/oauth-authorization-server` (RFC 8414).
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::domain::scope::Visibility;
+use crate::state::AppState;
+
+pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    let issuer = &state.settings.issuer;
+    let snapshot = state.registry.snapshot();
+    let scopes_supported: Vec<&str> = snapshot
+        .tree
+        .iter()
+        .filter(|scope| scope.visibility == Visibility::Public)
+        .map(|scope| scope.name.as_str())
+        .collect();
+    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    HttpResponse::Ok().json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks.json"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "scopes_supported": scopes_supported,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+    }))
+}

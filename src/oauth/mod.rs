@@ -1,0 +1,4 @@
+//! oxide-auth glue: our registrar, issuer and requests plugged into its flows. oxide-auth's
+//! own responses are never sent: every outcome is mapped to an RFC 6749 answer here.
+
+pub mod client_credentials;

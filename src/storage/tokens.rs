@@ -1,0 +1,163 @@
+//! The `access_tokens`, `refresh_tokens` and `refresh_families` tables. Opaque tokens are
+//! found by their keyed hash, JWTs by their `jti`; nothing is stored in clear.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::{access_tokens, refresh_families, refresh_tokens};
+use super::DbConnection;
+use crate::error::AppError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = access_tokens)]
+pub struct AccessTokenRow {
+    pub jti: String,
+    pub token_hash: Option<String>,
+    pub format: String,
+    pub client_id: String,
+    pub subject: String,
+    pub user_id: Option<String>,
+    /// Space-delimited granted scope names.
+    pub scope: String,
+    pub family_id: Option<String>,
+    pub issued_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+impl AccessTokenRow {
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.and_utc() > now
+    }
+}
+
+pub fn insert_access_token(connection: &mut DbConnection, row: &AccessTokenRow) -> Result<(), AppError> {
+    diesel::insert_into(access_tokens::table).values(row).execute(connection)?;
+    Ok(())
+}
+
+pub fn find_access_by_jti(connection: &mut DbConnection, jti: &str) -> Result<Option<AccessTokenRow>, AppError> {
+    Ok(access_tokens::table.find(jti).select(AccessTokenRow::as_select()).first(connection).optional()?)
+}
+
+pub fn find_access_by_hash(
+    connection: &mut DbConnection,
+    token_hash: &str,
+) -> Result<Option<AccessTokenRow>, AppError> {
+    Ok(access_tokens::table
+        .filter(access_tokens::token_hash.eq(token_hash))
+        .select(AccessTokenRow::as_select())
+        .first(connection)
+        .optional()?)
+}
+
+pub fn revoke_access_token(connection: &mut DbConnection, jti: &str, now: DateTime<Utc>) -> Result<(), AppError> {
+    diesel::update(access_tokens::table.find(jti).filter(access_tokens::revoked_at.is_null()))
+        .set(access_tokens::revoked_at.eq(now.naive_utc()))
+        .execute(connection)?;
+    Ok(())
+}
+
+/// Revokes a whole family: its refresh tokens stop working and its access tokens introspect
+/// inactive.
+pub fn revoke_family(connection: &mut DbConnection, family_id: &str, now: DateTime<Utc>) -> Result<(), AppError> {
+    diesel::update(refresh_families::table.find(family_id).filter(refresh_families::revoked_at.is_null()))
+        .set(refresh_families::revoked_at.eq(now.naive_utc()))
+        .execute(connection)?;
+    diesel::update(
+        access_tokens::table.filter(access_tokens::family_id.eq(family_id)).filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(now.naive_utc()))
+    .execute(connection)?;
+    Ok(())
+}
+
+/// Every token of a (client, subject) pair ends: the user revoked the app, or an admin acted.
+pub fn revoke_for_client_subject(
+    connection: &mut DbConnection,
+    client_id: &str,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    diesel::update(
+        refresh_families::table
+            .filter(refresh_families::client_id.eq(client_id))
+            .filter(refresh_families::subject.eq(subject))
+            .filter(refresh_families::revoked_at.is_null()),
+    )
+    .set(refresh_families::revoked_at.eq(now.naive_utc()))
+    .execute(connection)?;
+    diesel::update(
+        access_tokens::table
+            .filter(access_tokens::client_id.eq(client_id))
+            .filter(access_tokens::subject.eq(subject))
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(now.naive_utc()))
+    .execute(connection)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_families)]
+pub struct RefreshFamilyRow {
+    pub id: String,
+    pub client_id: String,
+    pub subject: String,
+    pub user_id: Option<String>,
+    pub scope: String,
+    pub created_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+pub fn insert_family(connection: &mut DbConnection, row: &RefreshFamilyRow) -> Result<(), AppError> {
+    diesel::insert_into(refresh_families::table).values(row).execute(connection)?;
+    Ok(())
+}
+
+pub fn find_family(connection: &mut DbConnection, id: &str) -> Result<Option<RefreshFamilyRow>, AppError> {
+    Ok(refresh_families::table.find(id).select(RefreshFamilyRow::as_select()).first(connection).optional()?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshTokenRow {
+    pub token_hash: String,
+    pub family_id: String,
+    pub scope: String,
+    pub issued_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+}
+
+pub fn insert_refresh_token(connection: &mut DbConnection, row: &RefreshTokenRow) -> Result<(), AppError> {
+    diesel::insert_into(refresh_tokens::table).values(row).execute(connection)?;
+    Ok(())
+}
+
+pub fn find_refresh_token(
+    connection: &mut DbConnection,
+    token_hash: &str,
+) -> Result<Option<RefreshTokenRow>, AppError> {
+    Ok(refresh_tokens::table.find(token_hash).select(RefreshTokenRow::as_select()).first(connection).optional()?)
+}
+
+/// Marks a refresh token spent. Conditional, so of two concurrent uses exactly one wins;
+/// returns whether this call did.
+pub fn spend_refresh_token(
+    connection: &mut DbConnection,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    Ok(diesel::update(refresh_tokens::table.find(token_hash).filter(refresh_tokens::used_at.is_null()))
+        .set(refresh_tokens::used_at.eq(now.naive_utc()))
+        .execute(connection)?
+        == 1)
+}
+
+/// Deletes access tokens that expired more than `grace` ago: the revocation list only needs
+/// tokens that could still be presented.
+pub fn prune_expired(connection: &mut DbConnection, before: DateTime<Utc>) -> Result<usize, AppError> {
+    Ok(diesel::delete(access_tokens::table.filter(access_tokens::expires_at.lt(before.naive_utc())))
+        .execute(connection)?)
+}
