@@ -15,7 +15,7 @@ run_interop() {
     dir=$(mktemp -d /tmp/scopegate-interop.XXXXXX)
     port=$(free_port)
     url="http://127.0.0.1:$port"
-    SCOPEGATE_LOG=warn target/debug/scopegate --database-url "$database_url" --keys-dir "$dir/keys" \
+    SCOPEGATE_LOG=warn "${CARGO_TARGET_DIR:-target}/debug/scopegate" --database-url "$database_url" --keys-dir "$dir/keys" \
         serve --demo --bind "127.0.0.1:$port" --issuer "$url" >"$dir/server.out" 2>"$dir/server.err" &
     pid=$!
     python3 - "$url/readyz" <<'PY'
