@@ -56,7 +56,9 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
         if let DbConnection::Sqlite(sqlite) = connection {
             sqlite
                 .batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                    // The busy timeout first: switching to WAL takes a lock that the pool's
+                    // other new connections may hold at that very moment.
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;

@@ -12,7 +12,10 @@ import os
 import sys
 import warnings
 
-warnings.filterwarnings("ignore")  # authlib announces its httpx/jose successors; we test these
+import authlib.deprecate  # noqa: E402
+
+# authlib announces successors to its httpx client and JOSE module; these are what we test.
+warnings.filterwarnings("ignore", category=authlib.deprecate.AuthlibDeprecationWarning)
 
 import httpx  # noqa: E402
 from authlib.integrations.httpx_client import OAuth2Client  # noqa: E402

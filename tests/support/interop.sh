@@ -8,6 +8,19 @@ install_python_clients() {
     fi
 }
 
+wait_until_ready() {
+    python3 - "$1/readyz" <<'PY'
+import sys, time, urllib.request
+for _ in range(300):
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=1)
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit(1)
+PY
+}
+
 run_interop() {
     local database_url=$1 label=$2
     install_python_clients
@@ -18,18 +31,12 @@ run_interop() {
     SCOPEGATE_LOG=warn "${CARGO_TARGET_DIR:-target}/debug/scopegate" --database-url "$database_url" --keys-dir "$dir/keys" \
         serve --demo --bind "127.0.0.1:$port" --issuer "$url" >"$dir/server.out" 2>"$dir/server.err" &
     pid=$!
-    python3 - "$url/readyz" <<'PY'
-import sys, time, urllib.request
-for _ in range(300):
-    try:
-        urllib.request.urlopen(sys.argv[1], timeout=1)
-        sys.exit(0)
-    except Exception:
-        time.sleep(0.1)
-sys.exit("the server did not become ready")
-PY
     echo "== interop with authlib on $label"
-    SCOPEGATE_URL=$url PYTHONWARNINGS=ignore python3 tests/interop/authlib_client_credentials.py || status=$?
+    if wait_until_ready "$url"; then
+        SCOPEGATE_URL=$url python3 tests/interop/authlib_client_credentials.py || status=$?
+    else
+        echo "the server did not become ready"; status=1
+    fi
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
     if [ "$status" != 0 ]; then cat "$dir/server.err"; fi
     rm -rf "$dir"
