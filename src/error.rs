@@ -29,6 +29,14 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
+/// The error body, for the OpenAPI document.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
+pub struct ErrorBodyDoc {
+    pub error: String,
+    pub error_description: String,
+}
+
 #[derive(Serialize)]
 pub struct ErrorBody<'a> {
     pub error: &'a str,

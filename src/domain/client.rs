@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use super::scope::{GrantType, SecurityLevel};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenFormat {
     #[default]
@@ -34,7 +34,7 @@ impl FromStr for TokenFormat {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Client {
     pub client_id: String,
     pub name: String,

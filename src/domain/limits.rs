@@ -34,7 +34,10 @@ impl LimitState {
 
 /// When a consent given at `granted_at` to `scope` lapses; None when the scope has no duration.
 pub fn expiry(scope: &Scope, granted_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    (scope.access_duration_days > 0).then(|| granted_at + Duration::days(i64::from(scope.access_duration_days)))
+    // A duration past the end of the calendar (millions of years) is as good as unlimited.
+    (scope.access_duration_days > 0)
+        .then(|| granted_at.checked_add_signed(Duration::days(i64::from(scope.access_duration_days))))
+        .flatten()
 }
 
 pub fn has_limits(scope: &Scope) -> bool {
@@ -58,6 +61,28 @@ pub fn evaluate(scope: &Scope, grant: Option<GrantUsage>, now: DateTime<Utc>) ->
         return LimitState::Exhausted;
     }
     LimitState::Usable { expires_at, remaining: (max > 0).then(|| max - grant.access_count) }
+}
+
+/// A grant's limits as listings show them (admin API, account page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantStatus {
+    /// `active`, `expired` or `exhausted`.
+    pub state: &'static str,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// None when the scope has no access limit.
+    pub remaining: Option<u64>,
+}
+
+pub fn status(scope: &Scope, grant: GrantUsage, now: DateTime<Utc>) -> GrantStatus {
+    let expires_at = expiry(scope, grant.granted_at);
+    let max = u64::from(scope.max_access_count);
+    let remaining = (max > 0).then(|| max.saturating_sub(grant.access_count));
+    let state = match evaluate(scope, Some(grant), now) {
+        LimitState::Expired => "expired",
+        LimitState::Exhausted => "exhausted",
+        LimitState::Usable { .. } | LimitState::NotGranted => "active",
+    };
+    GrantStatus { state, expires_at, remaining }
 }
 
 /// The limits in words, as the consent and account pages show them: "for 90 days",

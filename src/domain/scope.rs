@@ -8,7 +8,7 @@ use std::str::FromStr;
 ///
 /// The derived order follows the letters, so `A < F`: a client of level `X`
 /// may hold a scope of level `L` exactly when `L >= X`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SecurityLevel {
     A,
     B,
@@ -55,7 +55,7 @@ impl FromStr for SecurityLevel {
 }
 
 /// Whether any client the security level admits may hold a scope, or only clients it is assigned to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     #[default]
@@ -84,7 +84,7 @@ impl FromStr for Visibility {
 }
 
 /// The OAuth grant types scopegate speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
     AuthorizationCode,

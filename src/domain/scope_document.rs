@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 /// One scope and its children. The hierarchy is the nesting, so there is no `parent` or
 /// `position`. Every field is written on output so an export states the whole registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeNode {
     pub name: String,
@@ -37,12 +37,13 @@ pub struct ScopeNode {
     #[serde(default)]
     pub bank_level: bool,
     #[serde(default)]
+    #[schema(no_recursion)]
     pub children: Vec<ScopeNode>,
 }
 
 /// The document as a whole: `{"scopes": [node, …]}`, what `GET /admin/v1/scopes` returns and
 /// `scope import` reads. `ImportError` index paths (`scopes[1]…`) are relative to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeDocument {
     pub scopes: Vec<ScopeNode>,

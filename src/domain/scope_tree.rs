@@ -57,7 +57,7 @@ pub fn validate_scope(scope: &Scope) -> Result<(), ScopeTreeError> {
 
 /// An edit of a scope's own fields. The hierarchy (`parent`, `position`) is changed only by
 /// `move_scope`, so a patch naming those keys fails to deserialize.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopePatch {
     /// Accepted only when it repeats the current name, so clients may send a whole scope back.

@@ -1,12 +1,15 @@
 //! The HTTP layer: routes, extractors and thin handlers. Handlers parse and authenticate,
 //! call one operation, and turn its result into a response.
 
+pub mod admin;
 pub mod client_auth;
 pub mod form;
 mod health;
 mod introspect;
+pub mod json;
 mod jwks;
 mod metadata;
+mod obp;
 mod token;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -37,7 +40,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/.well-known/oauth-authorization-server", web::get().to(metadata::metadata))
         .route("/token", web::post().to(token::token))
         .route("/introspect", web::post().to(introspect::introspect))
-        .route("/revoke", web::post().to(introspect::revoke));
+        .route("/revoke", web::post().to(introspect::revoke))
+        .configure(admin::routes)
+        .configure(obp::routes);
 }
 
 /// Unknown routes answer in the same JSON error shape as everything else.

@@ -71,25 +71,32 @@ pub fn assign_scopes(
     scopes: &[String],
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    let levels = clients::scope_levels(connection, scopes)?;
     for name in scopes {
-        if name == ADMIN_SCOPE && !client.admin {
-            return Err(AppError::invalid_request(format!("scope {ADMIN_SCOPE} is reserved for admin clients")));
-        }
-        let Some((_, level)) = levels.iter().find(|(known, _)| known == name) else {
-            return Err(AppError::invalid_request(format!("scope {name:?} does not exist")));
-        };
-        let level: SecurityLevel = parse_column("scopes.security_level", level)?;
-        if !client.security_level.admits(level) {
-            return Err(AppError::bad_request(
-                "security_level_mismatch",
-                format!(
-                    "scope {name:?} has security level {level}, more sensitive than the client's level {}",
-                    client.security_level
-                ),
-            ));
-        }
+        check_assignable(connection, client, name)?;
         clients::assign(connection, &client.client_id, name, "", now)?;
+    }
+    Ok(())
+}
+
+/// A scope may be assigned when it exists, is not more sensitive than the client's level, and
+/// is the admin scope only for an admin client.
+pub fn check_assignable(connection: &mut DbConnection, client: &Client, name: &str) -> Result<(), AppError> {
+    if name == ADMIN_SCOPE && !client.admin {
+        return Err(AppError::invalid_request(format!("scope {ADMIN_SCOPE} is reserved for admin clients")));
+    }
+    let levels = clients::scope_levels(connection, &[name.to_string()])?;
+    let Some((_, level)) = levels.first() else {
+        return Err(AppError::invalid_request(format!("scope {name:?} does not exist")));
+    };
+    let level: SecurityLevel = parse_column("scopes.security_level", level)?;
+    if !client.security_level.admits(level) {
+        return Err(AppError::bad_request(
+            "security_level_mismatch",
+            format!(
+                "scope {name:?} has security level {level}, more sensitive than the client's level {}",
+                client.security_level
+            ),
+        ));
     }
     Ok(())
 }
@@ -111,4 +118,87 @@ pub fn authenticate(
             Ok(None)
         }
     }
+}
+
+/// Replaces a client's assigned scopes. Every client-credentials grant the client holds for an
+/// included scope starts anew: an administrator's assignment renews a lapsed or used-up scope.
+pub fn replace_scopes(
+    connection: &mut DbConnection,
+    tree: &crate::domain::scope_tree::ScopeTree,
+    client: &Client,
+    scopes: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let mut scopes = scopes.to_vec();
+    scopes.sort();
+    scopes.dedup();
+    clients::unassign_all(connection, &client.client_id)?;
+    assign_scopes(connection, client, &scopes, now)?;
+    for name in &scopes {
+        let expires_at = tree.get(name).and_then(|scope| crate::domain::limits::expiry(scope, now));
+        crate::storage::grants::restart_existing(
+            connection,
+            &client.client_id,
+            &client.client_id,
+            name,
+            now,
+            expires_at,
+        )?;
+    }
+    Ok(())
+}
+
+/// The fields an administrator may change after registration.
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPatch {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<crate::domain::scope::GrantType>>,
+    pub security_level: Option<SecurityLevel>,
+    pub token_format: Option<crate::domain::client::TokenFormat>,
+    pub can_introspect: Option<bool>,
+    pub admin: Option<bool>,
+}
+
+/// Applies a patch after validating the result as a whole; a lower security level that would
+/// leave an assigned scope above it is refused.
+pub fn update(connection: &mut DbConnection, client: &Client, patch: ClientPatch) -> Result<Client, AppError> {
+    let registration = ClientRegistration {
+        name: patch.name.unwrap_or_else(|| client.name.clone()),
+        public: !client.confidential,
+        redirect_uris: patch.redirect_uris.unwrap_or_else(|| client.redirect_uris.clone()),
+        grant_types: patch.grant_types.unwrap_or_else(|| client.grant_types.clone()),
+        security_level: Some(patch.security_level.unwrap_or(client.security_level)),
+        token_format: Some(patch.token_format.unwrap_or(client.token_format)),
+        can_introspect: patch.can_introspect.unwrap_or(client.can_introspect),
+        admin: patch.admin.unwrap_or(client.admin),
+    };
+    registration.validate().map_err(|(field, message)| AppError::invalid_request(format!("{field}: {message}")))?;
+    let updated = Client {
+        name: registration.name.trim().to_string(),
+        redirect_uris: registration.redirect_uris.clone(),
+        grant_types: registration.effective_grant_types(),
+        security_level: registration.security_level.unwrap_or(client.security_level),
+        token_format: registration.token_format.unwrap_or(client.token_format),
+        can_introspect: registration.can_introspect,
+        admin: registration.admin,
+        ..client.clone()
+    };
+    let assigned: Vec<String> =
+        clients::assignments(connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
+    for (name, level) in clients::scope_levels(connection, &assigned)? {
+        let level: SecurityLevel = parse_column("scopes.security_level", &level)?;
+        if !updated.security_level.admits(level) {
+            return Err(AppError::bad_request(
+                "security_level_mismatch",
+                format!(
+                    "assigned scope {name:?} (level {level}) is more sensitive than level {}",
+                    updated.security_level
+                ),
+            ));
+        }
+    }
+    clients::update(connection, &updated)?;
+    Ok(updated)
 }

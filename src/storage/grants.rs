@@ -54,8 +54,7 @@ pub fn insert_if_missing(connection: &mut DbConnection, grant: &NewGrant<'_>) ->
     }
 }
 
-/// Starts the grant anew: a fresh consent (or an admin's re-assignment) restarts the duration
-/// and the access count.
+/// Starts the grant anew, or records it: a fresh consent restarts the duration and the count.
 pub fn restart(connection: &mut DbConnection, grant: &NewGrant<'_>) -> Result<(), AppError> {
     let updated = diesel::update(
         grants::table
@@ -73,6 +72,30 @@ pub fn restart(connection: &mut DbConnection, grant: &NewGrant<'_>) -> Result<()
         insert_if_missing(connection, grant)?;
     }
     Ok(())
+}
+
+/// Restarts an existing grant only (an admin's re-assignment); a scope never issued yet gets
+/// its grant at first issuance.
+pub fn restart_existing(
+    connection: &mut DbConnection,
+    subject: &str,
+    client_id: &str,
+    scope_name: &str,
+    now: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<usize, AppError> {
+    Ok(diesel::update(
+        grants::table
+            .filter(grants::subject.eq(subject))
+            .filter(grants::client_id.eq(client_id))
+            .filter(grants::scope_name.eq(scope_name)),
+    )
+    .set((
+        grants::granted_at.eq(now.naive_utc()),
+        grants::expires_at.eq(expires_at.map(|t| t.naive_utc())),
+        grants::access_count.eq(0i64),
+    ))
+    .execute(connection)?)
 }
 
 pub fn for_subject_and_client(

@@ -2,6 +2,7 @@
 //! PostgreSQL when SCOPEGATE_TEST_POSTGRES_URL is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod cli;
 mod health;
 mod helpers;

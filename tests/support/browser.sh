@@ -32,7 +32,7 @@ install_browser_tools() {
     fi
     if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ]; then
         echo "== installing playwright-core 1 from the npm registry"
-        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$browser_dir" --no-audit --no-fund \
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$browser_dir" --no-audit --no-fund --no-save \
             --loglevel=error playwright-core@1 >/dev/null
     fi
 }

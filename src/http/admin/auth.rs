@@ -1,0 +1,65 @@
+//! The admin API's caller: a bearer token issued to an admin client with the admin scope.
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, FromRequest, HttpRequest};
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::domain::client::Client;
+use crate::domain::negotiation::ADMIN_SCOPE;
+use crate::error::AppError;
+use crate::services::bearer::{self, BearerDenied};
+use crate::state::AppState;
+
+/// The bearer token of a request, if it has one (RFC 6750 §2.1).
+pub fn bearer_token(request: &HttpRequest) -> Option<String> {
+    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_string())
+}
+
+/// Checks the request's bearer token for admin access.
+pub async fn authorize(request: &HttpRequest) -> Result<Result<Client, BearerDenied>, AppError> {
+    let Some(token) = bearer_token(request) else {
+        return Ok(Err(BearerDenied::Missing));
+    };
+    let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(AppError::internal(anyhow::anyhow!("application state missing")));
+    };
+    let now = state.clock.now();
+    state.db.clone().run(move |connection| bearer::admin_client(connection, &state, &token, now)).await
+}
+
+/// RFC 6750 §3 answers for the admin API.
+pub fn denial(denied: BearerDenied) -> AppError {
+    match denied {
+        BearerDenied::Missing => AppError::Unauthorized {
+            code: "invalid_token",
+            description: "an admin access token is required (Authorization: Bearer …)".into(),
+            challenge: r#"Bearer realm="scopegate""#.into(),
+        },
+        BearerDenied::Invalid => AppError::Unauthorized {
+            code: "invalid_token",
+            description: "the access token is invalid, expired or revoked".into(),
+            challenge: r#"Bearer realm="scopegate", error="invalid_token""#.into(),
+        },
+        BearerDenied::InsufficientScope => AppError::Forbidden {
+            code: "insufficient_scope",
+            description: format!("the admin API needs a token of an admin client carrying {ADMIN_SCOPE}"),
+        },
+    }
+}
+
+/// An authenticated administrator; handlers take it as an argument to require admin access.
+pub struct Admin(pub Client);
+
+impl FromRequest for Admin {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move { authorize(&request).await?.map(Admin).map_err(denial) })
+    }
+}

@@ -1,0 +1,274 @@
+//! `/admin/v1/scopes`: the registry over HTTP.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Admin;
+use crate::domain::scope::{GrantType, Scope, SecurityLevel, Visibility};
+use crate::domain::scope_document::{ScopeDocument, ScopeNode};
+use crate::domain::scope_tree::{ScopePatch, ScopeQuery, ScopeTree};
+use crate::error::AppError;
+use crate::http::json::ApiJson;
+use crate::state::AppState;
+
+/// One scope with its place in the tree and its children's names.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScopeView {
+    pub name: String,
+    pub alias: Option<String>,
+    pub short_description: String,
+    pub description: Option<String>,
+    pub parent: Option<String>,
+    pub position: u32,
+    pub visibility: Visibility,
+    pub default_scope: bool,
+    pub user_authorization_required: bool,
+    pub access_duration_days: u32,
+    pub max_access_count: u32,
+    pub security_level: SecurityLevel,
+    pub auth_types: Vec<GrantType>,
+    pub operations: Vec<String>,
+    pub bank_level: bool,
+    pub children: Vec<String>,
+}
+
+impl ScopeView {
+    fn of(tree: &ScopeTree, scope: &Scope) -> Self {
+        let scope = scope.clone();
+        Self {
+            children: tree.children(&scope.name).into_iter().map(|child| child.name.clone()).collect(),
+            name: scope.name,
+            alias: scope.alias,
+            short_description: scope.short_description,
+            description: scope.description,
+            parent: scope.parent,
+            position: scope.position,
+            visibility: scope.visibility,
+            default_scope: scope.default_scope,
+            user_authorization_required: scope.user_authorization_required,
+            access_duration_days: scope.access_duration_days,
+            max_access_count: scope.max_access_count,
+            security_level: scope.security_level,
+            auth_types: scope.auth_types,
+            operations: scope.operations,
+            bank_level: scope.bank_level,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScopeList {
+    pub scopes: Vec<ScopeView>,
+}
+
+/// A new scope; fields left out take SPEC's defaults.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewScope {
+    pub name: String,
+    pub short_description: String,
+    #[serde(default)]
+    pub alias: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The parent's name; absent or null for the top level.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// Place among the siblings; absent = last.
+    #[serde(default)]
+    pub position: Option<u32>,
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+    #[serde(default)]
+    pub default_scope: Option<bool>,
+    #[serde(default)]
+    pub user_authorization_required: Option<bool>,
+    #[serde(default)]
+    pub access_duration_days: Option<u32>,
+    #[serde(default)]
+    pub max_access_count: Option<u32>,
+    #[serde(default)]
+    pub security_level: Option<SecurityLevel>,
+    #[serde(default)]
+    pub auth_types: Option<Vec<GrantType>>,
+    #[serde(default)]
+    pub operations: Option<Vec<String>>,
+    #[serde(default)]
+    pub bank_level: Option<bool>,
+}
+
+impl NewScope {
+    fn into_scope(self, tree: &ScopeTree) -> Scope {
+        let defaults = Scope::new(self.name, self.short_description);
+        let siblings = match &self.parent {
+            Some(parent) => tree.children(parent).len(),
+            None => tree.roots().len(),
+        };
+        Scope {
+            alias: self.alias,
+            description: self.description,
+            parent: self.parent,
+            position: self.position.unwrap_or(u32::try_from(siblings).unwrap_or(u32::MAX)),
+            visibility: self.visibility.unwrap_or(defaults.visibility),
+            default_scope: self.default_scope.unwrap_or(defaults.default_scope),
+            user_authorization_required: self
+                .user_authorization_required
+                .unwrap_or(defaults.user_authorization_required),
+            access_duration_days: self.access_duration_days.unwrap_or(0),
+            max_access_count: self.max_access_count.unwrap_or(0),
+            security_level: self.security_level.unwrap_or(defaults.security_level),
+            auth_types: self.auth_types.unwrap_or_default(),
+            operations: self.operations.unwrap_or_default(),
+            bank_level: self.bank_level.unwrap_or(false),
+            ..defaults
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveScope {
+    /// The new parent's name; null or absent for the top level.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// Place among the new siblings; absent = last.
+    #[serde(default)]
+    pub position: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SearchParams {
+    /// Keyword matched against name, alias and descriptions.
+    pub q: Option<String>,
+    pub security_level: Option<String>,
+    pub auth_type: Option<String>,
+}
+
+fn not_found(name: &str) -> AppError {
+    AppError::not_found("scope_not_found", format!("scope {name:?} does not exist"))
+}
+
+/// The whole tree, or a flat list of matches when a search parameter is given.
+#[utoipa::path(get, path = "/admin/v1/scopes", tag = "scopes", params(SearchParams),
+    responses((status = 200, description = "The tree (nested) or the matches (flat, each with parent)", body = ScopeDocument)),
+    security(("bearer" = [])))]
+pub async fn list(
+    _: Admin,
+    state: web::Data<AppState>,
+    params: web::Query<SearchParams>,
+) -> Result<HttpResponse, AppError> {
+    let snapshot = state.registry.snapshot();
+    let params = params.into_inner();
+    if params.q.is_none() && params.security_level.is_none() && params.auth_type.is_none() {
+        let tree: Vec<ScopeNode> = snapshot.tree.export();
+        return Ok(HttpResponse::Ok().json(ScopeDocument { scopes: tree }));
+    }
+    let query = ScopeQuery {
+        keyword: params.q.filter(|q| !q.is_empty()),
+        security_level: params
+            .security_level
+            .map(|level| level.parse().map_err(|e: String| AppError::invalid_request(format!("security_level: {e}"))))
+            .transpose()?,
+        auth_type: params
+            .auth_type
+            .map(|t| t.parse().map_err(|e: String| AppError::invalid_request(format!("auth_type: {e}"))))
+            .transpose()?,
+    };
+    let scopes = snapshot.tree.search(&query).into_iter().map(|scope| ScopeView::of(&snapshot.tree, scope)).collect();
+    Ok(HttpResponse::Ok().json(ScopeList { scopes }))
+}
+
+#[utoipa::path(post, path = "/admin/v1/scopes", tag = "scopes", request_body = NewScope,
+    responses((status = 201, body = ScopeView), (status = 400), (status = 409, description = "scope_exists")),
+    security(("bearer" = [])))]
+pub async fn create(_: Admin, state: web::Data<AppState>, body: ApiJson<NewScope>) -> Result<HttpResponse, AppError> {
+    let new_scope = body.0;
+    let name = new_scope.name.clone();
+    let registry = state.registry.clone();
+    state
+        .db
+        .run(move |connection| {
+            registry.change(connection, |tree, _| {
+                let scope = new_scope.into_scope(tree);
+                Ok(tree.add(scope)?)
+            })
+        })
+        .await?;
+    let mut response = get_view(&state, &name)?;
+    *response.status_mut() = actix_web::http::StatusCode::CREATED;
+    response.headers_mut().insert(
+        actix_web::http::header::LOCATION,
+        actix_web::http::header::HeaderValue::from_str(&format!("/admin/v1/scopes/{name}"))
+            .map_err(AppError::internal)?,
+    );
+    Ok(response)
+}
+
+#[utoipa::path(get, path = "/admin/v1/scopes/{name}", tag = "scopes",
+    responses((status = 200, body = ScopeView), (status = 404)), security(("bearer" = [])))]
+pub async fn get(_: Admin, state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse, AppError> {
+    get_view(&state, &name)
+}
+
+#[utoipa::path(patch, path = "/admin/v1/scopes/{name}", tag = "scopes", request_body = ScopePatch,
+    responses((status = 200, body = ScopeView), (status = 400, description = "scope_name_immutable or invalid"), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn edit(
+    _: Admin,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    body: ApiJson<ScopePatch>,
+) -> Result<HttpResponse, AppError> {
+    let name = name.into_inner();
+    let patch = body.0;
+    let registry = state.registry.clone();
+    let target = name.clone();
+    state
+        .db
+        .run(move |connection| {
+            registry.change(connection, |tree, _| tree.edit(&target, patch).map(|_| ()).map_err(AppError::from))
+        })
+        .await?;
+    get_view(&state, &name)
+}
+
+#[utoipa::path(post, path = "/admin/v1/scopes/{name}/move", tag = "scopes", request_body = MoveScope,
+    responses((status = 200, body = ScopeView), (status = 400, description = "invalid_move"), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn move_scope(
+    _: Admin,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    body: ApiJson<MoveScope>,
+) -> Result<HttpResponse, AppError> {
+    let name = name.into_inner();
+    let MoveScope { parent, position } = body.0;
+    let registry = state.registry.clone();
+    let target = name.clone();
+    state
+        .db
+        .run(move |connection| {
+            registry.change(connection, |tree, _| Ok(tree.move_scope(&target, parent.as_deref(), position)?))
+        })
+        .await?;
+    get_view(&state, &name)
+}
+
+#[utoipa::path(delete, path = "/admin/v1/scopes/{name}", tag = "scopes",
+    responses((status = 204, description = "The scope and its subtree are gone"), (status = 404),
+        (status = 409, description = "scope_in_use")),
+    security(("bearer" = [])))]
+pub async fn delete(_: Admin, state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let name = name.into_inner();
+    let registry = state.registry.clone();
+    let now = state.clock.now();
+    state.db.run(move |connection| registry.delete_subtree(connection, &name, now)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn get_view(state: &AppState, name: &str) -> Result<HttpResponse, AppError> {
+    let snapshot = state.registry.snapshot();
+    let scope = snapshot.tree.get(name).ok_or_else(|| not_found(name))?;
+    Ok(HttpResponse::Ok().json(ScopeView::of(&snapshot.tree, scope)))
+}

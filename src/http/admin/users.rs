@@ -1,0 +1,91 @@
+//! `/admin/v1/users`: end-user management.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Admin;
+use crate::domain::user::User;
+use crate::error::AppError;
+use crate::http::json::ApiJson;
+use crate::services::users::{self as user_service, NewUser};
+use crate::state::AppState;
+use crate::storage::users;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
+        Self { id: user.id, username: user.username, display_name: user.display_name, created_at: user.created_at }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+}
+
+#[utoipa::path(post, path = "/admin/v1/users", tag = "users", request_body = NewUserBody,
+    responses((status = 201, body = UserView), (status = 400), (status = 409, description = "user_exists")),
+    security(("bearer" = [])))]
+pub async fn create(
+    _: Admin,
+    state: web::Data<AppState>,
+    body: ApiJson<NewUserBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.0;
+    let now = state.clock.now();
+    let user = state
+        .db
+        .run(move |connection| {
+            let new_user = NewUser {
+                username: &body.username,
+                password: &body.password,
+                display_name: body.display_name.as_deref(),
+            };
+            user_service::create(connection, new_user, now)
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/admin/v1/users/{}", user.username)))
+        .json(UserView::from(user)))
+}
+
+#[utoipa::path(get, path = "/admin/v1/users", tag = "users", responses((status = 200, body = UserList)),
+    security(("bearer" = [])))]
+pub async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let users = state.db.run(users::list).await?;
+    Ok(HttpResponse::Ok().json(UserList { users: users.into_iter().map(UserView::from).collect() }))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/users/{username}", tag = "users",
+    responses((status = 204, description = "Deleted, with the user's grants and tokens"), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    _: Admin,
+    state: web::Data<AppState>,
+    username: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let username = username.into_inner();
+    let deleted = state.db.run(move |connection| users::delete(connection, &username)).await?;
+    if deleted {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(AppError::not_found("user_not_found", "no such user"))
+    }
+}
