@@ -75,6 +75,32 @@ impl SecretHasher {
         self.mac(secret).as_slice().ct_eq(stored.as_slice()).into()
     }
 
+    /// A 32-byte key for another purpose, derived from the server secret so that one secret
+    /// file serves every instance.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&self.mac(&format!("scopegate key derivation: {purpose}")));
+        key
+    }
+
+    /// `payload` with a MAC bound to `purpose`, for state that travels through the browser.
+    pub fn sign(&self, purpose: &str, payload: &[u8]) -> String {
+        let encoded = URL_SAFE_NO_PAD.encode(payload);
+        let tag = URL_SAFE_NO_PAD.encode(self.mac(&format!("{purpose}:{encoded}")));
+        format!("{encoded}.{tag}")
+    }
+
+    /// The payload of a value made by [`SecretHasher::sign`] for the same purpose, if intact.
+    pub fn verify_signed(&self, purpose: &str, signed: &str) -> Option<Vec<u8>> {
+        let (encoded, tag) = signed.split_once('.')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        let expected = self.mac(&format!("{purpose}:{encoded}"));
+        if !bool::from(expected.as_slice().ct_eq(tag.as_slice())) {
+            return None;
+        }
+        URL_SAFE_NO_PAD.decode(encoded).ok()
+    }
+
     fn mac(&self, secret: &str) -> Vec<u8> {
         // HMAC zero-pads a short key to the hash's 64-byte block; padding it ourselves gives
         // the same MAC through the infallible fixed-size constructor.
@@ -115,6 +141,17 @@ mod tests {
         assert!(!hasher.verify("s3cret!", &stored));
         assert!(!SecretHasher::new([8; 32]).verify("s3cret", &stored));
         assert!(!hasher.verify("s3cret", "not hex"));
+    }
+
+    #[test]
+    fn signed_values_verify_only_intact_and_for_their_purpose() {
+        let hasher = SecretHasher::new([3; 32]);
+        let signed = hasher.sign("consent", b"{\"u\":\"alice\"}");
+        assert_eq!(hasher.verify_signed("consent", &signed).unwrap(), b"{\"u\":\"alice\"}");
+        assert!(hasher.verify_signed("other", &signed).is_none());
+        let tampered = signed.replacen('e', "f", 1);
+        assert!(hasher.verify_signed("consent", &tampered).is_none());
+        assert_ne!(hasher.derive_key("a"), hasher.derive_key("b"));
     }
 
     #[test]

@@ -29,8 +29,12 @@ impl Application {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let state = web::Data::new(state);
         let app_state = state.clone();
+        let secure_cookies = state.settings.issuer_is_https();
+        let hasher = state.hasher.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(http::session::middleware(&hasher, secure_cookies))
+                .wrap(http::pages::security_headers())
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .app_data(state.clone())
                 .configure(http::routes)

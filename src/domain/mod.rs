@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod consent;
 pub mod limits;
 pub mod negotiation;
 pub mod scope;

@@ -85,3 +85,33 @@ mod tests {
         assert!(OAuthForm::parse(None, b"a=1").is_err());
     }
 }
+
+/// An HTML form's fields, repeats allowed (the consent form sends one `scope` per ticked box).
+#[derive(Debug, Default, Clone)]
+pub struct HtmlForm(Vec<(String, String)>);
+
+impl HtmlForm {
+    pub fn first(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+impl FromRequest for HtmlForm {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = web::Bytes::from_request(request, payload);
+        Box::pin(async move {
+            let body = body.await.map_err(|error| AppError::invalid_request(format!("unreadable body: {error}")))?;
+            if body.len() > MAX_FORM_BYTES {
+                return Err(AppError::invalid_request("the body is too large"));
+            }
+            Ok(HtmlForm(url::form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()))
+        })
+    }
+}

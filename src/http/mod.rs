@@ -1,15 +1,21 @@
 //! The HTTP layer: routes, extractors and thin handlers. Handlers parse and authenticate,
 //! call one operation, and turn its result into a response.
 
+pub mod account;
 pub mod admin;
+mod authorize;
 pub mod client_auth;
+mod demo;
 pub mod form;
 mod health;
 mod introspect;
 pub mod json;
 mod jwks;
+mod login;
 mod metadata;
 mod obp;
+pub mod pages;
+pub mod session;
 mod token;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -41,6 +47,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/token", web::post().to(token::token))
         .route("/introspect", web::post().to(introspect::introspect))
         .route("/revoke", web::post().to(introspect::revoke))
+        .route("/authorize", web::get().to(authorize::authorize))
+        .route("/authorize/consent", web::post().to(authorize::consent))
+        .route("/login", web::get().to(login::show))
+        .route("/login", web::post().to(login::submit))
+        .route("/logout", web::post().to(login::logout))
+        .route("/account", web::get().to(account::show))
+        .route("/account/apps/{client_id}/revoke", web::post().to(account::revoke))
+        .route("/demo", web::get().to(demo::landing))
+        .route("/demo/start", web::get().to(demo::start))
+        .route("/demo/callback", web::get().to(demo::callback))
+        .route("/demo/bank/balance", web::get().to(demo::balance))
+        .configure(pages::routes)
         .configure(admin::routes)
         .configure(obp::routes);
 }

@@ -6,6 +6,7 @@ use super::client_auth::{presented_client, PresentedClient};
 use super::form::OAuthForm;
 use crate::error::AppError;
 use crate::oauth::client_credentials::{self, ClientCredentialsRequest};
+use crate::oauth::code_exchange::{self, ExchangeRequest};
 use crate::services::tokens::TokenResponse;
 use crate::state::AppState;
 use crate::storage::write_transaction;
@@ -35,6 +36,37 @@ pub async fn token(
                         client_credentials::exchange(connection, &state, &request, now)
                     })
                 })
+                .await?
+        }
+        "authorization_code" | "refresh_token" => {
+            let (client_id, client_secret) = match presented {
+                PresentedClient::Secret { client_id, client_secret } => (client_id, Some(client_secret)),
+                PresentedClient::Public { client_id } => (client_id, None),
+                PresentedClient::None => return Err(AppError::invalid_client("client authentication is required")),
+            };
+            let is_refresh = grant_type == "refresh_token";
+            let request = ExchangeRequest {
+                client_id,
+                client_secret,
+                code: form.get("code").map(str::to_string),
+                redirect_uri: form.get("redirect_uri").map(str::to_string),
+                code_verifier: form.get("code_verifier").map(str::to_string),
+                refresh_token: form.get("refresh_token").map(str::to_string),
+                scope: form.get("scope").map(str::to_string),
+                grant_type: if is_refresh { "refresh_token" } else { "authorization_code" },
+            };
+            if is_refresh {
+                form.required("refresh_token")?;
+            } else {
+                form.required("code")?;
+                form.required("redirect_uri")?;
+            }
+            let now = state.clock.now();
+            let state = state.clone();
+            state
+                .db
+                .clone()
+                .run(move |connection| code_exchange::exchange_in_transaction(connection, &state, &request, now))
                 .await?
         }
         other => {

@@ -2,6 +2,7 @@
 //! migrations, and the bridge that keeps blocking database calls off actix's async workers.
 
 pub mod clients;
+pub mod codes;
 pub mod grants;
 pub mod schema;
 pub mod scopes;

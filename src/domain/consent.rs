@@ -1,0 +1,132 @@
+//! Consent decisions: which of the requested scopes the user must be asked about, and what a
+//! submitted consent form grants.
+
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
+
+use super::limits::{self, GrantUsage, LimitState};
+use super::scope_tree::ScopeTree;
+
+/// A scope needs the user's say when it requires authorization and the user holds no usable
+/// grant for it (none yet, or the last one lapsed or ran out).
+pub fn needs_consent(tree: &ScopeTree, name: &str, grant: Option<GrantUsage>, now: DateTime<Utc>) -> bool {
+    let Some(scope) = tree.get(name) else { return false };
+    if !scope.user_authorization_required {
+        return false;
+    }
+    match grant {
+        None => true,
+        Some(grant) => !limits::evaluate(scope, Some(grant), now).is_usable(),
+    }
+}
+
+/// Why a scope the user consented to before must be confirmed again, in words.
+pub fn reauthorization_reason(
+    tree: &ScopeTree,
+    name: &str,
+    grant: Option<GrantUsage>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let scope = tree.get(name)?;
+    match limits::evaluate(scope, grant, now) {
+        LimitState::Expired => Some("Your earlier consent has expired. Please confirm it again.".into()),
+        LimitState::Exhausted => Some(format!(
+            "All {} accesses of your earlier consent are used. Please confirm it again.",
+            scope.max_access_count
+        )),
+        _ => None,
+    }
+}
+
+/// What a submitted consent form grants, out of the `offered` scopes (the negotiated, expanded
+/// set the page showed):
+/// - scopes that need no user authorization are always granted;
+/// - a scope that needs authorization is granted when its box is ticked and no offered
+///   ancestor needing authorization was unticked (unticking a parent unticks its children);
+/// - a granted parent implies its children, so a parent with any refused offered descendant
+///   is dropped and its remaining ticked children are granted individually.
+pub fn decide(tree: &ScopeTree, offered: &BTreeSet<String>, ticked: &BTreeSet<String>) -> BTreeSet<String> {
+    let needs_box = |name: &str| tree.get(name).is_some_and(|scope| scope.user_authorization_required);
+    let approved = |name: &str| -> bool {
+        if !needs_box(name) {
+            return true;
+        }
+        ticked.contains(name)
+            && tree.ancestors(name).all(|ancestor| {
+                !offered.contains(&ancestor.name) || !needs_box(&ancestor.name) || ticked.contains(&ancestor.name)
+            })
+    };
+    let approved: BTreeSet<String> = offered.iter().filter(|name| approved(name)).cloned().collect();
+    approved
+        .iter()
+        .filter(|name| {
+            tree.subtree(name)
+                .iter()
+                .all(|descendant| !offered.contains(&descendant.name) || approved.contains(&descendant.name))
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::scope::Scope;
+
+    fn tree() -> ScopeTree {
+        ScopeTree::from_scopes(vec![
+            Scope { user_authorization_required: false, ..Scope::new("profile", "P") },
+            Scope { position: 1, ..Scope::new("accounts", "A") },
+            Scope { parent: Some("accounts".into()), ..Scope::new("accounts.balance", "B") },
+            Scope { parent: Some("accounts".into()), position: 1, ..Scope::new("accounts.transactions", "T") },
+            Scope {
+                parent: Some("accounts".into()),
+                position: 2,
+                user_authorization_required: false,
+                ..Scope::new("accounts.name", "N")
+            },
+        ])
+        .unwrap()
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn offered() -> BTreeSet<String> {
+        set(&["profile", "accounts", "accounts.balance", "accounts.transactions", "accounts.name"])
+    }
+
+    #[test]
+    fn everything_ticked_grants_everything() {
+        let all = set(&["accounts", "accounts.balance", "accounts.transactions"]);
+        assert_eq!(decide(&tree(), &offered(), &all), offered());
+    }
+
+    #[test]
+    fn unticking_one_child_grants_the_other_children_individually() {
+        let ticked = set(&["accounts", "accounts.balance"]);
+        assert_eq!(decide(&tree(), &offered(), &ticked), set(&["profile", "accounts.balance", "accounts.name"]));
+    }
+
+    #[test]
+    fn unticking_a_parent_unticks_its_children_even_when_their_boxes_stayed_ticked() {
+        let ticked = set(&["accounts.balance", "accounts.transactions"]);
+        assert_eq!(decide(&tree(), &offered(), &ticked), set(&["profile", "accounts.name"]));
+    }
+
+    #[test]
+    fn scopes_without_a_box_are_always_granted_and_unoffered_ticks_are_ignored() {
+        assert_eq!(decide(&tree(), &offered(), &set(&["payments"])), set(&["profile", "accounts.name"]));
+    }
+
+    #[test]
+    fn a_scope_needs_consent_until_a_usable_grant_exists() {
+        let now = Utc::now();
+        let tree = tree();
+        assert!(!needs_consent(&tree, "profile", None, now));
+        assert!(needs_consent(&tree, "accounts", None, now));
+        let grant = GrantUsage { granted_at: now, access_count: 0 };
+        assert!(!needs_consent(&tree, "accounts", Some(grant), now));
+    }
+}

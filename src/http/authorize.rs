@@ -1,0 +1,187 @@
+//! `GET /authorize` and `POST /authorize/consent`: the browser side of the code flow.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+use super::form::HtmlForm;
+use super::pages::{error_page, render, see_other};
+use super::session::{check_csrf, csrf_token, current_user};
+use crate::domain::consent;
+use crate::domain::limits;
+use crate::domain::scope_tree::ScopeTree;
+use crate::domain::user::User;
+use crate::error::AppError;
+use crate::oauth::authorization::{self, AuthorizeOutcome, AuthorizeParams, ConsentScreen, Decision};
+use crate::state::AppState;
+use crate::storage::write_transaction;
+use crate::views::{ConsentPage, ConsentRow};
+
+/// The pending request, carried through the consent form signed by the server, so any
+/// instance can finish it and nobody can alter it.
+#[derive(Serialize, Deserialize)]
+struct ConsentState {
+    params: AuthorizeParams,
+    user_id: String,
+    offered: BTreeSet<String>,
+    expires_at: DateTime<Utc>,
+}
+
+const CONSENT_PURPOSE: &str = "consent form";
+/// How long a consent page may stay open.
+const CONSENT_MINUTES: i64 = 10;
+
+fn cannot_continue(message: &str) -> HttpResponse {
+    error_page(StatusCode::BAD_REQUEST, "We cannot continue this request", message)
+}
+
+pub async fn authorize(
+    request: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let params = match AuthorizeParams::from_query(request.query_string()) {
+        Ok(params) => params,
+        Err(message) => return Ok(cannot_continue(&message)),
+    };
+    let user = current_user(&session, &state).await?;
+    let outcome = run(&state, params.clone(), user.clone(), Decision::Ask).await?;
+    Ok(respond(&session, &state, outcome, &params, user.as_ref()))
+}
+
+pub async fn consent(session: Session, state: web::Data<AppState>, form: HtmlForm) -> Result<HttpResponse, AppError> {
+    if check_csrf(&session, form.first("csrf_token")).is_err() {
+        return Ok(cannot_continue(
+            "The consent form expired or was not sent from this site. Please start again from the app.",
+        ));
+    }
+    let pending: Option<ConsentState> = form
+        .first("consent_token")
+        .and_then(|token| state.hasher.verify_signed(CONSENT_PURPOSE, token))
+        .and_then(|payload| serde_json::from_slice(&payload).ok());
+    let Some(pending) = pending else {
+        return Ok(cannot_continue("The consent form was altered or is incomplete. Please start again from the app."));
+    };
+    let user = current_user(&session, &state).await?;
+    let Some(user) = user.filter(|user| user.id == pending.user_id) else {
+        return Ok(cannot_continue(
+            "You are no longer signed in as the person who was asked. Please start again from the app.",
+        ));
+    };
+    if pending.expires_at < state.clock.now() {
+        return Ok(cannot_continue("The consent page was open too long. Please start again from the app."));
+    }
+    let decision = match form.first("decision") {
+        Some("allow") => {
+            let ticked: BTreeSet<String> = form.all("scope").map(str::to_string).collect();
+            let snapshot = state.registry.snapshot();
+            Decision::Approve(consent::decide(&snapshot.tree, &pending.offered, &ticked))
+        }
+        _ => Decision::Deny,
+    };
+    let outcome = run(&state, pending.params.clone(), Some(user.clone()), decision).await?;
+    Ok(respond(&session, &state, outcome, &pending.params, Some(&user)))
+}
+
+async fn run(
+    state: &web::Data<AppState>,
+    params: AuthorizeParams,
+    user: Option<User>,
+    decision: Decision,
+) -> Result<AuthorizeOutcome, AppError> {
+    let now = state.clock.now();
+    let shared = state.clone();
+    state
+        .db
+        .run(move |connection| {
+            write_transaction(connection, |connection| {
+                authorization::authorize(connection, &shared, &params, user.as_ref(), decision, now)
+            })
+        })
+        .await
+}
+
+fn respond(
+    session: &Session,
+    state: &AppState,
+    outcome: AuthorizeOutcome,
+    params: &AuthorizeParams,
+    user: Option<&User>,
+) -> HttpResponse {
+    match outcome {
+        AuthorizeOutcome::ErrorPage { message } => cannot_continue(&message),
+        AuthorizeOutcome::Redirect(url) => see_other(&url),
+        AuthorizeOutcome::Login => {
+            let next = format!("/authorize?{}", params.resume_query());
+            let login = format!(
+                "/login?{}",
+                url::form_urlencoded::Serializer::new(String::new()).append_pair("next", &next).finish()
+            );
+            see_other(&login)
+        }
+        AuthorizeOutcome::Consent(screen) => match user {
+            Some(user) => consent_page(session, state, screen, params, user),
+            None => cannot_continue("Please sign in first."),
+        },
+    }
+}
+
+fn consent_page(
+    session: &Session,
+    state: &AppState,
+    screen: ConsentScreen,
+    params: &AuthorizeParams,
+    user: &User,
+) -> HttpResponse {
+    let snapshot = state.registry.snapshot();
+    let scopes = consent_rows(&snapshot.tree, &screen);
+    let pending = ConsentState {
+        params: params.clone(),
+        user_id: user.id.clone(),
+        offered: screen.offered,
+        expires_at: state.clock.now() + Duration::minutes(CONSENT_MINUTES),
+    };
+    let consent_token = match serde_json::to_vec(&pending) {
+        Ok(payload) => state.hasher.sign(CONSENT_PURPOSE, &payload),
+        Err(_) => return HttpResponse::InternalServerError().finish(),
+    };
+    let csrf = csrf_token(session);
+    render(
+        StatusCode::OK,
+        &ConsentPage {
+            page_title: format!("Allow {}?", screen.client.name),
+            client_name: screen.client.name,
+            user_name: user.display_name.clone().unwrap_or_else(|| user.username.clone()),
+            scopes,
+            csrf_token: csrf.clone(),
+            consent_token,
+            logout_csrf: csrf,
+        },
+    )
+}
+
+/// The offered scopes as a tree in pre-order: a scope whose parent is not offered is shown at
+/// the top level.
+fn consent_rows(tree: &ScopeTree, screen: &ConsentScreen) -> Vec<ConsentRow> {
+    let mut rows = Vec::new();
+    for scope in tree.iter().filter(|scope| screen.offered.contains(&scope.name)) {
+        let shown_parent =
+            tree.ancestors(&scope.name).find(|a| screen.offered.contains(&a.name)).map(|a| a.name.clone());
+        let depth = tree.ancestors(&scope.name).filter(|a| screen.offered.contains(&a.name)).count();
+        rows.push(ConsentRow {
+            name: scope.name.clone(),
+            label: scope.alias.clone().unwrap_or_else(|| scope.name.clone()),
+            description: scope.short_description.clone(),
+            limits: limits::describe(scope),
+            needs_authorization: scope.user_authorization_required,
+            reauthorize: screen.reauthorize.get(&scope.name).cloned(),
+            depth: depth.min(9),
+            parent: shown_parent,
+            input_id: format!("scope-{}", rows.len()),
+        });
+    }
+    rows
+}

@@ -1,0 +1,71 @@
+//! `GET/POST /login` and `POST /logout`.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::form::HtmlForm;
+use super::pages::{error_page, render, see_other};
+use super::session::{self, check_csrf, csrf_token};
+use crate::error::AppError;
+use crate::services::users;
+use crate::state::AppState;
+use crate::views::LoginPage;
+
+/// One message for an unknown user and a wrong password: no username probing.
+const LOGIN_FAILED: &str = "The username or password is incorrect.";
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+/// Only local paths: `next` must never send the browser to another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_string(),
+        _ => "/account".to_string(),
+    }
+}
+
+fn login_page(session: &Session, next: String, username: String, error: Option<String>) -> LoginPage {
+    LoginPage { page_title: "Sign in".into(), csrf_token: csrf_token(session), next, username, error }
+}
+
+pub async fn show(session: Session, query: web::Query<LoginQuery>) -> HttpResponse {
+    let next = safe_next(query.next.as_deref());
+    render(StatusCode::OK, &login_page(&session, next, String::new(), None))
+}
+
+pub async fn submit(session: Session, state: web::Data<AppState>, form: HtmlForm) -> Result<HttpResponse, AppError> {
+    if check_csrf(&session, form.first("csrf_token")).is_err() {
+        return Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "Please try again",
+            "The sign-in form expired or was not sent from this site. Go back and sign in again.",
+        ));
+    }
+    let next = safe_next(form.first("next"));
+    let username = form.first("username").unwrap_or_default().trim().to_string();
+    let password = form.first("password").unwrap_or_default().to_string();
+    let candidate = username.clone();
+    // argon2 is deliberately slow: it runs on the blocking pool with the database call.
+    let user = state.db.run(move |connection| users::authenticate(connection, &candidate, &password)).await?;
+    match user {
+        Some(user) => {
+            session::sign_in(&session, &user)?;
+            tracing::info!(username = %user.username, "signed in");
+            Ok(see_other(&next))
+        }
+        None => Ok(render(StatusCode::UNAUTHORIZED, &login_page(&session, next, username, Some(LOGIN_FAILED.into())))),
+    }
+}
+
+pub async fn logout(session: Session, form: HtmlForm) -> HttpResponse {
+    if check_csrf(&session, form.first("csrf_token")).is_err() {
+        return error_page(StatusCode::FORBIDDEN, "Please try again", "The form expired. Go back and try again.");
+    }
+    session::sign_out(&session);
+    see_other("/login")
+}

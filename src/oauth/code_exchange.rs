@@ -1,0 +1,555 @@
+//! `POST /token` for `authorization_code` (with PKCE) and `refresh_token`, driven through
+//! oxide-auth's `code_grant::accesstoken` and `code_grant::refresh` state machines with our
+//! registrar, authorizer and issuer. Codes are single-use (a replay revokes what the code
+//! produced); refresh tokens rotate on every use (reuse revokes the whole family).
+
+use chrono::{DateTime, Duration, Utc};
+use oxide_auth::code_grant::accesstoken::{self as code_flow, Authorization};
+use oxide_auth::code_grant::error::AccessTokenErrorType;
+use oxide_auth::code_grant::refresh::{self as refresh_flow};
+use oxide_auth::primitives::authorizer::Authorizer;
+use oxide_auth::primitives::grant::{Extensions, Grant};
+use oxide_auth::primitives::issuer::{IssuedToken, Issuer, RefreshedToken, TokenType};
+use oxide_auth::primitives::registrar::{BoundClient, ClientUrl, PreGrant, Registrar, RegistrarError};
+use oxide_auth::primitives::scope::Scope as OxideScope;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use super::extensions;
+use crate::domain::client::Client;
+use crate::domain::limits;
+use crate::domain::negotiation::{format_scope, ClientScopes};
+use crate::domain::scope::GrantType;
+use crate::domain::scope_tree::ScopeTree;
+use crate::domain::token::Subject;
+use crate::error::AppError;
+use crate::secrets::random_token;
+use crate::services::tokens::{self, usage, AccessTokenRequest, TokenResponse};
+use crate::state::AppState;
+use crate::storage::codes::{self, Redemption};
+use crate::storage::tokens::{self as token_store, RefreshFamilyRow, RefreshTokenRow};
+use crate::storage::{clients, grants, users, DbConnection};
+
+/// The parameters of a code or refresh exchange, with the client as it presented itself.
+pub struct ExchangeRequest {
+    pub client_id: String,
+    /// None for a public client.
+    pub client_secret: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+    pub grant_type: &'static str,
+}
+
+impl code_flow::Request for ExchangeRequest {
+    fn valid(&self) -> bool {
+        true
+    }
+    fn code(&self) -> Option<Cow<'_, str>> {
+        self.code.as_deref().map(Cow::Borrowed)
+    }
+    fn authorization(&self) -> Authorization<'_> {
+        match &self.client_secret {
+            Some(secret) => {
+                Authorization::UsernamePassword(Cow::Borrowed(&self.client_id), Cow::Borrowed(secret.as_bytes()))
+            }
+            None => Authorization::Username(Cow::Borrowed(&self.client_id)),
+        }
+    }
+    fn client_id(&self) -> Option<Cow<'_, str>> {
+        None
+    }
+    fn redirect_uri(&self) -> Option<Cow<'_, str>> {
+        self.redirect_uri.as_deref().map(Cow::Borrowed)
+    }
+    fn grant_type(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self.grant_type))
+    }
+    fn extension(&self, key: &str) -> Option<Cow<'_, str>> {
+        match key {
+            "code_verifier" => self.code_verifier.as_deref().map(Cow::Borrowed),
+            _ => None,
+        }
+    }
+}
+
+impl refresh_flow::Request for ExchangeRequest {
+    fn valid(&self) -> bool {
+        true
+    }
+    fn refresh_token(&self) -> Option<Cow<'_, str>> {
+        self.refresh_token.as_deref().map(Cow::Borrowed)
+    }
+    fn scope(&self) -> Option<Cow<'_, str>> {
+        self.scope.as_deref().filter(|s| !s.trim().is_empty()).map(Cow::Borrowed)
+    }
+    fn grant_type(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self.grant_type))
+    }
+    /// Body credentials are passed as if they came in the Basic header: oxide-auth's refresh
+    /// flow knows no other way, and RFC 6749 §2.3.1 allows both.
+    fn authorization(&self) -> Option<(Cow<'_, str>, Cow<'_, [u8]>)> {
+        self.client_secret
+            .as_deref()
+            .map(|secret| (Cow::Borrowed(self.client_id.as_str()), Cow::Borrowed(secret.as_bytes())))
+    }
+    fn extension(&self, _: &str) -> Option<Cow<'_, str>> {
+        None
+    }
+}
+
+/// The refresh token being rotated, found by `recover_refresh`.
+struct Rotating {
+    token_hash: String,
+    family: RefreshFamilyRow,
+}
+
+struct ExchangeEndpoint<'a> {
+    connection: RefCell<&'a mut DbConnection>,
+    state: &'a AppState,
+    tree: &'a ScopeTree,
+    now: DateTime<Utc>,
+    grant_type: GrantType,
+    request_client_id: String,
+    request_redirect_uri: Option<String>,
+    client: RefCell<Option<Client>>,
+    /// The RFC 6749 error to answer with when a primitive refuses.
+    refusal: RefCell<Option<AppError>>,
+    redeemed_code: Option<String>,
+    rotating: RefCell<Option<Rotating>>,
+    issued: Option<TokenResponse>,
+}
+
+fn invalid_grant(description: &str) -> AppError {
+    AppError::bad_request("invalid_grant", description)
+}
+
+impl ExchangeEndpoint<'_> {
+    fn refuse(&self, error: AppError) {
+        self.refusal.borrow_mut().get_or_insert(error);
+    }
+
+    fn fail<T>(&mut self, error: AppError) -> Result<T, ()> {
+        self.refusal.get_mut().get_or_insert(error);
+        Err(())
+    }
+
+    /// The scopes of a grant the user still holds usable grants for, and the client may still have.
+    fn usable_scopes(&self, subject: &str, client: &Client, scope: &str) -> Result<BTreeSet<String>, AppError> {
+        let mut connection = self.connection.borrow_mut();
+        let assigned =
+            clients::assignments(&mut connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
+        let client_scopes = ClientScopes::new(client, assigned, GrantType::RefreshToken);
+        let held = grants::for_subject_and_client(&mut connection, subject, &client.client_id)?;
+        Ok(scope
+            .split(' ')
+            .filter(|name| !name.is_empty() && client_scopes.may_have(self.tree, name))
+            .filter(|name| {
+                let grant = held.iter().find(|g| g.scope_name == *name).map(usage);
+                self.tree.get(name).is_some_and(|scope| limits::evaluate(scope, grant, self.now).is_usable())
+            })
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Issues the access token (and, where the client may refresh, a new refresh token) of a
+    /// family; records the token response.
+    fn issue_pair(
+        &mut self,
+        family_id: &str,
+        subject_id: &str,
+        scopes: &BTreeSet<String>,
+    ) -> Result<(String, Option<String>, i64), AppError> {
+        let client = self.client.borrow().clone().ok_or_else(|| invalid_grant("client missing"))?;
+        let connection: &mut DbConnection = self.connection.get_mut();
+        let user =
+            users::find_by_id(connection, subject_id)?.ok_or_else(|| invalid_grant("the user no longer exists"))?;
+        let subject = Subject::User { user_id: user.id.clone(), username: user.username.clone() };
+        let request = AccessTokenRequest { client: &client, subject: &subject, scopes, family_id: Some(family_id) };
+        let (access_token, expires_in) =
+            tokens::issue_access_token(connection, self.state, self.tree, &request, self.now)?;
+        let refresh_token = if client.allows_grant_type(GrantType::RefreshToken) {
+            let token = random_token(32);
+            token_store::insert_refresh_token(
+                connection,
+                &RefreshTokenRow {
+                    token_hash: self.state.hasher.hash(&token),
+                    family_id: family_id.to_string(),
+                    scope: format_scope(scopes),
+                    issued_at: self.now.naive_utc(),
+                    expires_at: (self.now + Duration::seconds(self.state.settings.refresh_token_lifetime_seconds))
+                        .naive_utc(),
+                    used_at: None,
+                },
+            )?;
+            Some(token)
+        } else {
+            None
+        };
+        self.issued = Some(TokenResponse {
+            access_token: access_token.clone(),
+            token_type: "Bearer",
+            expires_in,
+            scope: format_scope(scopes),
+            refresh_token: refresh_token.clone(),
+        });
+        Ok((access_token, refresh_token, expires_in))
+    }
+}
+
+impl Registrar for ExchangeEndpoint<'_> {
+    fn bound_redirect<'b>(&self, _: ClientUrl<'b>) -> Result<BoundClient<'b>, RegistrarError> {
+        Err(RegistrarError::Unspecified)
+    }
+    fn negotiate(&self, _: BoundClient<'_>, _: Option<OxideScope>) -> Result<PreGrant, RegistrarError> {
+        Err(RegistrarError::Unspecified)
+    }
+
+    /// Confidential clients prove their secret; public clients present none (PKCE protects
+    /// their codes). Either way the client must be allowed this grant type.
+    fn check(&self, client_id: &str, passphrase: Option<&[u8]>) -> Result<(), RegistrarError> {
+        let found = clients::find_with_secret(&mut self.connection.borrow_mut(), client_id);
+        let (client, secret_hash) = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                self.refuse(AppError::invalid_client("client authentication failed"));
+                return Err(RegistrarError::Unspecified);
+            }
+            Err(error) => {
+                self.refuse(error);
+                return Err(RegistrarError::PrimitiveError);
+            }
+        };
+        let authenticated = match (&secret_hash, passphrase) {
+            (Some(hash), Some(secret)) => {
+                std::str::from_utf8(secret).is_ok_and(|secret| self.state.hasher.verify(secret, hash))
+            }
+            (None, None) => !client.confidential,
+            _ => false,
+        };
+        if !authenticated || client_id != self.request_client_id {
+            self.refuse(AppError::invalid_client("client authentication failed"));
+            return Err(RegistrarError::Unspecified);
+        }
+        if !client.allows_grant_type(self.grant_type) {
+            self.refuse(AppError::bad_request("unauthorized_client", "this client may not use this grant type"));
+            return Err(RegistrarError::Unspecified);
+        }
+        *self.client.borrow_mut() = Some(client);
+        Ok(())
+    }
+}
+
+impl Authorizer for ExchangeEndpoint<'_> {
+    fn authorize(&mut self, _: Grant) -> Result<String, ()> {
+        Err(())
+    }
+
+    /// Spends the code. A second use finds it spent: everything issued from it is revoked.
+    fn extract(&mut self, code: &str) -> Result<Option<Grant>, ()> {
+        let code_hash = self.state.hasher.hash(code);
+        let redemption = codes::redeem(self.connection.get_mut(), &code_hash, self.now);
+        let row = match redemption {
+            Ok(Redemption::Redeemed(row)) => row,
+            Ok(Redemption::Replayed(row)) => {
+                if let Some(family_id) = &row.family_id {
+                    if let Err(error) = token_store::revoke_family(self.connection.get_mut(), family_id, self.now) {
+                        return self.fail(error);
+                    }
+                }
+                tracing::warn!(client_id = %row.client_id, "authorization code replayed; its tokens are revoked");
+                self.refuse(invalid_grant(
+                    "the authorization code was already used; tokens issued from it are revoked",
+                ));
+                return Ok(None);
+            }
+            Ok(Redemption::Invalid) => {
+                self.refuse(invalid_grant("the authorization code is unknown or expired"));
+                return Ok(None);
+            }
+            Err(error) => return self.fail(error),
+        };
+        // Exact string match with the authorization request's redirect_uri (RFC 6749 §4.1.3).
+        if self.request_redirect_uri.as_deref() != Some(row.redirect_uri.as_str())
+            || row.client_id != self.request_client_id
+        {
+            self.refuse(invalid_grant("the code was issued to another client or redirect_uri"));
+            return Ok(None);
+        }
+        let (Ok(redirect_uri), Ok(scope)) = (url::Url::parse(&row.redirect_uri), row.scope.parse::<OxideScope>())
+        else {
+            return self.fail(AppError::internal(anyhow::anyhow!("a stored code is malformed")));
+        };
+        self.redeemed_code = Some(code_hash);
+        Ok(Some(Grant {
+            owner_id: row.user_id,
+            client_id: row.client_id,
+            scope,
+            redirect_uri,
+            // oxide-auth compares this with the system time; our clock (which tests may shift)
+            // already decided the code is live, so give it the code's lifetime from now.
+            until: Utc::now() + Duration::seconds(self.state.settings.code_lifetime_seconds),
+            extensions: extensions::from_json(&row.extensions),
+        }))
+    }
+}
+
+/// PKCE on the token request: the verifier must match the stored challenge.
+struct PkceVerifier<'r>(&'r RefCell<Option<AppError>>);
+
+impl code_flow::Extension for PkceVerifier<'_> {
+    fn extend(&mut self, request: &dyn code_flow::Request, mut data: Extensions) -> Result<Extensions, ()> {
+        let pkce = extensions::pkce();
+        let saved = data.remove(&pkce);
+        if pkce.verify(saved, request.extension("code_verifier")).is_err() {
+            self.0.borrow_mut().get_or_insert(invalid_grant("PKCE verification failed (code_verifier)"));
+            return Err(());
+        }
+        Ok(Extensions::new())
+    }
+}
+
+impl Issuer for ExchangeEndpoint<'_> {
+    /// The code flow's tokens: a new refresh family, its access token and first refresh token.
+    fn issue(&mut self, grant: Grant) -> Result<IssuedToken, ()> {
+        let scopes: BTreeSet<String> = grant.scope.iter().map(str::to_string).collect();
+        let family = RefreshFamilyRow {
+            id: random_token(16),
+            client_id: grant.client_id.clone(),
+            subject: grant.owner_id.clone(),
+            user_id: Some(grant.owner_id.clone()),
+            scope: format_scope(&scopes),
+            created_at: self.now.naive_utc(),
+            revoked_at: None,
+        };
+        let stored =
+            token_store::insert_family(self.connection.get_mut(), &family).and_then(|()| match &self.redeemed_code {
+                Some(code_hash) => codes::set_family(self.connection.get_mut(), &code_hash.clone(), &family.id),
+                None => Ok(()),
+            });
+        if let Err(error) = stored {
+            return self.fail(error);
+        }
+        match self.issue_pair(&family.id, &grant.owner_id, &scopes) {
+            Ok((token, refresh, expires_in)) => Ok(IssuedToken {
+                token,
+                refresh,
+                until: self.now + Duration::seconds(expires_in),
+                token_type: TokenType::Bearer,
+            }),
+            Err(error) => self.fail(error),
+        }
+    }
+
+    /// Rotation: the presented refresh token is spent (exactly once, even under concurrency)
+    /// and a new pair is issued in the same family with the (possibly narrowed) scope.
+    fn refresh(&mut self, _: &str, grant: Grant) -> Result<RefreshedToken, ()> {
+        let Some(rotating) = self.rotating.get_mut().take() else { return Err(()) };
+        match token_store::spend_refresh_token(self.connection.get_mut(), &rotating.token_hash, self.now) {
+            Ok(true) => {}
+            Ok(false) => {
+                // Lost a race with another use of the same token: that is reuse too.
+                let _ = token_store::revoke_family(self.connection.get_mut(), &rotating.family.id, self.now);
+                return self.fail(invalid_grant("the refresh token was already used; the grant is revoked"));
+            }
+            Err(error) => return self.fail(error),
+        }
+        let scopes: BTreeSet<String> = grant.scope.iter().map(str::to_string).collect();
+        match self.issue_pair(&rotating.family.id, &rotating.family.subject, &scopes) {
+            Ok((token, refresh, expires_in)) => Ok(RefreshedToken {
+                token,
+                refresh,
+                until: self.now + Duration::seconds(expires_in),
+                token_type: TokenType::Bearer,
+            }),
+            Err(error) => self.fail(error),
+        }
+    }
+
+    fn recover_token(&self, _: &str) -> Result<Option<Grant>, ()> {
+        Ok(None)
+    }
+
+    /// Finds a live refresh token. A spent one means reuse: the whole family is revoked and
+    /// the answer is `invalid_grant`. Scopes that lapsed or ran out are left out; with none
+    /// left the refresh fails.
+    fn recover_refresh(&self, token: &str) -> Result<Option<Grant>, ()> {
+        let token_hash = self.state.hasher.hash(token);
+        let found = {
+            let mut connection = self.connection.borrow_mut();
+            token_store::find_refresh_token(&mut connection, &token_hash).and_then(|row| match row {
+                Some(row) => Ok(token_store::find_family(&mut connection, &row.family_id)?.map(|family| (row, family))),
+                None => Ok(None),
+            })
+        };
+        let (row, family) = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                self.refuse(invalid_grant("the refresh token is unknown"));
+                return Ok(None);
+            }
+            Err(error) => {
+                self.refuse(error);
+                return Err(());
+            }
+        };
+        if family.client_id != self.request_client_id {
+            self.refuse(invalid_grant("the refresh token was issued to another client"));
+            return Ok(None);
+        }
+        if row.used_at.is_some() {
+            if let Err(error) = token_store::revoke_family(&mut self.connection.borrow_mut(), &family.id, self.now) {
+                self.refuse(error);
+                return Err(());
+            }
+            tracing::warn!(client_id = %family.client_id, "refresh token reused; the whole grant is revoked");
+            self.refuse(invalid_grant("the refresh token was already used; every token of this grant is revoked"));
+            return Ok(None);
+        }
+        if family.revoked_at.is_some() || row.expires_at.and_utc() <= self.now {
+            self.refuse(invalid_grant("the refresh token is expired or revoked"));
+            return Ok(None);
+        }
+        let Ok(Some(client)) = clients::find(&mut self.connection.borrow_mut(), &family.client_id) else {
+            self.refuse(invalid_grant("the client no longer exists"));
+            return Ok(None);
+        };
+        let usable = match self.usable_scopes(&family.subject, &client, &row.scope) {
+            Ok(usable) => usable,
+            Err(error) => {
+                self.refuse(error);
+                return Err(());
+            }
+        };
+        if usable.is_empty() {
+            self.refuse(invalid_grant("no scope of this grant is still usable; the user must consent again"));
+            return Ok(None);
+        }
+        let Ok(scope) = format_scope(&usable).parse::<OxideScope>() else { return Err(()) };
+        let Ok(redirect_uri) = url::Url::parse("urn:ietf:params:oauth:grant-type:refresh_token") else {
+            return Err(());
+        };
+        *self.rotating.borrow_mut() = Some(Rotating { token_hash, family: family.clone() });
+        Ok(Some(Grant {
+            owner_id: family.subject,
+            client_id: family.client_id,
+            scope,
+            redirect_uri,
+            until: Utc::now() + (row.expires_at.and_utc() - self.now),
+            extensions: Extensions::new(),
+        }))
+    }
+}
+
+struct CodeEndpoint<'e, 'a> {
+    inner: &'e mut ExchangeEndpoint<'a>,
+    pkce: PkceVerifier<'e>,
+}
+
+impl code_flow::Endpoint for CodeEndpoint<'_, '_> {
+    fn registrar(&self) -> &dyn Registrar {
+        self.inner
+    }
+    fn authorizer(&mut self) -> &mut dyn Authorizer {
+        self.inner
+    }
+    fn issuer(&mut self) -> &mut dyn Issuer {
+        self.inner
+    }
+    fn extension(&mut self) -> &mut dyn code_flow::Extension {
+        &mut self.pkce
+    }
+}
+
+impl refresh_flow::Endpoint for ExchangeEndpoint<'_> {
+    fn registrar(&self) -> &dyn Registrar {
+        self
+    }
+    fn issuer(&mut self) -> &mut dyn Issuer {
+        self
+    }
+}
+
+fn oxide_error(kind: AccessTokenErrorType) -> AppError {
+    let code = match kind {
+        AccessTokenErrorType::InvalidRequest => "invalid_request",
+        AccessTokenErrorType::InvalidClient => return AppError::invalid_client("client authentication failed"),
+        // oxide-auth says invalid_request for an unknown or replayed code: RFC 6749 says invalid_grant.
+        AccessTokenErrorType::InvalidGrant => "invalid_grant",
+        AccessTokenErrorType::UnauthorizedClient => "unauthorized_client",
+        AccessTokenErrorType::UnsupportedGrantType => "unsupported_grant_type",
+        AccessTokenErrorType::InvalidScope => "invalid_scope",
+    };
+    AppError::bad_request(code, "the token request was refused")
+}
+
+/// Runs the exchange; returns the token response or the RFC 6749 §5.2 error.
+pub fn exchange(
+    connection: &mut DbConnection,
+    state: &AppState,
+    request: &ExchangeRequest,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, AppError> {
+    let snapshot = state.registry.snapshot();
+    let grant_type =
+        if request.grant_type == "refresh_token" { GrantType::RefreshToken } else { GrantType::AuthorizationCode };
+    let mut endpoint = ExchangeEndpoint {
+        connection: RefCell::new(connection),
+        state,
+        tree: &snapshot.tree,
+        now,
+        grant_type,
+        request_client_id: request.client_id.clone(),
+        request_redirect_uri: request.redirect_uri.clone(),
+        client: RefCell::new(None),
+        refusal: RefCell::new(None),
+        redeemed_code: None,
+        rotating: RefCell::new(None),
+        issued: None,
+    };
+    let pkce_refusal = RefCell::new(None);
+    let outcome_kind = match grant_type {
+        GrantType::RefreshToken => {
+            refresh_flow::refresh(&mut endpoint, request).err().map(|mut error| match &mut error {
+                refresh_flow::Error::Invalid(description) => Some(description.description().kind()),
+                refresh_flow::Error::Unauthorized(..) => Some(AccessTokenErrorType::InvalidClient),
+                refresh_flow::Error::Primitive => None,
+            })
+        }
+        _ => {
+            let mut code_endpoint = CodeEndpoint { inner: &mut endpoint, pkce: PkceVerifier(&pkce_refusal) };
+            code_flow::access_token(&mut code_endpoint, request).err().map(|mut error| match &mut error {
+                code_flow::Error::Invalid(description) => Some(description.description().kind()),
+                code_flow::Error::Unauthorized(..) => Some(AccessTokenErrorType::InvalidClient),
+                code_flow::Error::Primitive(_) => None,
+            })
+        }
+    };
+    match (outcome_kind, endpoint.issued.take()) {
+        (None, Some(response)) => Ok(response),
+        (failure, _) => Err(endpoint
+            .refusal
+            .take()
+            .or_else(|| pkce_refusal.take())
+            .or_else(|| failure.flatten().map(oxide_error))
+            .unwrap_or_else(|| AppError::internal(anyhow::anyhow!("the token exchange failed without a reason")))),
+    }
+}
+
+/// [`exchange`] in one write transaction. A refused exchange may still have written what must
+/// stay — a replayed code or a reused refresh token revokes its family — so refusals commit
+/// and only internal failures roll back.
+pub fn exchange_in_transaction(
+    connection: &mut DbConnection,
+    state: &AppState,
+    request: &ExchangeRequest,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, AppError> {
+    crate::storage::write_transaction(connection, |connection| match exchange(connection, state, request, now) {
+        Err(error @ (AppError::Internal(_) | AppError::Unavailable(_))) => Err(error),
+        answer => Ok(answer),
+    })?
+}

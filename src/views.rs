@@ -1,0 +1,92 @@
+//! The HTML pages: one askama template struct per `templates/*.html`. Askama escapes every
+//! value (the templates never use `|safe`).
+
+use askama::Template;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub page_title: String,
+    pub csrf_token: String,
+    pub next: String,
+    pub username: String,
+    pub error: Option<String>,
+}
+
+/// One scope on the consent page; the tree is flattened in pre-order with its depth.
+#[derive(Debug, Clone)]
+pub struct ConsentRow {
+    pub name: String,
+    pub label: String,
+    pub description: String,
+    pub limits: Option<String>,
+    pub needs_authorization: bool,
+    pub reauthorize: Option<String>,
+    pub depth: usize,
+    pub parent: Option<String>,
+    pub input_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage {
+    pub page_title: String,
+    pub client_name: String,
+    pub user_name: String,
+    pub scopes: Vec<ConsentRow>,
+    pub csrf_token: String,
+    pub consent_token: String,
+    pub logout_csrf: String,
+}
+
+pub struct AccountScope {
+    pub name: String,
+    pub label: String,
+    pub granted_at: String,
+    pub expires: String,
+    pub remaining: String,
+    pub state: String,
+}
+
+pub struct AccountApp {
+    pub client_id: String,
+    pub client_name: String,
+    pub revoke_action: String,
+    pub scopes: Vec<AccountScope>,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    pub page_title: String,
+    pub user_name: String,
+    pub csrf_token: String,
+    pub apps: Vec<AccountApp>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub page_title: String,
+    pub heading: String,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "demo.html")]
+pub struct DemoPage {
+    pub page_title: String,
+    pub issuer: String,
+}
+
+#[derive(Template)]
+#[template(path = "demo_result.html")]
+pub struct DemoResultPage {
+    pub page_title: String,
+    pub error: Option<String>,
+    pub token_response: String,
+    pub introspection: String,
+    pub balance: String,
+    pub balance_ok: bool,
+}
