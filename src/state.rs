@@ -28,7 +28,11 @@ impl AppState {
     /// Opens and migrates the database, loads (or creates) the signing keys and the server
     /// secret, and registers the keys' public halves for the JWKS.
     pub fn prepare(settings: Settings) -> anyhow::Result<Self> {
-        let clock = Clock::from_env();
+        Self::prepare_with_clock(settings, Clock::from_env())
+    }
+
+    /// As [`AppState::prepare`], with a given clock (tests run one instance in the future).
+    pub fn prepare_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let db = Database::connect(&settings.database_url, settings.pool_size)?;
         let applied = storage::run_migrations(&mut *db.get()?)?;
         if applied > 0 {

@@ -27,6 +27,11 @@ impl Clock {
         Self::system()
     }
 
+    /// A clock running `seconds` ahead of the system's: for tests that must pass an expiry.
+    pub fn ahead_by(seconds: i64) -> Self {
+        Self { offset_seconds: seconds }
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         Utc::now() + chrono::Duration::seconds(self.offset_seconds)
     }

@@ -102,7 +102,10 @@ pub fn location(response: &reqwest::Response) -> String {
 }
 
 pub async fn setup() -> (TestApp, TestClient) {
-    let app = spawn_app().await;
+    setup_on(spawn_app().await)
+}
+
+pub fn setup_on(app: TestApp) -> (TestApp, TestClient) {
     app.import_scopes(TREE);
     let client = app.create_client(
         ClientRegistration {

@@ -205,3 +205,67 @@ impl TestApp {
         response.json().await.unwrap()
     }
 }
+
+/// Another instance on the same database and keys whose clock runs `seconds` ahead.
+pub async fn spawn_app_in_the_future(settings: &Settings, seconds: i64) -> TestApp {
+    let (_, dir) = fresh_settings();
+    let state = scopegate::state::AppState::prepare_with_clock(
+        settings.clone(),
+        scopegate::domain::clock::Clock::ahead_by(seconds),
+    )
+    .expect("prepare the state");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let application = Application::with_state(state, listener).expect("build the application");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let state = application.state();
+    tokio::spawn(application.run_until_stopped());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("an HTTP client");
+    TestApp { address, state, http, settings: settings.clone(), dir }
+}
+
+/// The real `scopegate serve` binary as a separate process on this app's database and keys.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl ServerProcess {
+    pub async fn start(settings: &Settings) -> Self {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            probe.local_addr().expect("address").port()
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(scopegate_binary())
+            .args(["--database-url", &settings.database_url])
+            .arg("--keys-dir")
+            .arg(&settings.keys_dir)
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--issuer", &settings.issuer])
+            .env("SCOPEGATE_LOG", "error")
+            .env("SCOPEGATE_POOL_SIZE", "8")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start scopegate serve");
+        let server = Self { child, url };
+        let started = std::time::Instant::now();
+        while reqwest::get(format!("{}/readyz", server.url)).await.map(|r| r.status() != 200).unwrap_or(true) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "the server process did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    /// SIGKILL: no graceful shutdown, as in a crash.
+    pub fn kill_hard(&mut self) {
+        self.child.kill().expect("kill -9 the server");
+        self.child.wait().expect("reap the server");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -8,5 +8,6 @@ mod cli;
 mod health;
 mod helpers;
 mod keys;
+mod limits;
 mod scopes;
 mod tokens;
