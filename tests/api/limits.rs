@@ -54,7 +54,8 @@ async fn exactly_max_access_count_of_200_concurrent_introspections_report_the_sc
     let app = spawn_app().await;
     let (_, token) = metered_token(&app, 5).await;
     let bank_api = app.resource_server();
-    let reported = concurrent_introspections(&[app.address.clone()], &bank_api, &token, 200, "metered").await;
+    let reported =
+        concurrent_introspections(std::slice::from_ref(&app.address), &bank_api, &token, 200, "metered").await;
     assert_eq!(reported, 5);
     // The token stays active for its unlimited scope; the exhausted one is gone for good.
     let after = app.introspect(&bank_api, &token).await;
@@ -284,6 +285,8 @@ async fn a_crash_loses_no_counted_access_and_never_exceeds_the_limit() {
     assert!(stored <= answered + in_flight, "stored {stored} > answered {answered} + in flight {in_flight}");
     assert!(stored <= max as usize);
     // The restarted server goes on counting from the stored value up to the limit exactly.
-    let rest = concurrent_introspections(&[restarted.url.clone()], &bank_api, &token, max as usize, "metered").await;
+    let rest =
+        concurrent_introspections(std::slice::from_ref(&restarted.url), &bank_api, &token, max as usize, "metered")
+            .await;
     assert_eq!(stored + rest, max as usize);
 }
