@@ -58,9 +58,28 @@ impl Application {
     /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests (up to 10 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let poller = tokio::spawn(keep_registry_fresh(self.state.clone()));
+        let pruner = tokio::spawn(prune_periodically(self.state.clone()));
         let result = self.server.await;
         poller.abort();
+        pruner.abort();
         result
+    }
+}
+
+/// Every ten minutes, deletes expired tokens and codes (see `housekeeping::prune`).
+async fn prune_periodically(state: web::Data<AppState>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(600));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = state.clock.now();
+        match state.db.run(move |connection| crate::services::housekeeping::prune(connection, now)).await {
+            Ok(pruned) if pruned.access_tokens + pruned.codes > 0 => {
+                tracing::info!(access_tokens = pruned.access_tokens, codes = pruned.codes, "expired rows pruned")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "pruning expired rows failed"),
+        }
     }
 }
 

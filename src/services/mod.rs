@@ -5,6 +5,7 @@ pub mod account;
 pub mod bearer;
 pub mod clients;
 pub mod demo;
+pub mod housekeeping;
 pub mod introspection;
 pub mod registry;
 pub mod revocation;

@@ -323,3 +323,18 @@ async fn the_metadata_document_describes_the_server() {
         serde_json::json!(["client_secret_basic", "client_secret_post"])
     );
 }
+
+#[tokio::test]
+async fn expired_tokens_are_pruned_from_the_revocation_list_only_after_they_expired() {
+    let app = app().await;
+    let client = app.machine_client("F", &[]);
+    let token = app.access_token(&client, None).await["access_token"].as_str().unwrap().to_string();
+    app.post_form("/revoke", Some(&client), &[("token", &token)]).await;
+    let mut connection = app.state.db.get().unwrap();
+    let now = chrono::Utc::now();
+    let pruned = scopegate::services::housekeeping::prune(&mut connection, now).unwrap();
+    assert_eq!(pruned.access_tokens, 0, "a revoked but unexpired token stays on the list");
+    let later = now + chrono::Duration::seconds(600) + chrono::Duration::hours(1) + chrono::Duration::seconds(1);
+    let pruned = scopegate::services::housekeeping::prune(&mut connection, later).unwrap();
+    assert_eq!(pruned.access_tokens, 1);
+}
