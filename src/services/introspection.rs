@@ -10,7 +10,7 @@ use std::sync::RwLock;
 use crate::domain::client::Client;
 use crate::domain::limits::{self, LimitState};
 use crate::domain::negotiation::{format_scope, ClientScopes};
-use crate::domain::scope::GrantType;
+use crate::domain::scope::{GrantType, Visibility};
 use crate::domain::token::{looks_like_jwt, AccessTokenClaims, JWT_ACCESS_TOKEN_TYPE};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -140,8 +140,14 @@ pub fn introspect(
     };
     let snapshot = state.registry.snapshot();
     let tree = &snapshot.tree;
-    let assigned: BTreeSet<String> =
-        clients::assignments(connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
+    // Assignments matter only for private scopes: skip the query when none is in play.
+    let expanded = tree.expand(row.scope.split(' ').filter(|s| !s.is_empty()));
+    let any_private = expanded.iter().any(|name| tree.get(name).is_some_and(|s| s.visibility == Visibility::Private));
+    let assigned: BTreeSet<String> = if any_private {
+        clients::assignments(connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect()
+    } else {
+        BTreeSet::new()
+    };
     let grant_type = if row.user_id.is_some() { GrantType::AuthorizationCode } else { GrantType::ClientCredentials };
     let client_scopes = ClientScopes::new(&client, assigned, grant_type);
     let effective = client_scopes.effective(tree, row.scope.split(' ').filter(|s| !s.is_empty()));

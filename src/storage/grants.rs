@@ -114,6 +114,7 @@ pub fn for_subject_and_client(
 /// under any concurrency, on either backend and from any number of instances, at most `max`
 /// calls succeed. Returns the new count, or None when the grant was already exhausted.
 pub fn count_access(connection: &mut DbConnection, grant_id: i64, max: i64) -> Result<Option<i64>, AppError> {
+    let _gate = super::SqliteWriteGate::for_connection(connection);
     Ok(diesel::update(grants::table.find(grant_id).filter(grants::access_count.lt(max)))
         .set(grants::access_count.eq(grants::access_count + 1))
         .returning(grants::access_count)

@@ -72,6 +72,9 @@ pub fn build_pool(database_url: &str, max_size: u32) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager::<DbConnection>::new(connection_string(database_url));
     Pool::builder()
         .max_size(max_size)
+        // A health query on every checkout costs a round trip per request. SQLite connections
+        // are to a local file and never go stale; PostgreSQL ones can (a server restart).
+        .test_on_check_out(is_postgres(database_url))
         .connection_timeout(Duration::from_secs(5))
         .connection_customizer(Box::new(SqlitePragmas))
         .build(manager)
@@ -166,6 +169,7 @@ where
     let DbConnection::Sqlite(sqlite) = connection else {
         return connection.transaction(work);
     };
+    let _gate = SqliteWriteGate::enter();
     // The enum's transaction manager delegates to the SQLite connection's own, so opening the
     // transaction on the inner connection is seen by every diesel call made through the enum.
     AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
@@ -177,6 +181,45 @@ where
         Err(error) => {
             Manager::rollback_transaction(connection)?;
             Err(error)
+        }
+    }
+}
+
+/// One SQLite writer at a time within this process. SQLite allows one writer anyway; letting
+/// several connections race for its lock makes the losers sleep in SQLite's busy handler
+/// (1, 2, 5, 10 … ms), which collapses throughput under load. Queuing on a mutex instead hands
+/// the lock over at once. Other processes on the same file still meet the busy timeout.
+/// Re-entrant per thread, so a write inside a write transaction does not deadlock.
+pub struct SqliteWriteGate {
+    guard: Option<std::sync::MutexGuard<'static, ()>>,
+}
+
+static SQLITE_WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+thread_local! {
+    static HOLDS_SQLITE_GATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl SqliteWriteGate {
+    pub fn enter() -> Self {
+        if HOLDS_SQLITE_GATE.with(|held| held.get()) {
+            return Self { guard: None };
+        }
+        let guard = SQLITE_WRITES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        HOLDS_SQLITE_GATE.with(|held| held.set(true));
+        Self { guard: Some(guard) }
+    }
+
+    /// The gate when `connection` is SQLite; nothing for PostgreSQL.
+    pub fn for_connection(connection: &DbConnection) -> Option<Self> {
+        matches!(connection, DbConnection::Sqlite(_)).then(Self::enter)
+    }
+}
+
+impl Drop for SqliteWriteGate {
+    fn drop(&mut self) {
+        if self.guard.take().is_some() {
+            HOLDS_SQLITE_GATE.with(|held| held.set(false));
         }
     }
 }
