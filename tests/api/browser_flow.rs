@@ -484,3 +484,77 @@ async fn login_uses_one_message_for_unknown_users_and_wrong_passwords_and_needs_
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(!cookie.contains("Secure"), "http issuer: no Secure flag");
 }
+
+#[tokio::test]
+async fn prompt_login_asks_for_the_password_again_and_logout_ends_the_session() {
+    let (app, client) = setup().await;
+    let browser = Browser::new(&app);
+    consent_and_get_code(&browser, &client, "accounts.balance", None).await;
+    // Signed in with consent on record: a plain request comes straight back with a code.
+    assert!(query_of(&location(&browser.authorize(&client, Some("accounts.balance"), &[]).await)).contains_key("code"));
+    // prompt=login sends her to the sign-in page even so, and back without the prompt.
+    let forced = location(&browser.authorize(&client, Some("accounts.balance"), &[("prompt", "login")]).await);
+    assert!(forced.starts_with("/login?next="), "{forced}");
+    let next = query_of(&format!("http://x{forced}"))["next"].clone();
+    assert!(!next.contains("prompt"), "{next}");
+    let back = location(&browser.login("alice", "alice-password", &next).await);
+    assert!(query_of(&location(&browser.get(&back).await)).contains_key("code"));
+
+    // Sign out (CSRF-protected): the next request needs a sign-in again.
+    let account = browser.get("/account").await.text().await.unwrap();
+    let csrf = hidden(&account, "csrf_token");
+    assert_eq!(browser.post("/logout", &[("csrf_token", "forged")]).await.status(), 403);
+    assert_eq!(location(&browser.post("/logout", &[("csrf_token", &csrf)]).await), "/login");
+    assert!(location(&browser.get("/account").await).starts_with("/login"));
+    assert!(location(&browser.authorize(&client, Some("accounts.balance"), &[]).await).starts_with("/login"));
+}
+
+#[tokio::test]
+async fn a_users_jwt_names_her_subject_and_username() {
+    let (app, client) = setup().await;
+    let browser = Browser::new(&app);
+    let answer = consent_and_get_code(&browser, &client, "accounts.balance", None).await;
+    let tokens: serde_json::Value = exchange(&app, &client, &answer["code"]).await.json().await.unwrap();
+    let jwt = tokens["access_token"].as_str().unwrap();
+    let payload = jwt.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["username"], "alice");
+    assert!(claims["sub"].as_str().unwrap().starts_with("u_"));
+    assert_eq!(claims["client_id"], client.id.as_str());
+    let introspected = app.introspect(&app.resource_server(), jwt).await;
+    assert_eq!(introspected["sub"], claims["sub"]);
+    assert_eq!(introspected["username"], "alice");
+}
+
+#[tokio::test]
+async fn a_public_client_exchanges_its_code_with_pkce_alone() {
+    let (app, _) = setup().await;
+    let mobile = app.create_client(
+        ClientRegistration {
+            name: "Mobile".into(),
+            public: true,
+            redirect_uris: vec![REDIRECT.into()],
+            ..Default::default()
+        },
+        &[],
+    );
+    let browser = Browser::new(&app);
+    browser.login("alice", "alice-password", "/account").await;
+    // profile needs no consent: straight back with a code.
+    let answer = query_of(&location(&browser.authorize(&mobile, Some("profile"), &[]).await));
+    let response = app
+        .post_form(
+            "/token",
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &answer["code"]),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+                ("client_id", &mobile.id),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["scope"], "profile");
+}
