@@ -74,3 +74,16 @@ pub fn list(connection: &mut DbConnection) -> Result<Vec<User>, AppError> {
 pub fn delete(connection: &mut DbConnection, username: &str) -> Result<bool, AppError> {
     Ok(diesel::delete(users::table.filter(users::username.eq(username))).execute(connection)? > 0)
 }
+
+/// Usernames by user id, for the ids given.
+pub fn usernames(
+    connection: &mut DbConnection,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, AppError> {
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::username))
+        .load::<(String, String)>(connection)?
+        .into_iter()
+        .collect())
+}

@@ -65,7 +65,10 @@ pub async fn list(
                 None => None,
             };
             let rows = grants::list(connection, user_id.as_deref(), client.as_deref())?;
-            let all_users = users::list(connection)?;
+            let mut user_ids: Vec<String> = rows.iter().filter_map(|row| row.user_id.clone()).collect();
+            user_ids.sort();
+            user_ids.dedup();
+            let usernames = users::usernames(connection, &user_ids)?;
             Ok(rows
                 .into_iter()
                 .map(|row| {
@@ -73,10 +76,7 @@ pub async fn list(
                         snapshot.tree.get(&row.scope_name).map(|scope| limits::status(scope, usage(&row), now));
                     GrantView {
                         id: row.id,
-                        username: row
-                            .user_id
-                            .as_ref()
-                            .and_then(|id| all_users.iter().find(|u| &u.id == id).map(|u| u.username.clone())),
+                        username: row.user_id.as_ref().and_then(|id| usernames.get(id).cloned()),
                         subject: row.subject,
                         client_id: row.client_id,
                         scope: row.scope_name,
