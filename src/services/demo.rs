@@ -117,6 +117,8 @@ pub fn seed(
 pub fn banner(issuer: &str, seed: &DemoSeed) -> String {
     let mut lines = vec![
         format!("scopegate demo: the Online Bank story is seeded at {issuer}"),
+        format!("  START HERE: open {issuer}/demo and press \"Show my balance\" (sign in as alice / alice-password)"),
+        format!("  your authorized apps: {issuer}/account    admin API: {issuer}/admin/v1/openapi.json"),
         format!(
             "  seeded now: {} scopes, users [{}], clients [{}] (existing demo data is left as it is)",
             seed.scopes_created,
