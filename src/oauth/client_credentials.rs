@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use crate::domain::client::Client;
 use crate::domain::limits;
-use crate::domain::negotiation::{format_scope, parse_scope_parameter, ClientScopes, NegotiationError};
+use crate::domain::negotiation::{format_scope, parse_scope_parameter, ClientScopes};
 use crate::domain::scope::GrantType;
 use crate::domain::token::Subject;
 use crate::error::AppError;
@@ -88,10 +88,9 @@ impl CredentialsEndpoint<'_> {
             clients::assignments(&mut connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
         let client_scopes = ClientScopes::new(client, assigned, GrantType::ClientCredentials);
         let tree = &self.snapshot.tree;
-        let negotiated = client_scopes.negotiate(tree, requested).map_err(|error| match error {
-            NegotiationError::NoDefaultScope => AppError::bad_request("invalid_scope", error.to_string()),
-            other => AppError::bad_request("invalid_scope", other.to_string()),
-        })?;
+        let negotiated = client_scopes
+            .negotiate(tree, requested)
+            .map_err(|error| AppError::bad_request("invalid_scope", error.to_string()))?;
         let grants = grants::for_subject_and_client(&mut connection, &client.client_id, &client.client_id)?;
         let mut usable = BTreeSet::new();
         for name in negotiated {
