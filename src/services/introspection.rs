@@ -4,6 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::RwLock;
 
@@ -44,13 +45,37 @@ pub struct ActiveToken {
 }
 
 /// Public keys by `kid`, filled from the database on a miss so a key registered by another
-/// instance (or a rotation) is found without a restart.
+/// instance (or a rotation) is found without a restart; and the JWTs whose signature already
+/// checked out, so a resource server introspecting the same token again costs no ES256
+/// verification. The token's stored row is still read every time (revocation, expiry).
 #[derive(Default)]
 pub struct VerificationKeys {
     keys: RwLock<HashMap<String, DecodingKey>>,
+    /// SHA-256 of a verified JWT → its `jti`.
+    verified: RwLock<HashMap<[u8; 32], String>>,
 }
 
+/// Verified JWTs remembered at most; the map starts afresh when full (tokens live minutes).
+const VERIFIED_JWTS: usize = 50_000;
+
 impl VerificationKeys {
+    fn verified_jti(&self, token: &str) -> Option<String> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.verified.read().ok()?.get(&digest).cloned()
+    }
+
+    fn remember(&self, token: &str, jti: &str) {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut verified = match self.verified.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if verified.len() >= VERIFIED_JWTS {
+            verified.clear();
+        }
+        verified.insert(digest, jti.to_string());
+    }
+
     fn get(&self, connection: &mut DbConnection, kid: &str) -> Result<Option<DecodingKey>, AppError> {
         if let Ok(keys) = self.keys.read() {
             if let Some(key) = keys.get(kid) {
@@ -81,6 +106,9 @@ pub fn find_token(
     if !looks_like_jwt(token) {
         return tokens::find_access_by_hash(connection, &state.hasher.hash(token));
     }
+    if let Some(jti) = state.verification_keys.verified_jti(token) {
+        return tokens::find_access_by_jti(connection, &jti);
+    }
     let Ok(header) = jsonwebtoken::decode_header(token) else {
         return Ok(None);
     };
@@ -100,7 +128,10 @@ pub fn find_token(
     validation.validate_exp = false;
     validation.required_spec_claims = ["exp", "iss", "sub"].into_iter().map(String::from).collect();
     match jsonwebtoken::decode::<AccessTokenClaims>(token, &key, &validation) {
-        Ok(data) => tokens::find_access_by_jti(connection, &data.claims.jti),
+        Ok(data) => {
+            state.verification_keys.remember(token, &data.claims.jti);
+            tokens::find_access_by_jti(connection, &data.claims.jti)
+        }
         Err(_) => Ok(None),
     }
 }
