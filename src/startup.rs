@@ -74,8 +74,8 @@ async fn prune_periodically(state: web::Data<AppState>) {
         ticker.tick().await;
         let now = state.clock.now();
         match state.db.run(move |connection| crate::services::housekeeping::prune(connection, now)).await {
-            Ok(pruned) if pruned.access_tokens + pruned.codes > 0 => {
-                tracing::info!(access_tokens = pruned.access_tokens, codes = pruned.codes, "expired rows pruned")
+            Ok(pruned) if pruned != crate::services::housekeeping::Pruned::default() => {
+                tracing::info!(?pruned, "expired rows pruned")
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "pruning expired rows failed"),

@@ -161,3 +161,18 @@ pub fn prune_expired(connection: &mut DbConnection, before: DateTime<Utc>) -> Re
     Ok(diesel::delete(access_tokens::table.filter(access_tokens::expires_at.lt(before.naive_utc())))
         .execute(connection)?)
 }
+
+/// Deletes refresh tokens that expired before `before`, then the families left with no
+/// refresh token (their access tokens go with them: they expired long before).
+pub fn prune_refresh(connection: &mut DbConnection, before: DateTime<Utc>) -> Result<(usize, usize), AppError> {
+    let tokens = diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(before.naive_utc())))
+        .execute(connection)?;
+    let live_families = refresh_tokens::table.select(refresh_tokens::family_id);
+    let families = diesel::delete(
+        refresh_families::table
+            .filter(refresh_families::created_at.lt(before.naive_utc()))
+            .filter(refresh_families::id.ne_all(live_families)),
+    )
+    .execute(connection)?;
+    Ok((tokens, families))
+}

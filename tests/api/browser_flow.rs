@@ -558,3 +558,19 @@ async fn a_public_client_exchanges_its_code_with_pkce_alone() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["scope"], "profile");
 }
+
+#[tokio::test]
+async fn spent_refresh_tokens_and_their_families_are_pruned_only_after_they_expired() {
+    let (app, client) = setup().await;
+    let browser = Browser::new(&app);
+    let answer = consent_and_get_code(&browser, &client, "accounts.balance", None).await;
+    let tokens: serde_json::Value = exchange(&app, &client, &answer["code"]).await.json().await.unwrap();
+    assert!(tokens["refresh_token"].is_string());
+    let mut connection = app.state.db.get().unwrap();
+    let now = chrono::Utc::now();
+    let pruned = scopegate::services::housekeeping::prune(&mut connection, now).unwrap();
+    assert_eq!((pruned.refresh_tokens, pruned.refresh_families), (0, 0), "nothing live is pruned");
+    let later = now + chrono::Duration::days(32);
+    let pruned = scopegate::services::housekeeping::prune(&mut connection, later).unwrap();
+    assert_eq!((pruned.refresh_tokens, pruned.refresh_families, pruned.codes), (1, 1, 1));
+}
