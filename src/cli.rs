@@ -206,7 +206,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let now = Clock::from_env().now();
             let key = keys::generate(&settings.keys_dir, now)?;
             signing_keys::register_current(&mut *db.get()?, &key.kid, &key.public_key_pem, now)?;
-            eprintln!("New signing key {}; running servers sign with it after their next restart.", key.kid);
+            eprintln!(
+                "New signing key {}; running servers sharing this keys directory sign with it within seconds.",
+                key.kid
+            );
             print_json(&json!({ "kid": key.kid }))
         }
     }

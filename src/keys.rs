@@ -92,6 +92,57 @@ fn load(keys_dir: &Path, kid: &str) -> anyhow::Result<SigningKey> {
     Ok(SigningKey { kid: kid.to_string(), encoding_key, public_key_pem })
 }
 
+/// The id of the newest key in the directory, without loading any.
+pub fn newest_kid(keys_dir: &Path) -> anyhow::Result<Option<String>> {
+    let mut newest: Option<String> = None;
+    for entry in std::fs::read_dir(keys_dir).with_context(|| format!("cannot list {}", keys_dir.display()))? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) == Some(KEY_EXTENSION) {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                if newest.as_deref().is_none_or(|known| stem > known) {
+                    newest = Some(stem.to_string());
+                }
+            }
+        }
+    }
+    Ok(newest)
+}
+
+/// The key new tokens are signed with. `scopegate keys rotate` writes a newer key file; a
+/// running server picks it up at its next check, so rotation needs no restart.
+pub struct CurrentSigningKey {
+    key: std::sync::RwLock<std::sync::Arc<SigningKey>>,
+}
+
+impl CurrentSigningKey {
+    pub fn new(key: SigningKey) -> Self {
+        Self { key: std::sync::RwLock::new(std::sync::Arc::new(key)) }
+    }
+
+    pub fn get(&self) -> std::sync::Arc<SigningKey> {
+        match self.key.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Switches to the newest key in the directory if it is newer than the current one.
+    /// Returns the new key's id when it switched.
+    pub fn reload_if_newer(&self, keys_dir: &Path) -> anyhow::Result<Option<String>> {
+        let Some(newest) = newest_kid(keys_dir)? else { return Ok(None) };
+        if newest <= self.get().kid {
+            return Ok(None);
+        }
+        let key = load(keys_dir, &newest)?;
+        let mut guard = match self.key.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = std::sync::Arc::new(key);
+        Ok(Some(newest))
+    }
+}
+
 /// Every key in the directory, oldest first.
 pub fn load_all(keys_dir: &Path) -> anyhow::Result<Vec<SigningKey>> {
     if !keys_dir.exists() {
@@ -166,6 +217,18 @@ mod tests {
         let new = generate(dir.path(), Utc::now()).unwrap();
         let kids: Vec<_> = load_all(dir.path()).unwrap().into_iter().map(|k| k.kid).collect();
         assert_eq!(kids, vec![old.kid, new.kid]);
+    }
+
+    #[test]
+    fn the_current_key_follows_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = generate(dir.path(), Utc::now() - chrono::Duration::days(1)).unwrap();
+        let current = CurrentSigningKey::new(first.clone());
+        assert_eq!(current.reload_if_newer(dir.path()).unwrap(), None);
+        let second = generate(dir.path(), Utc::now()).unwrap();
+        assert_eq!(current.reload_if_newer(dir.path()).unwrap(), Some(second.kid.clone()));
+        assert_eq!(current.get().kid, second.kid);
+        assert_eq!(newest_kid(dir.path()).unwrap(), Some(second.kid));
     }
 
     #[test]

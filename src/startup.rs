@@ -83,7 +83,8 @@ async fn prune_periodically(state: web::Data<AppState>) {
     }
 }
 
-/// Picks up registry changes made by other instances or by the CLI.
+/// Picks up registry changes made by other instances or by the CLI, and a newer signing key
+/// written by `scopegate keys rotate`.
 async fn keep_registry_fresh(state: web::Data<AppState>) {
     let mut ticker = tokio::time::interval(Duration::from_millis(state.settings.registry_poll_millis.max(50)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -94,6 +95,15 @@ async fn keep_registry_fresh(state: web::Data<AppState>) {
             Ok(true) => tracing::info!(version = state.registry.snapshot().version, "scope registry reloaded"),
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, "cannot check the scope registry version"),
+        }
+        let shared = state.clone();
+        let reloaded =
+            actix_web::web::block(move || shared.signing_key.reload_if_newer(&shared.settings.keys_dir)).await;
+        match reloaded {
+            Ok(Ok(Some(kid))) => tracing::info!(%kid, "signing with the newest key"),
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::warn!(error = format!("{error:#}"), "cannot check the keys directory"),
+            Err(error) => tracing::warn!(%error, "cannot check the keys directory"),
         }
     }
 }

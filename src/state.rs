@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::clock::Clock;
-use crate::keys::{self, SigningKey};
+use crate::keys::{self, CurrentSigningKey};
 use crate::secrets::SecretHasher;
 use crate::services::introspection::VerificationKeys;
 use crate::services::registry::Registry;
@@ -17,7 +17,7 @@ pub struct AppState {
     pub hasher: SecretHasher,
     pub clock: Clock,
     /// The key new tokens are signed with: the newest in the keys directory.
-    pub signing_key: SigningKey,
+    pub signing_key: CurrentSigningKey,
     /// The scope tree, cached in memory and kept in step with the database.
     pub registry: Arc<Registry>,
     /// Public keys for checking our own JWTs at introspection, by `kid`.
@@ -45,7 +45,7 @@ impl AppState {
             signing_keys::register_current(&mut connection, &key.kid, &key.public_key_pem, clock.now())
                 .map_err(|error| anyhow::anyhow!("cannot register signing key {}: {error}", key.kid))?;
         }
-        let signing_key = keys.last().cloned().context("no signing key")?;
+        let signing_key = CurrentSigningKey::new(keys.last().cloned().context("no signing key")?);
         let registry = Arc::new(Registry::load(&mut connection)?);
         Ok(Self { settings, db, hasher, clock, signing_key, registry, verification_keys: VerificationKeys::default() })
     }

@@ -64,8 +64,9 @@ pub fn issue_access_token(
             };
             let mut header = Header::new(Algorithm::ES256);
             header.typ = Some(JWT_ACCESS_TOKEN_TYPE.to_string());
-            header.kid = Some(state.signing_key.kid.clone());
-            let jwt = jsonwebtoken::encode(&header, &claims, &state.signing_key.encoding_key)
+            let signing_key = state.signing_key.get();
+            header.kid = Some(signing_key.kid.clone());
+            let jwt = jsonwebtoken::encode(&header, &claims, &signing_key.encoding_key)
                 .map_err(|error| AppError::internal(anyhow::anyhow!("cannot sign the access token: {error}")))?;
             (jwt, None)
         }

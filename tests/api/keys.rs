@@ -49,3 +49,28 @@ async fn a_restart_keeps_the_key_and_a_rotation_adds_one_while_the_old_stays_pub
     assert!(kids.contains(&first[0]));
     assert!(kids.contains(&new_kid));
 }
+
+#[tokio::test]
+async fn a_running_server_signs_with_a_rotated_key_within_seconds_and_old_tokens_still_verify() {
+    let app = spawn_app().await;
+    app.import_scopes(r#"{"scopes": [{"name": "profile", "short_description": "Profile", "default_scope": true}]}"#);
+    let client = app.machine_client("F", &[]);
+    let bank_api = app.resource_server();
+    let old = app.access_token(&client, None).await["access_token"].as_str().unwrap().to_string();
+    let old_kid = jsonwebtoken::decode_header(&old).unwrap().kid.unwrap();
+
+    let rotated = cli_json(&app.cli(&["keys", "rotate"], None));
+    let new_kid = rotated["kid"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    loop {
+        let token = app.access_token(&client, None).await["access_token"].as_str().unwrap().to_string();
+        if jsonwebtoken::decode_header(&token).unwrap().kid.as_deref() == Some(new_kid.as_str()) {
+            assert_eq!(app.introspect(&bank_api, &token).await["active"], true);
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "still signing with {old_kid}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.introspect(&bank_api, &old).await["active"], true, "a token of the old key still verifies");
+    assert!(published_kids(&app).await.contains(&old_kid));
+}
