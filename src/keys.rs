@@ -53,12 +53,13 @@ fn key_path(keys_dir: &Path, kid: &str) -> PathBuf {
     keys_dir.join(format!("{kid}.{KEY_EXTENSION}"))
 }
 
-/// `sg-20261122T181500Z-1a2b3c4d`: the time makes ids sort by age, the random tail keeps two
-/// keys made in the same second apart.
+/// `sg-20261122T181500123456Z-1a2b3c4d`: the time, to the microsecond, makes ids sort by age
+/// (a key rotated in the same second as the first start still sorts after it); the random
+/// tail keeps two keys made in the same microsecond apart.
 fn new_kid(now: DateTime<Utc>) -> String {
     let mut tail = [0u8; 4];
     rand::rng().fill_bytes(&mut tail);
-    format!("sg-{}-{}", now.format("%Y%m%dT%H%M%SZ"), hex::encode(tail))
+    format!("sg-{}-{}", now.format("%Y%m%dT%H%M%S%6fZ"), hex::encode(tail))
 }
 
 /// Creates a new ES256 key file and returns it.
