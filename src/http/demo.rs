@@ -163,8 +163,24 @@ pub async fn callback(
         }
     };
     let token_json = serde_json::to_value(&tokens).map_err(AppError::internal)?;
-    let introspected = introspect_as_bank(&state, tokens.access_token.clone()).await?;
-    let (status, balance) = balance_answer(&state, tokens.access_token).await?;
+    let answers = async {
+        let introspected = introspect_as_bank(&state, tokens.access_token.clone()).await?;
+        let balance = balance_answer(&state, tokens.access_token.clone()).await?;
+        Ok::<_, AppError>((introspected, balance))
+    };
+    let (introspected, (status, balance)) = match answers.await {
+        Ok(answers) => answers,
+        Err(AppError::Unavailable(why)) => {
+            return Ok(result_page(
+                Some(format!("The demo is not set up: {why}.")),
+                pretty(&token_json),
+                String::new(),
+                String::new(),
+                false,
+            ))
+        }
+        Err(error) => return Err(error),
+    };
     Ok(result_page(None, pretty(&token_json), pretty(&introspected), pretty(&balance), status == StatusCode::OK))
 }
 
@@ -176,7 +192,9 @@ async fn introspect_as_bank(state: &web::Data<AppState>, token: String) -> Resul
         .db
         .run(move |connection| {
             let bank = clients::authenticate(connection, &shared.hasher, RESOURCE_SERVER.0, RESOURCE_SERVER.1)?
-                .ok_or_else(|| AppError::internal(anyhow::anyhow!("the demo resource server is not seeded")))?;
+                .ok_or_else(|| {
+                    AppError::Unavailable("the demo's bank-api client is missing: start the server with --demo".into())
+                })?;
             let answer = introspection::introspect(connection, &shared, &bank, &token, now)?;
             Ok(match answer {
                 Some(active) => serde_json::to_value(active).map_err(AppError::internal)?,
