@@ -129,7 +129,7 @@ pub fn validate_scope_name(name: &str) -> Result<(), String> {
 }
 
 /// One node of the registry, as SPEC.md "Scope registry" lists its fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Scope {
     pub name: String,
     pub alias: Option<String>,

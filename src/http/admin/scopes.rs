@@ -15,45 +15,15 @@ use crate::state::AppState;
 /// One scope with its place in the tree and its children's names.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScopeView {
-    pub name: String,
-    pub alias: Option<String>,
-    pub short_description: String,
-    pub description: Option<String>,
-    pub parent: Option<String>,
-    pub position: u32,
-    pub visibility: Visibility,
-    pub default_scope: bool,
-    pub user_authorization_required: bool,
-    pub access_duration_days: u32,
-    pub max_access_count: u32,
-    pub security_level: SecurityLevel,
-    pub auth_types: Vec<GrantType>,
-    pub operations: Vec<String>,
-    pub bank_level: bool,
+    #[serde(flatten)]
+    pub scope: Scope,
     pub children: Vec<String>,
 }
 
 impl ScopeView {
     fn of(tree: &ScopeTree, scope: &Scope) -> Self {
-        let scope = scope.clone();
-        Self {
-            children: tree.children(&scope.name).into_iter().map(|child| child.name.clone()).collect(),
-            name: scope.name,
-            alias: scope.alias,
-            short_description: scope.short_description,
-            description: scope.description,
-            parent: scope.parent,
-            position: scope.position,
-            visibility: scope.visibility,
-            default_scope: scope.default_scope,
-            user_authorization_required: scope.user_authorization_required,
-            access_duration_days: scope.access_duration_days,
-            max_access_count: scope.max_access_count,
-            security_level: scope.security_level,
-            auth_types: scope.auth_types,
-            operations: scope.operations,
-            bank_level: scope.bank_level,
-        }
+        let children = tree.children(&scope.name).into_iter().map(|child| child.name.clone()).collect();
+        Self { scope: scope.clone(), children }
     }
 }
 
