@@ -181,7 +181,9 @@ pub fn introspect(
     };
     let grant_type = if row.user_id.is_some() { GrantType::AuthorizationCode } else { GrantType::ClientCredentials };
     let client_scopes = ClientScopes::new(&client, assigned, grant_type);
-    let effective = client_scopes.effective(tree, row.scope.split(' ').filter(|s| !s.is_empty()));
+    // The granted scopes plus their current descendants (expanded once, above), kept where the
+    // client may still hold them.
+    let effective: BTreeSet<String> = expanded.into_iter().filter(|name| client_scopes.may_have(tree, name)).collect();
 
     let grants = grants::for_subject_and_client(connection, &row.subject, &row.client_id)?;
     let mut active_scopes = BTreeSet::new();
