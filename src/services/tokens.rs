@@ -110,7 +110,12 @@ pub fn record_grants(
     scopes: &BTreeSet<String>,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    for name in scopes {
+    // One read instead of a failing insert per scope that already has its grant.
+    let existing: BTreeSet<String> = grants::for_subject_and_client(connection, subject.id(), client_id)?
+        .into_iter()
+        .map(|g| g.scope_name)
+        .collect();
+    for name in scopes.iter().filter(|name| !existing.contains(*name)) {
         let expires_at = tree.get(name).and_then(|scope| limits::expiry(scope, now));
         let grant = NewGrant {
             subject: subject.id(),
