@@ -122,7 +122,7 @@ async fn load(
     println!(
         "{label:<10} {:>7.0} {kind} introspections/s ({total} in {elapsed:.1} s, {CONCURRENCY} concurrent clients; stored count {})",
         total as f64 / elapsed,
-        grants.first().map(|g| g.access_count).unwrap_or(0)
+        grants.first().map(|(_, g)| g.access_count).unwrap_or(0)
     );
     Ok(())
 }

@@ -135,9 +135,21 @@ impl From<crate::domain::scope_tree::ScopeTreeError> for AppError {
     }
 }
 
+/// Storage failures as a client sees them. A unique violation that reaches here was not
+/// expected by any service (they map the ones they expect to their own codes), so it is a bug.
+impl From<crate::storage::StorageError> for AppError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError as E;
+        match error {
+            E::Unreachable(cause) => Self::Unavailable(cause),
+            other @ (E::UniqueViolation | E::CorruptColumn { .. } | E::Database(_)) => Self::Internal(other.into()),
+        }
+    }
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(error: diesel::result::Error) -> Self {
-        Self::Internal(error.into())
+        crate::storage::StorageError::from(error).into()
     }
 }
 

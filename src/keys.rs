@@ -7,13 +7,19 @@ use anyhow::{bail, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use jsonwebtoken::DecodingKey;
 use jsonwebtoken::EncodingKey;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rand::RngCore;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use crate::storage::{signing_keys, DbConnection, StorageError};
 
 /// A private key file: writable by its owner only.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
@@ -189,6 +195,71 @@ pub fn public_jwk(kid: &str, public_key_pem: &str) -> anyhow::Result<Value> {
         "use": "sig",
         "alg": "ES256",
     }))
+}
+
+/// The JWK Set (RFC 7517) of every key that may have signed a still-valid token, read from the
+/// database so every instance publishes the keys of all.
+pub fn published_jwks(
+    connection: &mut DbConnection,
+    retired_after: DateTime<Utc>,
+) -> Result<Value, crate::error::AppError> {
+    let published = signing_keys::published(connection, retired_after)?;
+    let keys =
+        published.iter().map(|key| public_jwk(&key.kid, &key.public_key_pem)).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(json!({ "keys": keys }))
+}
+
+/// Public keys by `kid`, filled from the database on a miss so a key registered by another
+/// instance (or a rotation) is found without a restart; and the JWTs whose signature already
+/// checked out, so a resource server introspecting the same token again costs no ES256
+/// verification. The token's stored row is still read every time (revocation, expiry).
+#[derive(Default)]
+pub struct VerificationKeys {
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    /// SHA-256 of a verified JWT → its `jti`.
+    verified: RwLock<HashMap<[u8; 32], String>>,
+}
+
+/// Verified JWTs remembered at most; the map starts afresh when full (tokens live minutes).
+const VERIFIED_JWTS: usize = 50_000;
+
+impl VerificationKeys {
+    pub fn verified_jti(&self, token: &str) -> Option<String> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.verified.read().ok()?.get(&digest).cloned()
+    }
+
+    pub fn remember(&self, token: &str, jti: &str) {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut verified = match self.verified.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if verified.len() >= VERIFIED_JWTS {
+            verified.clear();
+        }
+        verified.insert(digest, jti.to_string());
+    }
+
+    /// The key with this id, reading the published keys again on a miss.
+    pub fn get(&self, connection: &mut DbConnection, kid: &str) -> Result<Option<DecodingKey>, StorageError> {
+        if let Ok(keys) = self.keys.read() {
+            if let Some(key) = keys.get(kid) {
+                return Ok(Some(key.clone()));
+            }
+        }
+        let published = signing_keys::all(connection)?;
+        let mut keys = match self.keys.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for key in published {
+            if let Ok(decoding) = DecodingKey::from_ec_pem(key.public_key_pem.as_bytes()) {
+                keys.insert(key.kid, decoding);
+            }
+        }
+        Ok(keys.get(kid).cloned())
+    }
 }
 
 #[cfg(test)]

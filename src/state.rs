@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::clock::Clock;
-use crate::keys::{self, CurrentSigningKey};
+use crate::keys::{self, CurrentSigningKey, VerificationKeys};
 use crate::secrets::SecretHasher;
-use crate::services::introspection::VerificationKeys;
-use crate::services::registry::Registry;
+use crate::services::registry::{Registry, Snapshot};
+use crate::services::{Lifetimes, OAuthContext};
 use crate::storage::{self, signing_keys, Database};
 
 pub struct AppState {
@@ -48,5 +48,23 @@ impl AppState {
         let signing_key = CurrentSigningKey::new(keys.last().cloned().context("no signing key")?);
         let registry = Arc::new(Registry::load(&mut connection)?);
         Ok(Self { settings, db, hasher, clock, signing_key, registry, verification_keys: VerificationKeys::default() })
+    }
+}
+
+impl AppState {
+    /// The narrow context the OAuth services take, over one snapshot of the scope tree.
+    pub fn oauth<'a>(&'a self, snapshot: &'a Snapshot) -> OAuthContext<'a> {
+        OAuthContext {
+            issuer: &self.settings.issuer,
+            lifetimes: Lifetimes {
+                code: self.settings.code_lifetime_seconds,
+                access_token: self.settings.access_token_lifetime_seconds,
+                refresh_token: self.settings.refresh_token_lifetime_seconds,
+            },
+            hasher: &self.hasher,
+            signing_key: &self.signing_key,
+            verification_keys: &self.verification_keys,
+            tree: &snapshot.tree,
+        }
     }
 }

@@ -55,6 +55,41 @@ pub struct AccountApp {
     pub scopes: Vec<AccountScope>,
 }
 
+fn date(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%-d %b %Y").to_string()
+}
+
+impl From<crate::services::account::AuthorizedApp> for AccountApp {
+    fn from(app: crate::services::account::AuthorizedApp) -> Self {
+        use crate::domain::entitlement::GrantState;
+        let scopes = app
+            .scopes
+            .into_iter()
+            .map(|scope| AccountScope {
+                name: scope.name,
+                label: scope.label,
+                granted_at: date(scope.granted_at),
+                expires: match (scope.state, scope.expires_at) {
+                    (GrantState::Lapsed { at }, _) => format!("Expired {}", date(at)),
+                    (_, Some(at)) => date(at),
+                    (_, None) => "No end date".into(),
+                },
+                remaining: match scope.remaining {
+                    Some(0) => "None left".into(),
+                    Some(n) => format!("{n} left"),
+                    None => "Unlimited".into(),
+                },
+                state: scope.state.label().to_string(),
+            })
+            .collect();
+        let revoke_action = format!(
+            "/account/apps/{}/revoke",
+            url::form_urlencoded::byte_serialize(app.client_id.as_bytes()).collect::<String>()
+        );
+        Self { client_id: app.client_id, client_name: app.client_name, revoke_action, scopes }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 pub struct AccountPage {

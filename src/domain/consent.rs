@@ -1,36 +1,17 @@
-//! Consent decisions: which of the requested scopes the user must be asked about, and what a
-//! submitted consent form grants.
+//! The consent form: what a submitted form grants, and why a scope is asked about again.
+//! Whether the form is shown at all is `entitlement::authorization_step`.
 
-use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
-use super::limits::{self, GrantUsage, LimitState};
+use super::entitlement::Dropped;
 use super::scope_tree::ScopeTree;
 
-/// A scope needs the user's say when it requires authorization and the user holds no usable
-/// grant for it (none yet, or the last one lapsed or ran out).
-pub fn needs_consent(tree: &ScopeTree, name: &str, grant: Option<GrantUsage>, now: DateTime<Utc>) -> bool {
-    let Some(scope) = tree.get(name) else { return false };
-    if !scope.user_authorization_required {
-        return false;
-    }
-    match grant {
-        None => true,
-        Some(grant) => !limits::evaluate(scope, Some(grant), now).is_usable(),
-    }
-}
-
-/// Why a scope the user consented to before must be confirmed again, in words.
-pub fn reauthorization_reason(
-    tree: &ScopeTree,
-    name: &str,
-    grant: Option<GrantUsage>,
-    now: DateTime<Utc>,
-) -> Option<String> {
+/// Why a scope the user consented to before is asked about again, in words.
+pub fn reauthorization_reason(tree: &ScopeTree, name: &str, reason: Dropped) -> Option<String> {
     let scope = tree.get(name)?;
-    match limits::evaluate(scope, grant, now) {
-        LimitState::Expired => Some("Your earlier consent has expired. Please confirm it again.".into()),
-        LimitState::Exhausted => Some(format!(
+    match reason {
+        Dropped::Lapsed { .. } => Some("Your earlier consent has expired. Please confirm it again.".into()),
+        Dropped::Exhausted => Some(format!(
             "All {} accesses of your earlier consent are used. Please confirm it again.",
             scope.max_access_count
         )),
@@ -118,15 +99,5 @@ mod tests {
     #[test]
     fn scopes_without_a_box_are_always_granted_and_unoffered_ticks_are_ignored() {
         assert_eq!(decide(&tree(), &offered(), &set(&["payments"])), set(&["profile", "accounts.name"]));
-    }
-
-    #[test]
-    fn a_scope_needs_consent_until_a_usable_grant_exists() {
-        let now = Utc::now();
-        let tree = tree();
-        assert!(!needs_consent(&tree, "profile", None, now));
-        assert!(needs_consent(&tree, "accounts", None, now));
-        let grant = GrantUsage { granted_at: now, access_count: 0 };
-        assert!(!needs_consent(&tree, "accounts", Some(grant), now));
     }
 }

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod clock;
 pub mod consent;
+pub mod entitlement;
 pub mod limits;
 pub mod negotiation;
 pub mod scope;

@@ -1,17 +1,15 @@
-//! Scope negotiation: which scopes a token request obtains, computed from the registry.
+//! Scope negotiation: which scope names a token or authorization request stands for.
 //!
-//! A client asks for scope names (or none). Parents imply their descendants, and what a client
-//! may hold is filtered by its security level, by visibility (private scopes only through an
-//! assignment of the scope or an ancestor), and by the grant type's place in `auth_types`.
+//! A client asks for scope names (or none): each named scope must exist and be admitted for the
+//! client (`entitlement::admits`). What the names then yield is `entitlement`'s rule.
 
 use std::collections::BTreeSet;
 
-use super::client::Client;
+use super::entitlement::{admits, Holdings};
 use super::scope::GrantType;
-use super::scope_tree::{ClientScopeAccess, ScopeTree};
+use super::scope_tree::ScopeTree;
 
-/// The reserved scope of the admin API: only admin clients may ever obtain it.
-pub const ADMIN_SCOPE: &str = "scopegate:admin";
+pub use super::entitlement::ADMIN_SCOPE;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NegotiationError {
@@ -23,64 +21,37 @@ pub enum NegotiationError {
     NotAllowed(String),
 }
 
-/// What one client may hold, for one grant type.
-#[derive(Debug, Clone)]
-pub struct ClientScopes<'a> {
-    pub client: &'a Client,
-    pub access: ClientScopeAccess,
-    pub grant_type: GrantType,
-}
-
-impl<'a> ClientScopes<'a> {
-    pub fn new(client: &'a Client, assigned: BTreeSet<String>, grant_type: GrantType) -> Self {
-        let access = ClientScopeAccess { security_level: client.security_level, assigned };
-        Self { client, access, grant_type }
+/// The scope names a request stands for. `requested = None` means the parameter was absent:
+/// the client's default scopes. Every named scope must be known and admitted for the client;
+/// what the names then yield (their descendants, minus what is dropped) is
+/// `entitlement::Rule::evaluate`.
+pub fn named_scopes(
+    tree: &ScopeTree,
+    holdings: &Holdings,
+    grant_type: GrantType,
+    requested: Option<&BTreeSet<String>>,
+) -> Result<BTreeSet<String>, NegotiationError> {
+    let Some(requested) = requested else {
+        let defaults: BTreeSet<String> = tree
+            .default_scopes()
+            .into_iter()
+            .map(|scope| scope.name.clone())
+            .filter(|name| admits(tree, holdings, grant_type, name))
+            .collect();
+        if defaults.is_empty() {
+            return Err(NegotiationError::NoDefaultScope);
+        }
+        return Ok(defaults);
+    };
+    for name in requested {
+        if !tree.contains(name) {
+            return Err(NegotiationError::UnknownScope(name.clone()));
+        }
+        if !admits(tree, holdings, grant_type, name) {
+            return Err(NegotiationError::NotAllowed(name.clone()));
+        }
     }
-
-    pub fn may_have(&self, tree: &ScopeTree, name: &str) -> bool {
-        (name != ADMIN_SCOPE || self.client.admin) && tree.client_may_have(name, &self.access, self.grant_type)
-    }
-
-    /// The named scopes plus their current descendants, keeping only what the client may hold.
-    pub fn effective<'n>(&self, tree: &ScopeTree, names: impl IntoIterator<Item = &'n str>) -> BTreeSet<String> {
-        tree.expand(names).into_iter().filter(|name| self.may_have(tree, name)).collect()
-    }
-
-    /// The scopes a request obtains. `requested = None` means the parameter was absent: the
-    /// client gets its default scopes. Every named scope must be known and allowed; their
-    /// descendants are added where allowed and silently left out where not.
-    pub fn negotiate(
-        &self,
-        tree: &ScopeTree,
-        requested: Option<&BTreeSet<String>>,
-    ) -> Result<BTreeSet<String>, NegotiationError> {
-        let named: Vec<&str> = match requested {
-            None => {
-                let defaults: Vec<&str> = tree
-                    .default_scopes()
-                    .into_iter()
-                    .map(|scope| scope.name.as_str())
-                    .filter(|name| self.may_have(tree, name))
-                    .collect();
-                if defaults.is_empty() {
-                    return Err(NegotiationError::NoDefaultScope);
-                }
-                defaults
-            }
-            Some(requested) => {
-                for name in requested {
-                    if !tree.contains(name) {
-                        return Err(NegotiationError::UnknownScope(name.clone()));
-                    }
-                    if !self.may_have(tree, name) {
-                        return Err(NegotiationError::NotAllowed(name.clone()));
-                    }
-                }
-                requested.iter().map(String::as_str).collect()
-            }
-        };
-        Ok(self.effective(tree, named))
-    }
+    Ok(requested.clone())
 }
 
 /// `scope` parameter syntax (RFC 6749 §3.3): space-delimited, case-sensitive tokens.
@@ -97,8 +68,8 @@ pub fn format_scope(names: &BTreeSet<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::client::TokenFormat;
-    use crate::domain::scope::{Scope, SecurityLevel, Visibility};
+    use crate::domain::client::{Client, TokenFormat};
+    use crate::domain::scope::{GrantType, Scope, SecurityLevel, Visibility};
 
     fn tree() -> ScopeTree {
         let mut scopes = vec![
@@ -160,70 +131,51 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
+    fn holdings(level: SecurityLevel, admin: bool, assigned: &[&str]) -> Holdings {
+        Holdings::new(client(level, admin), set(assigned))
+    }
+
+    const CC: GrantType = GrantType::ClientCredentials;
+
     #[test]
     fn no_scope_parameter_gives_the_default_scopes() {
-        let c = client(SecurityLevel::C, false);
-        let scopes = ClientScopes::new(&c, BTreeSet::new(), GrantType::ClientCredentials);
-        assert_eq!(scopes.negotiate(&tree(), None).unwrap(), set(&["profile"]));
+        assert_eq!(
+            named_scopes(&tree(), &holdings(SecurityLevel::C, false, &[]), CC, None).unwrap(),
+            set(&["profile"])
+        );
     }
 
     #[test]
     fn no_default_scope_available_is_an_error() {
         let tree = ScopeTree::from_scopes(vec![Scope::new("x", "x")]).unwrap();
-        let c = client(SecurityLevel::C, false);
-        let scopes = ClientScopes::new(&c, BTreeSet::new(), GrantType::ClientCredentials);
-        assert_eq!(scopes.negotiate(&tree, None), Err(NegotiationError::NoDefaultScope));
-    }
-
-    #[test]
-    fn a_parent_implies_the_children_the_client_may_have() {
-        let c = client(SecurityLevel::C, false);
-        let scopes = ClientScopes::new(&c, BTreeSet::new(), GrantType::ClientCredentials);
-        // accounts.secret is level B (too sensitive for C); accounts.user_only is not for this grant type.
-        assert_eq!(
-            scopes.negotiate(&tree(), Some(&set(&["accounts"]))).unwrap(),
-            set(&["accounts", "accounts.balance"])
-        );
-        let user = ClientScopes::new(&c, BTreeSet::new(), GrantType::AuthorizationCode);
-        assert_eq!(
-            user.negotiate(&tree(), Some(&set(&["accounts"]))).unwrap(),
-            set(&["accounts", "accounts.balance", "accounts.user_only"])
-        );
+        let holdings = holdings(SecurityLevel::C, false, &[]);
+        assert_eq!(named_scopes(&tree, &holdings, CC, None), Err(NegotiationError::NoDefaultScope));
     }
 
     #[test]
     fn unknown_and_disallowed_scopes_are_refused_by_name() {
-        let c = client(SecurityLevel::C, false);
-        let scopes = ClientScopes::new(&c, BTreeSet::new(), GrantType::ClientCredentials);
-        assert_eq!(
-            scopes.negotiate(&tree(), Some(&set(&["nope"]))),
-            Err(NegotiationError::UnknownScope("nope".into()))
-        );
-        assert_eq!(
-            scopes.negotiate(&tree(), Some(&set(&["accounts.secret"]))),
-            Err(NegotiationError::NotAllowed("accounts.secret".into()))
-        );
-        assert_eq!(
-            scopes.negotiate(&tree(), Some(&set(&["payments"]))),
-            Err(NegotiationError::NotAllowed("payments".into()))
-        );
+        let holdings = holdings(SecurityLevel::C, false, &[]);
+        let named = |names: &[&str]| named_scopes(&tree(), &holdings, CC, Some(&set(names)));
+        assert_eq!(named(&["nope"]), Err(NegotiationError::UnknownScope("nope".into())));
+        assert_eq!(named(&["accounts.secret"]), Err(NegotiationError::NotAllowed("accounts.secret".into())));
+        assert_eq!(named(&["payments"]), Err(NegotiationError::NotAllowed("payments".into())));
+        assert_eq!(named(&["accounts"]), Ok(set(&["accounts"])), "what a name yields is the rule's business");
     }
 
     #[test]
     fn a_private_scope_comes_through_an_assigned_ancestor() {
-        let c = client(SecurityLevel::A, false);
-        let scopes = ClientScopes::new(&c, set(&["payments"]), GrantType::ClientCredentials);
-        assert_eq!(scopes.negotiate(&tree(), Some(&set(&["payments.transfer"]))).unwrap(), set(&["payments.transfer"]));
+        let holdings = holdings(SecurityLevel::A, false, &["payments"]);
+        let requested = set(&["payments.transfer"]);
+        assert_eq!(named_scopes(&tree(), &holdings, CC, Some(&requested)).unwrap(), requested);
     }
 
     #[test]
     fn only_admin_clients_obtain_the_admin_scope_even_when_assigned() {
-        let plain = client(SecurityLevel::F, false);
-        let scopes = ClientScopes::new(&plain, set(&[ADMIN_SCOPE]), GrantType::ClientCredentials);
-        assert!(scopes.negotiate(&tree(), Some(&set(&[ADMIN_SCOPE]))).is_err());
-        let admin = client(SecurityLevel::F, true);
-        let scopes = ClientScopes::new(&admin, set(&[ADMIN_SCOPE]), GrantType::ClientCredentials);
-        assert_eq!(scopes.negotiate(&tree(), Some(&set(&[ADMIN_SCOPE]))).unwrap(), set(&[ADMIN_SCOPE]));
+        let admin_scope = set(&[ADMIN_SCOPE]);
+        let plain = holdings(SecurityLevel::F, false, &[ADMIN_SCOPE]);
+        assert!(named_scopes(&tree(), &plain, CC, Some(&admin_scope)).is_err());
+        let admin = holdings(SecurityLevel::F, true, &[ADMIN_SCOPE]);
+        assert_eq!(named_scopes(&tree(), &admin, CC, Some(&admin_scope)).unwrap(), admin_scope);
     }
 
     #[test]

@@ -11,16 +11,11 @@ use super::session::{check_csrf, csrf_token, current_user};
 use crate::error::AppError;
 use crate::services::account;
 use crate::state::AppState;
-use crate::storage::write_transaction;
-use crate::views::{AccountApp, AccountPage, AccountScope};
+use crate::views::{AccountApp, AccountPage};
 
 #[derive(Deserialize)]
 pub struct AccountQuery {
     revoked: Option<String>,
-}
-
-fn date(time: chrono::DateTime<chrono::Utc>) -> String {
-    time.format("%-d %b %Y").to_string()
 }
 
 pub async fn show(
@@ -31,55 +26,20 @@ pub async fn show(
     let Some(user) = current_user(&session, &state).await? else {
         return Ok(see_other("/login?next=%2Faccount"));
     };
-    let snapshot = state.registry.snapshot();
-    let now = state.clock.now();
-    let user_id = user.id.clone();
+    let (snapshot, now, user_id) = (state.registry.snapshot(), state.clock.now(), user.id.clone());
     let apps =
         state.db.run(move |connection| account::authorized_apps(connection, &snapshot.tree, &user_id, now)).await?;
-    let apps = apps
-        .into_iter()
-        .map(|app| AccountApp {
-            revoke_action: format!(
-                "/account/apps/{}/revoke",
-                url::form_urlencoded::byte_serialize(app.client_id.as_bytes()).collect::<String>()
-            ),
-            client_id: app.client_id,
-            client_name: app.client_name,
-            scopes: app
-                .scopes
-                .into_iter()
-                .map(|scope| AccountScope {
-                    name: scope.name,
-                    label: scope.label,
-                    granted_at: date(scope.granted_at),
-                    expires: match (scope.status.state, scope.status.expires_at) {
-                        ("expired", Some(at)) => format!("Expired {}", date(at)),
-                        (_, Some(at)) => date(at),
-                        (_, None) => "No end date".into(),
-                    },
-                    remaining: match scope.status.remaining {
-                        Some(0) => "None left".into(),
-                        Some(n) => format!("{n} left"),
-                        None => "Unlimited".into(),
-                    },
-                    state: scope.status.state.to_string(),
-                })
-                .collect(),
-        })
-        .collect();
     // The query only says that something was revoked: text from a URL is never shown.
     let notice =
         query.revoked.as_ref().map(|_| "The app's access has been revoked. Its tokens no longer work.".to_string());
-    Ok(render(
-        StatusCode::OK,
-        &AccountPage {
-            page_title: "Your apps".into(),
-            user_name: user.display_name.clone().unwrap_or(user.username),
-            csrf_token: csrf_token(&session),
-            apps,
-            notice,
-        },
-    ))
+    let page = AccountPage {
+        page_title: "Your apps".into(),
+        user_name: user.display_name.clone().unwrap_or(user.username),
+        csrf_token: csrf_token(&session),
+        apps: apps.into_iter().map(AccountApp::from).collect(),
+        notice,
+    };
+    Ok(render(StatusCode::OK, &page))
 }
 
 pub async fn revoke(
@@ -94,15 +54,9 @@ pub async fn revoke(
     let Some(user) = current_user(&session, &state).await? else {
         return Ok(see_other("/login?next=%2Faccount"));
     };
-    let client_id = client_id.into_inner();
-    let now = state.clock.now();
+    let (client_id, now) = (client_id.into_inner(), state.clock.now());
     let target = client_id.clone();
-    state
-        .db
-        .run(move |connection| {
-            write_transaction(connection, |connection| account::revoke_app(connection, &user.id, &target, now))
-        })
-        .await?;
+    state.db.run(move |connection| account::revoke_app(connection, &user.id, &target, now)).await?;
     tracing::info!(%client_id, "the user revoked an app");
     Ok(see_other("/account?revoked=1"))
 }

@@ -2,12 +2,13 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use super::form::HtmlForm;
+use super::oauth_operation;
 use super::pages::{error_page, render, see_other};
 use super::session::{check_csrf, csrf_token, current_user};
 use crate::domain::consent;
@@ -17,7 +18,6 @@ use crate::domain::user::User;
 use crate::error::AppError;
 use crate::oauth::authorization::{self, AuthorizeOutcome, AuthorizeParams, ConsentScreen, Decision};
 use crate::state::AppState;
-use crate::storage::write_transaction;
 use crate::views::{ConsentPage, ConsentRow};
 
 /// The pending request, carried through the consent form signed by the server, so any
@@ -53,37 +53,44 @@ pub async fn authorize(
 }
 
 pub async fn consent(session: Session, state: web::Data<AppState>, form: HtmlForm) -> Result<HttpResponse, AppError> {
-    if check_csrf(&session, form.first("csrf_token")).is_err() {
-        return Ok(cannot_continue(
-            "The consent form expired or was not sent from this site. Please start again from the app.",
-        ));
+    let (pending, user) = match pending_consent(&session, &state, &form).await? {
+        Ok(found) => found,
+        Err(message) => return Ok(cannot_continue(message)),
+    };
+    let decision = match form.first("decision") {
+        Some("allow") => {
+            let ticked: BTreeSet<String> = form.all("scope").map(str::to_string).collect();
+            Decision::Approve(consent::decide(&state.registry.snapshot().tree, &pending.offered, &ticked))
+        }
+        _ => Decision::Deny,
+    };
+    let outcome = run(&state, pending.params.clone(), Some(user.clone()), decision).await?;
+    Ok(respond(&session, &state, outcome, &pending.params, Some(&user)))
+}
+
+/// The consent form's pending request and the user it was shown to, or why it cannot go on.
+async fn pending_consent(
+    session: &Session,
+    state: &web::Data<AppState>,
+    form: &HtmlForm,
+) -> Result<Result<(ConsentState, User), &'static str>, AppError> {
+    if check_csrf(session, form.first("csrf_token")).is_err() {
+        return Ok(Err("The consent form expired or was not sent from this site. Please start again from the app."));
     }
     let pending: Option<ConsentState> = form
         .first("consent_token")
         .and_then(|token| state.hasher.verify_signed(CONSENT_PURPOSE, token))
         .and_then(|payload| serde_json::from_slice(&payload).ok());
     let Some(pending) = pending else {
-        return Ok(cannot_continue("The consent form was altered or is incomplete. Please start again from the app."));
+        return Ok(Err("The consent form was altered or is incomplete. Please start again from the app."));
     };
-    let user = current_user(&session, &state).await?;
-    let Some(user) = user.filter(|user| user.id == pending.user_id) else {
-        return Ok(cannot_continue(
-            "You are no longer signed in as the person who was asked. Please start again from the app.",
-        ));
+    let Some(user) = current_user(session, state).await?.filter(|user| user.id == pending.user_id) else {
+        return Ok(Err("You are no longer signed in as the person who was asked. Please start again from the app."));
     };
     if pending.expires_at < state.clock.now() {
-        return Ok(cannot_continue("The consent page was open too long. Please start again from the app."));
+        return Ok(Err("The consent page was open too long. Please start again from the app."));
     }
-    let decision = match form.first("decision") {
-        Some("allow") => {
-            let ticked: BTreeSet<String> = form.all("scope").map(str::to_string).collect();
-            let snapshot = state.registry.snapshot();
-            Decision::Approve(consent::decide(&snapshot.tree, &pending.offered, &ticked))
-        }
-        _ => Decision::Deny,
-    };
-    let outcome = run(&state, pending.params.clone(), Some(user.clone()), decision).await?;
-    Ok(respond(&session, &state, outcome, &pending.params, Some(&user)))
+    Ok(Ok((pending, user)))
 }
 
 async fn run(
@@ -92,16 +99,10 @@ async fn run(
     user: Option<User>,
     decision: Decision,
 ) -> Result<AuthorizeOutcome, AppError> {
-    let now = state.clock.now();
-    let shared = state.clone();
-    state
-        .db
-        .run(move |connection| {
-            write_transaction(connection, |connection| {
-                authorization::authorize(connection, &shared, &params, user.as_ref(), decision, now)
-            })
-        })
-        .await
+    oauth_operation(state, move |connection, context, now| {
+        authorization::authorize_in_transaction(connection, context, &params, user.as_ref(), decision, now)
+    })
+    .await
 }
 
 fn respond(
@@ -146,7 +147,7 @@ fn consent_page(
     };
     let consent_token = match serde_json::to_vec(&pending) {
         Ok(payload) => state.hasher.sign(CONSENT_PURPOSE, &payload),
-        Err(_) => return HttpResponse::InternalServerError().finish(),
+        Err(error) => return AppError::internal(error).error_response(),
     };
     let csrf = csrf_token(session);
     render(

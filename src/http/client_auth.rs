@@ -7,26 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::form::OAuthForm;
-use crate::domain::client::Client;
 use crate::error::AppError;
-use crate::services::clients;
-use crate::state::AppState;
-use crate::storage::DbConnection;
-
-/// What the client presented.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PresentedClient {
-    /// A client id and secret, from the Basic header or the body.
-    Secret {
-        client_id: String,
-        client_secret: String,
-    },
-    /// Only a `client_id` in the body: a public client.
-    Public {
-        client_id: String,
-    },
-    None,
-}
+pub use crate::services::token_endpoint::PresentedClient;
 
 fn invalid_client(description: &str) -> AppError {
     AppError::invalid_client(description)
@@ -74,21 +56,5 @@ pub fn presented_client(request: &HttpRequest, form: &OAuthForm) -> Result<Prese
         (None, Some(id), None) => Ok(PresentedClient::Public { client_id: id.to_string() }),
         (None, None, Some(_)) => Err(AppError::invalid_request("client_secret without client_id")),
         (None, None, None) => Ok(PresentedClient::None),
-    }
-}
-
-/// A confidential client proven by its secret; anything else is `invalid_client` (401).
-pub fn authenticate_confidential(
-    connection: &mut DbConnection,
-    state: &AppState,
-    presented: &PresentedClient,
-) -> Result<Client, AppError> {
-    match presented {
-        PresentedClient::Secret { client_id, client_secret } => {
-            clients::authenticate(connection, &state.hasher, client_id, client_secret)?
-                .ok_or_else(|| invalid_client("client authentication failed"))
-        }
-        PresentedClient::Public { .. } => Err(invalid_client("this endpoint requires client authentication")),
-        PresentedClient::None => Err(invalid_client("client authentication is required")),
     }
 }

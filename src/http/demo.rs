@@ -15,22 +15,16 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::admin::auth::bearer_token;
+use super::oauth_operation;
 use super::pages::{render, see_other};
 use crate::error::AppError;
-use crate::oauth::code_exchange::{self, ExchangeRequest};
 use crate::secrets::random_token;
-use crate::services::{clients, introspection};
+use crate::services::demo_app::{self, BalanceAnswer, APP_CLIENT, APP_SCOPE};
 use crate::state::AppState;
 use crate::views::{DemoPage, DemoResultPage};
 
-const APP_CLIENT: (&str, &str) = ("online-bank", "online-bank-secret");
-const RESOURCE_SERVER: (&str, &str) = ("bank-api", "bank-api-secret");
 const VERIFIER: &str = "demo_code_verifier";
 const STATE: &str = "demo_state";
-
-fn callback_uri(state: &AppState) -> String {
-    format!("{}/demo/callback", state.settings.issuer)
-}
 
 pub async fn landing(state: web::Data<AppState>) -> HttpResponse {
     render(StatusCode::OK, &DemoPage { page_title: "Welcome".into(), issuer: state.settings.issuer.clone() })
@@ -46,8 +40,8 @@ pub async fn start(session: Session, state: web::Data<AppState>) -> Result<HttpR
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", APP_CLIENT.0)
-        .append_pair("redirect_uri", &callback_uri(&state))
-        .append_pair("scope", "profile accounts")
+        .append_pair("redirect_uri", &demo_app::callback_uri(&state.settings.issuer))
+        .append_pair("scope", APP_SCOPE)
         .append_pair("state", &csrf_state)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
@@ -63,30 +57,26 @@ pub struct CallbackQuery {
     error: Option<String>,
 }
 
-fn result_page(
-    error: Option<String>,
-    token_response: String,
-    introspection: String,
-    balance: String,
-    balance_ok: bool,
-) -> HttpResponse {
-    render(
-        StatusCode::OK,
-        &DemoResultPage {
-            page_title: "Your balance".into(),
-            error,
-            token_response,
-            introspection,
-            balance,
-            balance_ok,
-        },
-    )
+fn result_page(error: Option<String>, result: Option<demo_app::DemoResult>) -> HttpResponse {
+    let pretty = |value: &Value| serde_json::to_string_pretty(value).unwrap_or_default();
+    let (token_response, introspection, balance, balance_ok) = match &result {
+        Some(result) => {
+            let (balance, ok) = match &result.balance {
+                BalanceAnswer::Balance(balance) => (pretty(balance), true),
+                other => (pretty(&balance_error(other).1), false),
+            };
+            let tokens = serde_json::to_value(&result.tokens).unwrap_or_default();
+            (pretty(&tokens), pretty(&result.introspection), balance, ok)
+        }
+        None => Default::default(),
+    };
+    let page =
+        DemoResultPage { page_title: "Your balance".into(), error, token_response, introspection, balance, balance_ok };
+    render(StatusCode::OK, &page)
 }
 
-fn pretty(value: &Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
-}
-
+/// The customer is back from the bank: check the answer is ours (RFC 9207 `iss`, `state`),
+/// then let the demo app's back channel exchange the code and call the bank's API.
 pub async fn callback(
     session: Session,
     state: web::Data<AppState>,
@@ -97,139 +87,48 @@ pub async fn callback(
     let verifier: Option<String> = session.get(VERIFIER).ok().flatten();
     session.remove(STATE);
     session.remove(VERIFIER);
-    if let Some(error) = query.error {
-        return Ok(result_page(
-            Some(format!("The bank answered: {error}.")),
-            String::new(),
-            String::new(),
-            String::new(),
-            false,
-        ));
-    }
-    // RFC 9207: the answer must come from the bank we sent the customer to.
-    if query.iss.as_deref() != Some(state.settings.issuer.as_str()) {
-        return Ok(result_page(
-            Some("The answer did not come from our bank (iss).".into()),
-            String::new(),
-            String::new(),
-            String::new(),
-            false,
-        ));
-    }
-    let (Some(code), Some(verifier)) = (query.code, verifier) else {
-        return Ok(result_page(
-            Some("The sign-in was not started here. Start again.".into()),
-            String::new(),
-            String::new(),
-            String::new(),
-            false,
-        ));
-    };
-    if expected_state.is_none() || query.state != expected_state {
-        return Ok(result_page(
-            Some("The answer does not belong to this session (state).".into()),
-            String::new(),
-            String::new(),
-            String::new(),
-            false,
-        ));
-    }
-    let request = ExchangeRequest {
-        client_id: APP_CLIENT.0.into(),
-        client_secret: Some(APP_CLIENT.1.into()),
-        code: Some(code),
-        redirect_uri: Some(callback_uri(&state)),
-        code_verifier: Some(verifier),
-        refresh_token: None,
-        scope: None,
-        grant_type: "authorization_code",
-    };
-    let now = state.clock.now();
-    let shared = state.clone();
-    let exchanged = state
-        .db
-        .run(move |connection| code_exchange::exchange_in_transaction(connection, &shared, &request, now))
-        .await;
-    let tokens = match exchanged {
-        Ok(tokens) => tokens,
-        Err(error) => {
-            return Ok(result_page(
-                Some(format!("The code exchange failed: {error}")),
-                String::new(),
-                String::new(),
-                String::new(),
-                false,
-            ))
+    let refusal = match (&query.error, query.iss.as_deref() == Some(state.settings.issuer.as_str())) {
+        (Some(error), _) => Some(format!("The bank answered: {error}.")),
+        (None, false) => Some("The answer did not come from our bank (iss).".to_string()),
+        _ if query.code.is_none() || verifier.is_none() => {
+            Some("The sign-in was not started here. Start again.".into())
         }
+        _ if expected_state.is_none() || query.state != expected_state => {
+            Some("The answer does not belong to this session (state).".into())
+        }
+        _ => None,
     };
-    let token_json = serde_json::to_value(&tokens).map_err(AppError::internal)?;
-    let answers = async {
-        let introspected = introspect_as_bank(&state, tokens.access_token.clone()).await?;
-        let balance = balance_answer(&state, tokens.access_token.clone()).await?;
-        Ok::<_, AppError>((introspected, balance))
+    let (Some(code), Some(verifier), None) = (query.code, verifier, refusal.clone()) else {
+        return Ok(result_page(refusal, None));
     };
-    let (introspected, (status, balance)) = match answers.await {
-        Ok(answers) => answers,
-        Err(AppError::Unavailable(why)) => {
-            return Ok(result_page(
-                Some(format!("The demo is not set up: {why}.")),
-                pretty(&token_json),
-                String::new(),
-                String::new(),
-                false,
-            ))
+    let completed = oauth_operation(&state, move |connection, context, now| {
+        demo_app::complete(connection, context, code, verifier, now)
+    })
+    .await;
+    Ok(match completed {
+        Ok(result) => result_page(None, Some(result)),
+        Err(AppError::Unavailable(why)) => result_page(Some(format!("The demo is not set up: {why}.")), None),
+        Err(error @ (AppError::BadRequest { .. } | AppError::Unauthorized { .. })) => {
+            result_page(Some(format!("The code exchange failed: {error}")), None)
         }
         Err(error) => return Err(error),
-    };
-    Ok(result_page(None, pretty(&token_json), pretty(&introspected), pretty(&balance), status == StatusCode::OK))
+    })
 }
 
-/// What the bank's API learns about a token, asking as the `bank-api` resource server.
-async fn introspect_as_bank(state: &web::Data<AppState>, token: String) -> Result<Value, AppError> {
-    let now = state.clock.now();
-    let shared = state.clone();
-    state
-        .db
-        .run(move |connection| {
-            let bank = clients::authenticate(connection, &shared.hasher, RESOURCE_SERVER.0, RESOURCE_SERVER.1)?
-                .ok_or_else(|| {
-                    AppError::Unavailable("the demo's bank-api client is missing: start the server with --demo".into())
-                })?;
-            let answer = introspection::introspect(connection, &shared, &bank, &token, now)?;
-            Ok(match answer {
-                Some(active) => serde_json::to_value(active).map_err(AppError::internal)?,
-                None => json!({ "active": false }),
-            })
-        })
-        .await
-}
-
-/// The demo account's balance, for a token whose introspection reports `accounts.balance`.
-async fn balance_answer(state: &web::Data<AppState>, token: String) -> Result<(StatusCode, Value), AppError> {
-    let introspected = introspect_as_bank(state, token).await?;
-    if introspected["active"] != json!(true) {
-        return Ok((
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "invalid_token", "error_description": "the token is not active"}),
-        ));
-    }
-    let scopes = introspected["scope"].as_str().unwrap_or_default();
-    if !scopes.split(' ').any(|scope| scope == "accounts.balance") {
-        return Ok((
+/// The status, `WWW-Authenticate` challenge and body of a refused balance request (RFC 6750 §3).
+fn balance_error(answer: &BalanceAnswer) -> (StatusCode, Value, &'static str) {
+    match answer {
+        BalanceAnswer::MissingScope => (
             StatusCode::FORBIDDEN,
             json!({"error": "insufficient_scope", "error_description": "accounts.balance is not active for this token"}),
-        ));
+            r#"Bearer realm="online-bank-demo", error="insufficient_scope", scope="accounts.balance""#,
+        ),
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid_token", "error_description": "the token is not active"}),
+            r#"Bearer realm="online-bank-demo", error="invalid_token""#,
+        ),
     }
-    Ok((
-        StatusCode::OK,
-        json!({
-            "account": "DE89 3704 0044 0532 0130 00",
-            "type": "demand deposit",
-            "owner": introspected["username"],
-            "balance": "2,481.17",
-            "currency": "EUR",
-        }),
-    ))
 }
 
 /// `GET /demo/bank/balance` with `Authorization: Bearer …`.
@@ -239,15 +138,16 @@ pub async fn balance(request: HttpRequest, state: web::Data<AppState>) -> Result
             .insert_header(("WWW-Authenticate", r#"Bearer realm="online-bank-demo""#))
             .json(json!({"error": "invalid_token", "error_description": "a bearer token is required"})));
     };
-    let (status, body) = balance_answer(&state, token).await?;
+    let answer =
+        oauth_operation(&state, move |connection, context, now| demo_app::balance(connection, context, &token, now))
+            .await?;
+    let (status, body, challenge) = match answer {
+        BalanceAnswer::Balance(balance) => (StatusCode::OK, balance, ""),
+        refused => balance_error(&refused),
+    };
     let mut response = HttpResponse::build(status);
-    if status == StatusCode::UNAUTHORIZED {
-        response.insert_header(("WWW-Authenticate", r#"Bearer realm="online-bank-demo", error="invalid_token""#));
-    } else if status == StatusCode::FORBIDDEN {
-        response.insert_header((
-            "WWW-Authenticate",
-            r#"Bearer realm="online-bank-demo", error="insufficient_scope", scope="accounts.balance""#,
-        ));
+    if !challenge.is_empty() {
+        response.insert_header(("WWW-Authenticate", challenge));
     }
     Ok(response.insert_header(("Cache-Control", "no-store")).json(body))
 }

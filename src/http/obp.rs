@@ -3,16 +3,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::auth::{self, Admin};
 use crate::error::AppError;
 use crate::http::json::parse_json;
 use crate::services::bearer::BearerDenied;
-use crate::services::clients as client_service;
+use crate::services::obp::{self, ObpRefusal};
 use crate::state::AppState;
-use crate::storage::{clients, write_transaction};
 
 /// An OBP error: `{"code": 404, "message": "OBP-20024: …"}`.
 struct ObpError {
@@ -32,6 +31,26 @@ impl ObpError {
 }
 
 const CONSUMER_NOT_FOUND: &str = "OBP-20024: Consumer not found. Please specify a valid value for CONSUMER_ID.";
+
+impl From<ObpRefusal> for ObpError {
+    fn from(refusal: ObpRefusal) -> Self {
+        match refusal {
+            ObpRefusal::ConsumerNotFound => Self::new(404, CONSUMER_NOT_FOUND),
+            ObpRefusal::UnknownRole(role) => Self::new(400, format!("OBP-10007: Incorrect Role name: {role}")),
+            ObpRefusal::BankRoleWithoutBank => {
+                Self::new(400, "OBP-30205: This entitlement is a Bank Role. Please set bank_id to a valid bank id.")
+            }
+            ObpRefusal::SystemRoleWithBank => {
+                Self::new(400, "OBP-30206: This entitlement is a System Role. Please set bank_id to empty string.")
+            }
+            ObpRefusal::AlreadyAssigned => Self::new(400, "OBP-30216: Scope already exists for this consumer."),
+            ObpRefusal::ScopeNotFound => {
+                Self::new(404, "OBP-30212: Scope not found. Please specify a valid value for SCOPE_ID.")
+            }
+            ObpRefusal::Other(error) => Self::from(error),
+        }
+    }
+}
 
 impl From<AppError> for ObpError {
     fn from(error: AppError) -> Self {
@@ -68,13 +87,6 @@ struct CreateScopeJson {
     role_name: String,
 }
 
-#[derive(Debug, Serialize)]
-struct ScopeJson {
-    scope_id: String,
-    role_name: String,
-    bank_id: String,
-}
-
 fn outcome(result: Result<HttpResponse, ObpError>) -> HttpResponse {
     result.unwrap_or_else(|error| error.response())
 }
@@ -91,48 +103,12 @@ pub async fn add_scope(
             authorize(&request).await?;
             let wanted: CreateScopeJson =
                 parse_json(&body).map_err(|_| ObpError::new(400, "OBP-10001: Incorrect json format."))?;
-            let consumer_id = consumer_id.into_inner();
-            let snapshot = state.registry.snapshot();
-            let Some(scope) = snapshot.tree.get(&wanted.role_name).cloned() else {
-                return Err(ObpError::new(400, format!("OBP-10007: Incorrect Role name: {}", wanted.role_name)));
-            };
-            if scope.bank_level && wanted.bank_id.is_empty() {
-                return Err(ObpError::new(
-                    400,
-                    "OBP-30205: This entitlement is a Bank Role. Please set bank_id to a valid bank id.",
-                ));
-            }
-            if !scope.bank_level && !wanted.bank_id.is_empty() {
-                return Err(ObpError::new(
-                    400,
-                    "OBP-30206: This entitlement is a System Role. Please set bank_id to empty string.",
-                ));
-            }
-            let now = state.clock.now();
-            let assigned = state
-                .db
-                .run(move |connection| {
-                    write_transaction(connection, |connection| {
-                        let client = clients::find(connection, &consumer_id)?
-                            .ok_or_else(|| AppError::not_found("client_not_found", CONSUMER_NOT_FOUND))?;
-                        let existing = clients::assignments(connection, &client.client_id)?;
-                        if existing.iter().any(|a| a.scope_name == wanted.role_name && a.bank_id == wanted.bank_id) {
-                            return Err(AppError::conflict(
-                                "scope_already_assigned",
-                                "OBP-30216: Scope already exists for this consumer.",
-                            ));
-                        }
-                        client_service::check_assignable(connection, &client, &wanted.role_name)?;
-                        clients::assign(connection, &client.client_id, &wanted.role_name, &wanted.bank_id, now)
-                    })
-                })
-                .await
-                .map_err(ObpError::from)?;
-            Ok(HttpResponse::Created().json(ScopeJson {
-                scope_id: assigned.id.to_string(),
-                role_name: assigned.scope_name,
-                bank_id: assigned.bank_id,
-            }))
+            let (snapshot, now) = (state.registry.snapshot(), state.clock.now());
+            let added = obp_operation(&state, move |connection| {
+                obp::add_scope(connection, &snapshot.tree, &consumer_id, &wanted.role_name, &wanted.bank_id, now)
+            })
+            .await?;
+            Ok(HttpResponse::Created().json(added))
         }
         .await,
     )
@@ -147,20 +123,7 @@ pub async fn list_scopes(
     outcome(
         async move {
             authorize(&request).await?;
-            let consumer_id = consumer_id.into_inner();
-            let assigned = state
-                .db
-                .run(move |connection| {
-                    clients::find(connection, &consumer_id)?
-                        .ok_or_else(|| AppError::not_found("client_not_found", CONSUMER_NOT_FOUND))?;
-                    clients::assignments(connection, &consumer_id)
-                })
-                .await
-                .map_err(ObpError::from)?;
-            let list: Vec<ScopeJson> = assigned
-                .into_iter()
-                .map(|a| ScopeJson { scope_id: a.id.to_string(), role_name: a.scope_name, bank_id: a.bank_id })
-                .collect();
+            let list = obp_operation(&state, move |connection| obp::list_scopes(connection, &consumer_id)).await?;
             Ok(HttpResponse::Ok().json(json!({ "list": list })))
         }
         .await,
@@ -177,26 +140,23 @@ pub async fn delete_scope(
         async move {
             authorize(&request).await?;
             let (consumer_id, scope_id) = path.into_inner();
-            let not_found =
-                || ObpError::new(404, "OBP-30212: Scope not found. Please specify a valid value for SCOPE_ID.");
-            let scope_id: i64 = scope_id.parse().map_err(|_| not_found())?;
-            let removed = state
-                .db
-                .run(move |connection| {
-                    clients::find(connection, &consumer_id)?
-                        .ok_or_else(|| AppError::not_found("client_not_found", CONSUMER_NOT_FOUND))?;
-                    clients::unassign(connection, &consumer_id, scope_id)
-                })
-                .await
-                .map_err(ObpError::from)?;
-            if removed {
-                Ok(HttpResponse::Ok().json(true))
-            } else {
-                Err(not_found())
-            }
+            obp_operation(&state, move |connection| obp::delete_scope(connection, &consumer_id, &scope_id)).await?;
+            Ok(HttpResponse::Ok().json(true))
         }
         .await,
     )
+}
+
+/// Runs an OBP operation on the blocking pool; its refusal becomes OBP's answer.
+async fn obp_operation<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, ObpError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::storage::DbConnection) -> Result<T, ObpRefusal> + Send + 'static,
+{
+    match state.db.run(move |connection| Ok(work(connection))).await {
+        Ok(answer) => answer.map_err(ObpError::from),
+        Err(error) => Err(ObpError::from(error)),
+    }
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

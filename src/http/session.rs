@@ -10,8 +10,8 @@ use subtle::ConstantTimeEq;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::secrets::{random_token, SecretHasher};
+use crate::services::users;
 use crate::state::AppState;
-use crate::storage::users;
 
 const USER_ID: &str = "user_id";
 const CSRF: &str = "csrf";

@@ -16,20 +16,25 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use url::Url;
 
+use super::core::FlowCore;
 use super::extensions;
 use crate::domain::client::Client;
 use crate::domain::consent;
-use crate::domain::negotiation::{format_scope, parse_scope_parameter, ClientScopes};
+use crate::domain::entitlement::{
+    authorization_step, AuthorizationFacts, AuthorizationStep, Entitlement, Holdings, Prompt, Rule, WithoutGrant,
+};
+use crate::domain::negotiation::{named_scopes, parse_scope_parameter};
 use crate::domain::scope::GrantType;
-use crate::domain::scope_tree::ScopeTree;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::secrets::random_token;
-use crate::services::tokens::usage;
-use crate::state::AppState;
+use crate::services::OAuthContext;
 use crate::storage::codes::{self, CodeRow};
-use crate::storage::grants::{self, NewGrant};
+use crate::storage::grants::{self, ConsentSubject};
+use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::{clients, DbConnection};
+
+pub use crate::domain::entitlement::Decision;
 
 /// The authorization request's query parameters. A repeated parameter is refused before
 /// anything else (RFC 6749 §3.1), with an error page since nothing is validated yet.
@@ -47,7 +52,7 @@ impl AuthorizeParams {
         Ok(Self(params))
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 
@@ -89,16 +94,6 @@ impl flow::Request for AuthorizeParams {
     }
 }
 
-/// What the user decided on the consent page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// No decision yet: ask if needed.
-    Ask,
-    /// Grant exactly these scopes (already computed by `consent::decide`).
-    Approve(BTreeSet<String>),
-    Deny,
-}
-
 /// The answer to an authorization step.
 #[derive(Debug)]
 pub enum AuthorizeOutcome {
@@ -123,67 +118,109 @@ pub struct ConsentScreen {
 }
 
 struct AuthorizationEndpoint<'a> {
-    connection: RefCell<&'a mut DbConnection>,
-    state: &'a AppState,
-    tree: &'a ScopeTree,
-    now: DateTime<Utc>,
-    /// Set when the user has decided: negotiation yields exactly this.
+    core: FlowCore<'a>,
+    /// Whose consent is consulted (None: nobody is signed in yet).
+    user_id: Option<String>,
+    /// Set when the user has decided: negotiation yields this part of the offer.
     decided: Option<BTreeSet<String>>,
-    client: RefCell<Option<Client>>,
+    /// The client's holdings and what it may be offered, found at negotiation.
+    offer: RefCell<Option<(Holdings, Entitlement)>>,
+    /// The consent the code is issued under, set just before oxide-auth mints it.
+    consent_id: Option<String>,
     /// Why the request cannot even be redirected (shown on the error page).
-    refusal: RefCell<Option<String>>,
-    failure: Option<AppError>,
+    page_refusal: RefCell<Option<String>>,
     pkce: PkceChallenge,
 }
 
 impl AuthorizationEndpoint<'_> {
-    fn refuse(&self, message: &str) -> RegistrarError {
-        *self.refusal.borrow_mut() = Some(message.to_string());
+    fn refuse_page(&self, message: &str) -> RegistrarError {
+        *self.page_refusal.borrow_mut() = Some(message.to_string());
         RegistrarError::Unspecified
+    }
+
+    fn rule<'h>(&'h self, holdings: &'h Holdings) -> Rule<'h> {
+        Rule {
+            tree: self.core.context.tree,
+            holdings,
+            grant_type: GrantType::AuthorizationCode,
+            without_grant: WithoutGrant::NotUsable,
+            now: self.core.now,
+        }
+    }
+
+    fn load_offer(
+        &self,
+        client: Client,
+        requested: Option<&BTreeSet<String>>,
+    ) -> Result<Option<(Holdings, Entitlement)>, AppError> {
+        let key = match &self.user_id {
+            Some(user_id) => ConsentKey::DefaultOf(user_id),
+            None => ConsentKey::Id(None),
+        };
+        let holdings = holdings::load(&mut self.core.db(), client, key)?;
+        let Ok(named) = named_scopes(self.core.context.tree, &holdings, GrantType::AuthorizationCode, requested) else {
+            return Ok(None);
+        };
+        let offer = self.rule(&holdings).offer(named.iter().map(String::as_str));
+        Ok(Some((holdings, offer)))
     }
 }
 
 impl Registrar for AuthorizationEndpoint<'_> {
     fn bound_redirect<'b>(&self, bound: ClientUrl<'b>) -> Result<BoundClient<'b>, RegistrarError> {
-        let client = match clients::find(&mut self.connection.borrow_mut(), &bound.client_id) {
+        let client = match clients::find(&mut self.core.db(), &bound.client_id) {
             Ok(Some(client)) => client,
-            Ok(None) => return Err(self.refuse("The application that sent you here is not known to the bank.")),
-            Err(_) => return Err(RegistrarError::PrimitiveError),
+            Ok(None) => return Err(self.refuse_page("The application that sent you here is not known to the bank.")),
+            Err(error) => return Err(self.core.refuse_registration(error)),
         };
         if !client.allows_grant_type(GrantType::AuthorizationCode) {
-            return Err(self.refuse("This application may not ask for your consent."));
+            return Err(self.refuse_page("This application may not ask for your consent."));
         }
         // Exact string comparison (RFC 9700 §4.1.3); without a redirect_uri the client must
         // have exactly one registered.
         let uri = match &bound.redirect_uri {
             Some(requested) if client.has_redirect_uri(requested.as_str()) => requested.as_str().to_string(),
             Some(_) => {
-                return Err(self.refuse("The address this application wants to send you back to is not registered."))
+                return Err(
+                    self.refuse_page("The address this application wants to send you back to is not registered.")
+                )
             }
             None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
-            None => return Err(self.refuse("The application did not say where to send you back to.")),
+            None => return Err(self.refuse_page("The application did not say where to send you back to.")),
         };
-        let exact = ExactUrl::new(uri).map_err(|_| self.refuse("The registered return address is not a valid URL."))?;
-        *self.client.borrow_mut() = Some(client);
+        let exact =
+            ExactUrl::new(uri).map_err(|_| self.refuse_page("The registered return address is not a valid URL."))?;
+        self.core.set_client(client);
         Ok(BoundClient { client_id: bound.client_id, redirect_uri: Cow::Owned(RegisteredUrl::Exact(exact)) })
     }
 
+    /// The pre-grant is the offer (`Rule::offer`), narrowed to the user's decision when there is
+    /// one. An unknown or inadmissible scope, or an empty offer, is oxide-auth's `invalid_scope`.
     fn negotiate(&self, bound: BoundClient<'_>, scope: Option<OxideScope>) -> Result<PreGrant, RegistrarError> {
-        let Some(client) = self.client.borrow().clone() else { return Err(RegistrarError::PrimitiveError) };
-        let assigned = match clients::assignments(&mut self.connection.borrow_mut(), &client.client_id) {
-            Ok(assigned) => assigned.into_iter().map(|a| a.scope_name).collect(),
-            Err(_) => return Err(RegistrarError::PrimitiveError),
+        let Some(client) = self.core.client() else {
+            return Err(self
+                .core
+                .refuse_registration(AppError::internal(anyhow::anyhow!("negotiating before binding"))));
         };
-        let client_scopes = ClientScopes::new(&client, assigned, GrantType::AuthorizationCode);
         let requested = parse_scope_parameter(scope.map(|s| s.to_string()).as_deref());
-        let negotiated =
-            client_scopes.negotiate(self.tree, requested.as_ref()).map_err(|_| RegistrarError::Unspecified)?;
-        let granted = match &self.decided {
-            // The user's choice can only narrow what negotiation allows.
-            Some(decided) => decided.intersection(&negotiated).cloned().collect(),
-            None => negotiated,
+        let (holdings, offer) = match self.load_offer(client, requested.as_ref()) {
+            Ok(Some(found)) if !found.1.is_empty() => found,
+            Ok(_) => return Err(RegistrarError::Unspecified),
+            Err(error) => return Err(self.core.refuse_registration(error)),
         };
-        let scope = format_scope(&granted).parse::<OxideScope>().map_err(|_| RegistrarError::Unspecified)?;
+        let offered = offer.names();
+        let granted = match &self.decided {
+            // The user's choice can only narrow the offer. Choosing none of it is a refusal,
+            // which the step answers with access_denied: keep the offer so the flow gets there.
+            Some(decided) if decided.iter().any(|name| offered.contains(name)) => {
+                decided.intersection(&offered).cloned().collect()
+            }
+            _ => offered,
+        };
+        *self.offer.borrow_mut() = Some((holdings, offer));
+        let scope = crate::domain::negotiation::format_scope(&granted)
+            .parse::<OxideScope>()
+            .map_err(|_| RegistrarError::Unspecified)?;
         Ok(PreGrant { client_id: bound.client_id.into_owned(), redirect_uri: bound.redirect_uri.into_owned(), scope })
     }
 
@@ -196,24 +233,23 @@ impl Authorizer for AuthorizationEndpoint<'_> {
     /// Mints a code (256 bits), stored only as its keyed hash, valid `code_lifetime_seconds`.
     fn authorize(&mut self, grant: Grant) -> Result<String, ()> {
         let code = random_token(32);
+        let now = self.core.now;
         let row = CodeRow {
-            code_hash: self.state.hasher.hash(&code),
+            code_hash: self.core.context.hasher.hash(&code),
             client_id: grant.client_id,
             user_id: grant.owner_id,
             redirect_uri: grant.redirect_uri.to_string(),
             scope: grant.scope.to_string(),
             extensions: extensions::to_json(&grant.extensions),
-            created_at: self.now.naive_utc(),
-            expires_at: (self.now + Duration::seconds(self.state.settings.code_lifetime_seconds)).naive_utc(),
+            created_at: now.naive_utc(),
+            expires_at: (now + Duration::seconds(self.core.context.lifetimes.code)).naive_utc(),
             used_at: None,
             family_id: None,
+            consent_id: self.consent_id.clone(),
         };
-        match codes::insert(self.connection.get_mut(), &row) {
+        match codes::insert(&mut self.core.db(), &row) {
             Ok(()) => Ok(code),
-            Err(error) => {
-                self.failure = Some(error);
-                Err(())
-            }
+            Err(error) => self.core.fail(error),
         }
     }
 
@@ -269,30 +305,28 @@ fn error_redirect(pending: &Pending, error: &str, issuer: &str) -> String {
     with_issuer(url, issuer)
 }
 
-/// One step of the authorization flow for `user` (None = not signed in).
+/// One step of the authorization flow for `user` (None = not signed in). What happens next is
+/// `entitlement::authorization_step`; this drives oxide-auth around it and records what the
+/// step decided.
 pub fn authorize(
     connection: &mut DbConnection,
-    state: &AppState,
+    context: &OAuthContext<'_>,
     params: &AuthorizeParams,
     user: Option<&User>,
     decision: Decision,
     now: DateTime<Utc>,
 ) -> Result<AuthorizeOutcome, AppError> {
-    let snapshot = state.registry.snapshot();
-    let issuer = state.settings.issuer.as_str();
-    let decided = match &decision {
-        Decision::Approve(scopes) => Some(scopes.clone()),
-        _ => None,
-    };
+    let issuer = context.issuer;
     let mut endpoint = AuthorizationEndpoint {
-        connection: RefCell::new(connection),
-        state,
-        tree: &snapshot.tree,
-        now,
-        decided,
-        client: RefCell::new(None),
-        refusal: RefCell::new(None),
-        failure: None,
+        core: FlowCore::new(connection, context, now),
+        user_id: user.map(|user| user.id.clone()),
+        decided: match &decision {
+            Decision::Approve(scopes) => Some(scopes.clone()),
+            _ => None,
+        },
+        offer: RefCell::new(None),
+        consent_id: None,
+        page_refusal: RefCell::new(None),
         pkce: PkceChallenge,
     };
     let pending = match flow::authorization_code(&mut endpoint, params) {
@@ -301,98 +335,61 @@ pub fn authorize(
             return Ok(AuthorizeOutcome::Redirect(with_issuer(error_url.into(), issuer)))
         }
         Err(flow::Error::Ignore) => {
-            let message = endpoint.refusal.take().unwrap_or_else(|| "The request is incomplete.".into());
+            let message = endpoint.page_refusal.take().unwrap_or_else(|| "The request is incomplete.".into());
             return Ok(AuthorizeOutcome::ErrorPage { message });
         }
-        Err(flow::Error::PrimitiveError) => {
-            return Err(endpoint
-                .failure
-                .take()
-                .unwrap_or_else(|| AppError::internal(anyhow::anyhow!("authorization failed"))))
-        }
+        Err(flow::Error::PrimitiveError) => return Err(endpoint.core.into_failure("authorization")),
     };
-    let prompt = params.get("prompt");
-    if prompt.is_some_and(|p| !matches!(p, "none" | "login" | "consent")) {
+    let Ok(prompt) = Prompt::parse(params.get("prompt")) else {
         return Ok(AuthorizeOutcome::Redirect(error_redirect(&pending, "invalid_request", issuer)));
-    }
-    let Some(user) = user else {
-        return Ok(if prompt == Some("none") {
-            AuthorizeOutcome::Redirect(error_redirect(&pending, "login_required", issuer))
-        } else {
-            AuthorizeOutcome::Login
-        });
     };
-    if prompt == Some("login") && matches!(decision, Decision::Ask) {
-        return Ok(AuthorizeOutcome::Login);
-    }
-    let Some(client) = endpoint.client.borrow().clone() else {
-        return Err(AppError::internal(anyhow::anyhow!("bound client missing")));
+    let (Some(client), Some((holdings, offered))) = (endpoint.core.client(), endpoint.offer.take()) else {
+        return Err(AppError::internal(anyhow::anyhow!("the authorization flow lost its client or offer")));
     };
-    let offered: BTreeSet<String> = pending.pre_grant().scope.iter().map(str::to_string).collect();
-    let tree = &snapshot.tree;
-    match decision {
-        Decision::Deny => return Ok(AuthorizeOutcome::Redirect(error_redirect(&pending, "access_denied", issuer))),
-        Decision::Approve(_) if offered.is_empty() => {
-            return Ok(AuthorizeOutcome::Redirect(error_redirect(&pending, "access_denied", issuer)))
+    let held = endpoint.rule(&holdings).evaluate(offered.usable.keys().map(String::as_str));
+    let facts = AuthorizationFacts { prompt, signed_in: user.is_some(), offered: &offered, held: &held };
+    let (user, start) = match authorization_step(context.tree, facts, &decision) {
+        AuthorizationStep::SignIn => return Ok(AuthorizeOutcome::Login),
+        AuthorizationStep::Refuse(error) => {
+            return Ok(AuthorizeOutcome::Redirect(error_redirect(&pending, error, issuer)))
         }
-        Decision::Approve(_) => {
-            record_consent(endpoint.connection.get_mut(), tree, user, &client, &offered, true, now)?;
+        AuthorizationStep::Ask { reauthorize } => {
+            let reauthorize = reauthorize
+                .into_iter()
+                .filter_map(|(name, reason)| {
+                    consent::reauthorization_reason(context.tree, &name, reason).map(|why| (name, why))
+                })
+                .collect();
+            return Ok(AuthorizeOutcome::Consent(ConsentScreen { client, offered: offered.names(), reauthorize }));
         }
-        Decision::Ask => {
-            let held = grants::for_subject_and_client(endpoint.connection.get_mut(), &user.id, &client.client_id)?;
-            let grant_of = |name: &str| held.iter().find(|g| g.scope_name == name).map(usage);
-            let asking: Vec<&String> =
-                offered.iter().filter(|name| consent::needs_consent(tree, name, grant_of(name), now)).collect();
-            if !asking.is_empty() || prompt == Some("consent") {
-                if prompt == Some("none") {
-                    return Ok(AuthorizeOutcome::Redirect(error_redirect(&pending, "consent_required", issuer)));
-                }
-                let reauthorize = offered
-                    .iter()
-                    .filter_map(|name| {
-                        consent::reauthorization_reason(tree, name, grant_of(name), now).map(|why| (name.clone(), why))
-                    })
-                    .collect();
-                return Ok(AuthorizeOutcome::Consent(ConsentScreen { client, offered, reauthorize }));
-            }
-            // Remembered consent (or nothing needs asking): grants for new no-authorization scopes.
-            record_consent(endpoint.connection.get_mut(), tree, user, &client, &offered, false, now)?;
-        }
-    }
+        AuthorizationStep::Issue { start, .. } => match user {
+            Some(user) => (user, start),
+            None => return Ok(AuthorizeOutcome::Login),
+        },
+    };
+    let who = ConsentSubject { subject: &user.id, user_id: Some(&user.id), client_id: &client.client_id };
+    let mut connection = endpoint.core.db();
+    let consent_id = grants::default_consent(&mut connection, who, now)?;
+    grants::start(&mut connection, &consent_id, &start, now)?;
+    drop(connection);
+    endpoint.consent_id = Some(consent_id);
     match pending.authorize(&mut endpoint, Cow::Borrowed(&user.id)) {
         Ok(url) => Ok(AuthorizeOutcome::Redirect(with_issuer(url, issuer))),
-        Err(_) => {
-            Err(endpoint.failure.take().unwrap_or_else(|| AppError::internal(anyhow::anyhow!("cannot issue a code"))))
-        }
+        Err(_) => Err(endpoint.core.into_failure("authorization")),
     }
 }
 
-/// Records the user's consent. A fresh decision (`restart`) starts each scope's days and
-/// count anew; otherwise only missing grants are added.
-fn record_consent(
+/// [`authorize`] in one write transaction: the consent it records and the code it mints land
+/// together or not at all.
+pub fn authorize_in_transaction(
     connection: &mut DbConnection,
-    tree: &ScopeTree,
-    user: &User,
-    client: &Client,
-    scopes: &BTreeSet<String>,
-    restart: bool,
+    context: &OAuthContext<'_>,
+    params: &AuthorizeParams,
+    user: Option<&User>,
+    decision: Decision,
     now: DateTime<Utc>,
-) -> Result<(), AppError> {
-    for name in scopes {
-        let Some(scope) = tree.get(name) else { continue };
-        let grant = NewGrant {
-            subject: &user.id,
-            user_id: Some(&user.id),
-            client_id: &client.client_id,
-            scope_name: name,
-            granted_at: now,
-            expires_at: crate::domain::limits::expiry(scope, now),
-        };
-        if restart && scope.user_authorization_required {
-            grants::restart(connection, &grant)?;
-        } else {
-            grants::insert_if_missing(connection, &grant)?;
-        }
-    }
-    Ok(())
+) -> Result<AuthorizeOutcome, AppError> {
+    crate::storage::write_transaction(connection, |connection| {
+        authorize(connection, context, params, user, decision, now)
+    })
 }

@@ -1,5 +1,6 @@
 //! The client-credentials grant (RFC 6749 §4.4), driven through oxide-auth's
-//! `code_grant::client_credentials` state machine with our registrar and issuer.
+//! `code_grant::client_credentials` state machine with our registrar and issuer. Which scopes
+//! the client gets is `entitlement::client_credentials`.
 
 use chrono::{DateTime, Utc};
 use oxide_auth::code_grant::client_credentials::{self as flow, Endpoint, Extension};
@@ -11,16 +12,17 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use crate::domain::client::Client;
-use crate::domain::limits;
-use crate::domain::negotiation::{format_scope, parse_scope_parameter, ClientScopes};
+use super::core::FlowCore;
+use crate::domain::entitlement::{self, Entitlement, Rule, WithoutGrant};
+use crate::domain::negotiation::{named_scopes, parse_scope_parameter};
 use crate::domain::scope::GrantType;
 use crate::domain::token::Subject;
 use crate::error::AppError;
-use crate::services::registry::Snapshot;
 use crate::services::tokens::{self, AccessTokenRequest, TokenResponse};
-use crate::state::AppState;
-use crate::storage::{clients, grants, DbConnection};
+use crate::services::OAuthContext;
+use crate::storage::grants::{self, ConsentSubject};
+use crate::storage::holdings::{self, ConsentKey};
+use crate::storage::DbConnection;
 
 /// The parsed token request, as oxide-auth's flow reads it.
 pub struct ClientCredentialsRequest {
@@ -47,164 +49,134 @@ impl flow::Request for ClientCredentialsRequest {
     }
 }
 
-/// The registrar and issuer of one request, over one database connection.
+/// The registrar and issuer of one request.
 struct CredentialsEndpoint<'a> {
-    connection: RefCell<&'a mut DbConnection>,
-    state: &'a AppState,
-    snapshot: &'a Snapshot,
-    now: DateTime<Utc>,
-    client: RefCell<Option<Client>>,
-    /// Why a primitive refused, so the answer names the right RFC error rather than
-    /// oxide-auth's generic one.
-    refusal: RefCell<Option<AppError>>,
+    core: FlowCore<'a>,
+    /// What the rule granted at negotiation, issued as it stands.
+    entitled: RefCell<Option<Entitlement>>,
     issued: Option<TokenResponse>,
-    issue_failure: Option<AppError>,
     extension: (),
 }
 
 /// Client-credentials clients have no redirect URI, but oxide-auth's grant needs a URL.
 const NO_REDIRECT: &str = "urn:ietf:params:oauth:grant-type:client_credentials";
 
+fn authentication_failed() -> AppError {
+    AppError::invalid_client("client authentication failed")
+}
+
 impl CredentialsEndpoint<'_> {
-    fn refuse(&self, error: AppError) -> RegistrarError {
-        *self.refusal.borrow_mut() = Some(error);
-        RegistrarError::Unspecified
-    }
-
-    fn failure(&self, error: AppError) -> RegistrarError {
-        *self.refusal.borrow_mut() = Some(error);
-        RegistrarError::PrimitiveError
-    }
-
-    /// Negotiates with the registry, then drops scopes whose client grant has lapsed or run
-    /// out: the client gets those again only after an administrator re-assigns them.
-    fn negotiate_scopes(
-        &self,
-        client: &Client,
-        requested: Option<&BTreeSet<String>>,
-    ) -> Result<BTreeSet<String>, AppError> {
-        let mut connection = self.connection.borrow_mut();
-        let assigned =
-            clients::assignments(&mut connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
-        let client_scopes = ClientScopes::new(client, assigned, GrantType::ClientCredentials);
-        let tree = &self.snapshot.tree;
-        let negotiated = client_scopes
-            .negotiate(tree, requested)
+    /// The rule's answer for this client and request.
+    fn entitle(&self, requested: Option<&BTreeSet<String>>) -> Result<Entitlement, AppError> {
+        let client = self.core.client().ok_or_else(authentication_failed)?;
+        let client_id = client.client_id.clone();
+        let holdings = holdings::load(&mut self.core.db(), client, ConsentKey::DefaultOf(&client_id))?;
+        let tree = self.core.context.tree;
+        let named = named_scopes(tree, &holdings, GrantType::ClientCredentials, requested)
             .map_err(|error| AppError::bad_request("invalid_scope", error.to_string()))?;
-        let grants = grants::for_subject_and_client(&mut connection, &client.client_id, &client.client_id)?;
-        let mut usable = BTreeSet::new();
-        for name in negotiated {
-            let grant = grants.iter().find(|g| g.scope_name == name);
-            let still_usable = match (tree.get(&name), grant) {
-                (Some(scope), Some(grant)) => limits::evaluate(scope, Some(tokens::usage(grant)), self.now).is_usable(),
-                // No grant yet: this issuance starts one.
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if still_usable {
-                usable.insert(name);
-            } else if requested.is_some_and(|r| r.contains(&name)) {
-                return Err(AppError::bad_request(
-                    "invalid_scope",
-                    format!(
-                        "scope {name:?} has lapsed or run out for this client; an administrator must assign it again"
-                    ),
-                ));
-            }
-        }
-        if usable.is_empty() {
-            return Err(AppError::bad_request("invalid_scope", "no usable scope remains for this request"));
-        }
-        Ok(usable)
+        let rule = Rule {
+            tree,
+            holdings: &holdings,
+            grant_type: GrantType::ClientCredentials,
+            without_grant: WithoutGrant::StartsNow,
+            now: self.core.now,
+        };
+        entitlement::client_credentials(&rule, &named)
+            .map_err(|refusal| AppError::bad_request("invalid_scope", refusal.to_string()))
+    }
+
+    /// Starts the grants the issuance begins, and issues the token under the client's consent.
+    fn issue_token(&mut self, entitled: &Entitlement) -> Result<(String, i64), AppError> {
+        let client = self.core.client().ok_or_else(authentication_failed)?;
+        let subject = Subject::Client { client_id: client.client_id.clone() };
+        let scopes = entitled.names();
+        let starting: BTreeSet<String> = entitled
+            .usable
+            .iter()
+            .filter(|(_, usable)| usable.grant_id.is_none())
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut connection = self.core.db();
+        let who = ConsentSubject { subject: &client.client_id, user_id: None, client_id: &client.client_id };
+        let consent_id = grants::default_consent(&mut connection, who, self.core.now)?;
+        grants::start(&mut connection, &consent_id, &starting, self.core.now)?;
+        let request = AccessTokenRequest {
+            client: &client,
+            subject: &subject,
+            scopes: &scopes,
+            family_id: None,
+            consent_id: Some(&consent_id),
+        };
+        tokens::issue_access_token(&mut connection, self.core.context, &request, self.core.now)
     }
 }
 
 impl Registrar for CredentialsEndpoint<'_> {
     fn bound_redirect<'b>(&self, bound: ClientUrl<'b>) -> Result<BoundClient<'b>, RegistrarError> {
-        let Some(client) = self.client.borrow().clone() else {
-            return Err(self.refuse(AppError::invalid_client("client authentication failed")));
+        let Some(client) = self.core.client().filter(|client| client.client_id == bound.client_id) else {
+            return Err(self.core.refuse_registration(authentication_failed()));
         };
-        if client.client_id != bound.client_id {
-            return Err(self.refuse(AppError::invalid_client("client authentication failed")));
-        }
         if !client.allows_grant_type(GrantType::ClientCredentials) {
-            return Err(self.refuse(AppError::bad_request(
+            return Err(self.core.refuse_registration(AppError::bad_request(
                 "unauthorized_client",
                 "this client may not use the client_credentials grant",
             )));
         }
-        let url = url::Url::parse(NO_REDIRECT).map_err(|e| self.failure(AppError::internal(e)))?;
+        let url = url::Url::parse(NO_REDIRECT).map_err(|e| self.core.refuse_registration(AppError::internal(e)))?;
         Ok(BoundClient { client_id: bound.client_id, redirect_uri: Cow::Owned(RegisteredUrl::Semantic(url)) })
     }
 
     fn negotiate(&self, bound: BoundClient<'_>, scope: Option<OxideScope>) -> Result<PreGrant, RegistrarError> {
-        let Some(client) = self.client.borrow().clone() else {
-            return Err(self.refuse(AppError::invalid_client("client authentication failed")));
-        };
         let requested = parse_scope_parameter(scope.map(|s| s.to_string()).as_deref());
-        let scopes = self.negotiate_scopes(&client, requested.as_ref()).map_err(|error| self.refuse(error))?;
-        let scope = format_scope(&scopes).parse::<OxideScope>().map_err(|_| {
-            self.failure(AppError::internal(anyhow::anyhow!("a registry scope name is not a valid OAuth scope")))
+        let entitled = self.entitle(requested.as_ref()).map_err(|error| self.core.refuse_registration(error))?;
+        let scope = entitled.scope().parse::<OxideScope>().map_err(|_| {
+            self.core.refuse_registration(AppError::internal(anyhow::anyhow!(
+                "a registry scope name is not a valid OAuth scope"
+            )))
         })?;
+        *self.entitled.borrow_mut() = Some(entitled);
         Ok(PreGrant { client_id: bound.client_id.into_owned(), redirect_uri: bound.redirect_uri.into_owned(), scope })
     }
 
     fn check(&self, client_id: &str, passphrase: Option<&[u8]>) -> Result<(), RegistrarError> {
         let Some(secret) = passphrase.and_then(|p| std::str::from_utf8(p).ok()) else {
-            return Err(self.refuse(AppError::invalid_client("client authentication failed")));
+            return Err(self.core.refuse_registration(authentication_failed()));
         };
-        let authenticated = crate::services::clients::authenticate(
-            &mut self.connection.borrow_mut(),
-            &self.state.hasher,
-            client_id,
-            secret,
-        );
+        let authenticated =
+            crate::services::clients::authenticate(&mut self.core.db(), self.core.context.hasher, client_id, secret);
         match authenticated {
             Ok(Some(client)) => {
-                *self.client.borrow_mut() = Some(client);
+                self.core.set_client(client);
                 Ok(())
             }
-            Ok(None) => Err(self.refuse(AppError::invalid_client("client authentication failed"))),
-            Err(error) => Err(self.failure(error)),
+            Ok(None) => Err(self.core.refuse_registration(authentication_failed())),
+            Err(error) => Err(self.core.refuse_registration(error)),
         }
     }
 }
 
 impl Issuer for CredentialsEndpoint<'_> {
-    fn issue(&mut self, grant: Grant) -> Result<IssuedToken, ()> {
-        let Some(client) = self.client.borrow().clone() else {
-            return Err(());
+    fn issue(&mut self, _: Grant) -> Result<IssuedToken, ()> {
+        let Some(entitled) = self.entitled.get_mut().take() else {
+            return self.core.fail(AppError::internal(anyhow::anyhow!("issuing before negotiating")));
         };
-        let scopes: BTreeSet<String> = grant.scope.iter().map(str::to_string).collect();
-        let subject = Subject::Client { client_id: client.client_id.clone() };
-        let connection: &mut DbConnection = self.connection.get_mut();
-        let issued =
-            tokens::record_grants(connection, &self.snapshot.tree, &subject, &client.client_id, &scopes, self.now)
-                .and_then(|()| {
-                    let request =
-                        AccessTokenRequest { client: &client, subject: &subject, scopes: &scopes, family_id: None };
-                    tokens::issue_access_token(connection, self.state, &self.snapshot.tree, &request, self.now)
-                });
-        match issued {
+        match self.issue_token(&entitled) {
             Ok((token, expires_in)) => {
                 self.issued = Some(TokenResponse {
                     access_token: token.clone(),
                     token_type: "Bearer",
                     expires_in,
-                    scope: format_scope(&scopes),
+                    scope: entitled.scope(),
                     refresh_token: None,
                 });
                 Ok(IssuedToken {
                     token,
                     refresh: None,
-                    until: self.now + chrono::Duration::seconds(expires_in),
+                    until: self.core.now + chrono::Duration::seconds(expires_in),
                     token_type: TokenType::Bearer,
                 })
             }
-            Err(error) => {
-                self.issue_failure = Some(error);
-                Err(())
-            }
+            Err(error) => self.core.fail(error),
         }
     }
 
@@ -235,31 +207,23 @@ impl Endpoint for CredentialsEndpoint<'_> {
 /// Runs the grant and returns the token response, or the RFC 6749 §5.2 error.
 pub fn exchange(
     connection: &mut DbConnection,
-    state: &AppState,
+    context: &OAuthContext<'_>,
     request: &ClientCredentialsRequest,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, AppError> {
-    let snapshot = state.registry.snapshot();
     let mut endpoint = CredentialsEndpoint {
-        connection: RefCell::new(connection),
-        state,
-        snapshot: &snapshot,
-        now,
-        client: RefCell::new(None),
-        refusal: RefCell::new(None),
+        core: FlowCore::new(connection, context, now),
+        entitled: RefCell::new(None),
         issued: None,
-        issue_failure: None,
         extension: (),
     };
     let pending = flow::client_credentials(&mut endpoint, request);
     let outcome = pending.and_then(|pending| {
-        let owner = endpoint.client.borrow().as_ref().map(|c| c.client_id.clone()).unwrap_or_default();
+        let owner = endpoint.core.client().map(|c| c.client_id).unwrap_or_default();
         pending.issue(&mut endpoint, owner, false)
     });
-    match (outcome, endpoint.issued.take()) {
-        (Ok(_), Some(response)) => Ok(response),
-        (_, _) => Err(endpoint.issue_failure.take().or_else(|| endpoint.refusal.take()).unwrap_or_else(|| {
-            AppError::internal(anyhow::anyhow!("the client credentials flow failed without a reason"))
-        })),
-    }
+    // oxide-auth's own refusals (a malformed request) carry no reason of ours.
+    let oxide_reason = outcome.err().map(|_| AppError::invalid_request("the token request was refused"));
+    let issued = endpoint.issued.take();
+    endpoint.core.finish(issued, oxide_reason, "client credentials")
 }

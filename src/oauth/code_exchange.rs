@@ -16,20 +16,20 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
+use super::core::{invalid_grant, is_internal, FlowCore};
 use super::extensions;
-use crate::domain::client::Client;
-use crate::domain::limits;
-use crate::domain::negotiation::{format_scope, ClientScopes};
+use crate::domain::entitlement::{Holdings, Rule, WithoutGrant};
+use crate::domain::negotiation::format_scope;
 use crate::domain::scope::GrantType;
-use crate::domain::scope_tree::ScopeTree;
 use crate::domain::token::Subject;
 use crate::error::AppError;
 use crate::secrets::random_token;
-use crate::services::tokens::{self, usage, AccessTokenRequest, TokenResponse};
-use crate::state::AppState;
+use crate::services::tokens::{self, AccessTokenRequest, TokenResponse};
+use crate::services::OAuthContext;
 use crate::storage::codes::{self, Redemption};
+use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::tokens::{self as token_store, RefreshFamilyRow, RefreshTokenRow};
-use crate::storage::{clients, grants, users, DbConnection};
+use crate::storage::{clients, users, DbConnection};
 
 /// The parameters of a code or refresh exchange, with the client as it presented itself.
 pub struct ExchangeRequest {
@@ -105,83 +105,71 @@ impl refresh_flow::Request for ExchangeRequest {
 struct Rotating {
     token_hash: String,
     family: RefreshFamilyRow,
+    holdings: Holdings,
+}
+
+/// The code being redeemed, found by `extract`.
+struct Redeemed {
+    code_hash: String,
+    consent_id: Option<String>,
 }
 
 struct ExchangeEndpoint<'a> {
-    connection: RefCell<&'a mut DbConnection>,
-    state: &'a AppState,
-    tree: &'a ScopeTree,
-    now: DateTime<Utc>,
+    core: FlowCore<'a>,
     grant_type: GrantType,
     request_client_id: String,
     request_redirect_uri: Option<String>,
-    client: RefCell<Option<Client>>,
-    /// The RFC 6749 error to answer with when a primitive refuses.
-    refusal: RefCell<Option<AppError>>,
-    redeemed_code: Option<String>,
+    redeemed: Option<Redeemed>,
     rotating: RefCell<Option<Rotating>>,
     issued: Option<TokenResponse>,
 }
 
-fn invalid_grant(description: &str) -> AppError {
-    AppError::bad_request("invalid_grant", description)
-}
-
 impl ExchangeEndpoint<'_> {
-    fn refuse(&self, error: AppError) {
-        self.refusal.borrow_mut().get_or_insert(error);
-    }
-
-    fn fail<T>(&mut self, error: AppError) -> Result<T, ()> {
-        self.refusal.get_mut().get_or_insert(error);
-        Err(())
-    }
-
-    /// The scopes of a grant the user still holds usable grants for, and the client may still have.
-    fn usable_scopes(&self, subject: &str, client: &Client, scope: &str) -> Result<BTreeSet<String>, AppError> {
-        let mut connection = self.connection.borrow_mut();
-        let assigned =
-            clients::assignments(&mut connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
-        let client_scopes = ClientScopes::new(client, assigned, GrantType::RefreshToken);
-        let held = grants::for_subject_and_client(&mut connection, subject, &client.client_id)?;
-        Ok(scope
-            .split(' ')
-            .filter(|name| !name.is_empty() && client_scopes.may_have(self.tree, name))
-            .filter(|name| {
-                let grant = held.iter().find(|g| g.scope_name == *name).map(usage);
-                self.tree.get(name).is_some_and(|scope| limits::evaluate(scope, grant, self.now).is_usable())
-            })
-            .map(str::to_string)
-            .collect())
+    /// What `granted` yields under the consent's grants now (`entitlement`), as the tokens of
+    /// this exchange carry it.
+    fn entitled(&self, holdings: &Holdings, granted: &OxideScope) -> BTreeSet<String> {
+        let rule = Rule {
+            tree: self.core.context.tree,
+            holdings,
+            grant_type: self.grant_type,
+            without_grant: WithoutGrant::NotUsable,
+            now: self.core.now,
+        };
+        rule.evaluate(granted.iter()).names()
     }
 
     /// Issues the access token (and, where the client may refresh, a new refresh token) of a
     /// family; records the token response.
     fn issue_pair(
         &mut self,
-        family_id: &str,
-        subject_id: &str,
+        family: &RefreshFamilyRow,
         scopes: &BTreeSet<String>,
     ) -> Result<(String, Option<String>, i64), AppError> {
-        let client = self.client.borrow().clone().ok_or_else(|| invalid_grant("client missing"))?;
-        let connection: &mut DbConnection = self.connection.get_mut();
-        let user =
-            users::find_by_id(connection, subject_id)?.ok_or_else(|| invalid_grant("the user no longer exists"))?;
+        let client = self.core.client().ok_or_else(|| invalid_grant("client missing"))?;
+        let context = self.core.context;
+        let now = self.core.now;
+        let mut connection = self.core.db();
+        let user = users::find_by_id(&mut connection, &family.subject)?
+            .ok_or_else(|| invalid_grant("the user no longer exists"))?;
         let subject = Subject::User { user_id: user.id.clone(), username: user.username.clone() };
-        let request = AccessTokenRequest { client: &client, subject: &subject, scopes, family_id: Some(family_id) };
-        let (access_token, expires_in) =
-            tokens::issue_access_token(connection, self.state, self.tree, &request, self.now)?;
+        let request = AccessTokenRequest {
+            client: &client,
+            subject: &subject,
+            scopes,
+            family_id: Some(&family.id),
+            consent_id: family.consent_id.as_deref(),
+        };
+        let (access_token, expires_in) = tokens::issue_access_token(&mut connection, context, &request, now)?;
         let refresh_token = if client.allows_grant_type(GrantType::RefreshToken) {
             let token = random_token(32);
             token_store::insert_refresh_token(
-                connection,
+                &mut connection,
                 &RefreshTokenRow {
-                    token_hash: self.state.hasher.hash(&token),
-                    family_id: family_id.to_string(),
+                    token_hash: context.hasher.hash(&token),
+                    family_id: family.id.clone(),
                     scope: format_scope(scopes),
-                    issued_at: self.now.naive_utc(),
-                    expires_at: (self.now + Duration::seconds(self.state.settings.refresh_token_lifetime_seconds))
-                        .naive_utc(),
+                    issued_at: now.naive_utc(),
+                    expires_at: (now + Duration::seconds(context.lifetimes.refresh_token)).naive_utc(),
                     used_at: None,
                 },
             )?;
@@ -189,6 +177,7 @@ impl ExchangeEndpoint<'_> {
         } else {
             None
         };
+        drop(connection);
         self.issued = Some(TokenResponse {
             access_token: access_token.clone(),
             token_type: "Bearer",
@@ -211,34 +200,31 @@ impl Registrar for ExchangeEndpoint<'_> {
     /// Confidential clients prove their secret; public clients present none (PKCE protects
     /// their codes). Either way the client must be allowed this grant type.
     fn check(&self, client_id: &str, passphrase: Option<&[u8]>) -> Result<(), RegistrarError> {
-        let found = clients::find_with_secret(&mut self.connection.borrow_mut(), client_id);
+        let found = clients::find_with_secret(&mut self.core.db(), client_id);
         let (client, secret_hash) = match found {
             Ok(Some(found)) => found,
             Ok(None) => {
-                self.refuse(AppError::invalid_client("client authentication failed"));
-                return Err(RegistrarError::Unspecified);
+                return Err(self.core.refuse_registration(AppError::invalid_client("client authentication failed")))
             }
-            Err(error) => {
-                self.refuse(error);
-                return Err(RegistrarError::PrimitiveError);
-            }
+            Err(error) => return Err(self.core.refuse_registration(error)),
         };
         let authenticated = match (&secret_hash, passphrase) {
             (Some(hash), Some(secret)) => {
-                std::str::from_utf8(secret).is_ok_and(|secret| self.state.hasher.verify(secret, hash))
+                std::str::from_utf8(secret).is_ok_and(|secret| self.core.context.hasher.verify(secret, hash))
             }
             (None, None) => !client.confidential,
             _ => false,
         };
         if !authenticated || client_id != self.request_client_id {
-            self.refuse(AppError::invalid_client("client authentication failed"));
-            return Err(RegistrarError::Unspecified);
+            return Err(self.core.refuse_registration(AppError::invalid_client("client authentication failed")));
         }
         if !client.allows_grant_type(self.grant_type) {
-            self.refuse(AppError::bad_request("unauthorized_client", "this client may not use this grant type"));
-            return Err(RegistrarError::Unspecified);
+            return Err(self.core.refuse_registration(AppError::bad_request(
+                "unauthorized_client",
+                "this client may not use this grant type",
+            )));
         }
-        *self.client.borrow_mut() = Some(client);
+        self.core.set_client(client);
         Ok(())
     }
 }
@@ -250,40 +236,41 @@ impl Authorizer for ExchangeEndpoint<'_> {
 
     /// Spends the code. A second use finds it spent: everything issued from it is revoked.
     fn extract(&mut self, code: &str) -> Result<Option<Grant>, ()> {
-        let code_hash = self.state.hasher.hash(code);
-        let redemption = codes::redeem(self.connection.get_mut(), &code_hash, self.now);
+        let code_hash = self.core.context.hasher.hash(code);
+        let redemption = codes::redeem(&mut self.core.db(), &code_hash, self.core.now);
         let row = match redemption {
             Ok(Redemption::Redeemed(row)) => row,
             Ok(Redemption::Replayed(row)) => {
                 if let Some(family_id) = &row.family_id {
-                    if let Err(error) = token_store::revoke_family(self.connection.get_mut(), family_id, self.now) {
-                        return self.fail(error);
+                    if let Err(error) = token_store::revoke_family(&mut self.core.db(), family_id, self.core.now) {
+                        return self.core.fail(error);
                     }
                 }
                 tracing::warn!(client_id = %row.client_id, "authorization code replayed; its tokens are revoked");
-                self.refuse(invalid_grant(
+                self.core.refuse(invalid_grant(
                     "the authorization code was already used; tokens issued from it are revoked",
                 ));
                 return Ok(None);
             }
             Ok(Redemption::Invalid) => {
-                self.refuse(invalid_grant("the authorization code is unknown or expired"));
+                // Unknown, expired, or deleted by the revocation of its consent.
+                self.core.refuse(invalid_grant("the authorization code is unknown, expired or revoked"));
                 return Ok(None);
             }
-            Err(error) => return self.fail(error),
+            Err(error) => return self.core.fail(error),
         };
         // Exact string match with the authorization request's redirect_uri (RFC 6749 §4.1.3).
         if self.request_redirect_uri.as_deref() != Some(row.redirect_uri.as_str())
             || row.client_id != self.request_client_id
         {
-            self.refuse(invalid_grant("the code was issued to another client or redirect_uri"));
+            self.core.refuse(invalid_grant("the code was issued to another client or redirect_uri"));
             return Ok(None);
         }
         let (Ok(redirect_uri), Ok(scope)) = (url::Url::parse(&row.redirect_uri), row.scope.parse::<OxideScope>())
         else {
-            return self.fail(AppError::internal(anyhow::anyhow!("a stored code is malformed")));
+            return self.core.fail(AppError::internal(anyhow::anyhow!("a stored code is malformed")));
         };
-        self.redeemed_code = Some(code_hash);
+        self.redeemed = Some(Redeemed { code_hash, consent_id: row.consent_id });
         Ok(Some(Grant {
             owner_id: row.user_id,
             client_id: row.client_id,
@@ -291,7 +278,7 @@ impl Authorizer for ExchangeEndpoint<'_> {
             redirect_uri,
             // oxide-auth compares this with the system time; our clock (which tests may shift)
             // already decided the code is live, so give it the code's lifetime from now.
-            until: Utc::now() + Duration::seconds(self.state.settings.code_lifetime_seconds),
+            until: Utc::now() + Duration::seconds(self.core.context.lifetimes.code),
             extensions: extensions::from_json(&row.extensions),
         }))
     }
@@ -313,59 +300,80 @@ impl code_flow::Extension for PkceVerifier<'_> {
 }
 
 impl Issuer for ExchangeEndpoint<'_> {
-    /// The code flow's tokens: a new refresh family, its access token and first refresh token.
+    /// The code flow's tokens: a new refresh family, its access token and first refresh token,
+    /// carrying what the consent behind the code still allows.
     fn issue(&mut self, grant: Grant) -> Result<IssuedToken, ()> {
-        let scopes: BTreeSet<String> = grant.scope.iter().map(str::to_string).collect();
+        let Some(redeemed) = self.redeemed.take() else {
+            return self.core.fail(AppError::internal(anyhow::anyhow!("issuing without a redeemed code")));
+        };
+        let Some(client) = self.core.client() else {
+            return self.core.fail(AppError::internal(anyhow::anyhow!("issuing without a client")));
+        };
+        let loaded = holdings::load(&mut self.core.db(), client, ConsentKey::Id(redeemed.consent_id.as_deref()));
+        let holdings = match loaded {
+            Ok(holdings) => holdings,
+            Err(error) => return self.core.fail(error),
+        };
+        let scopes = self.entitled(&holdings, &grant.scope);
+        if scopes.is_empty() {
+            return self.core.fail(invalid_grant("the consent behind this code was revoked or has run out"));
+        }
         let family = RefreshFamilyRow {
             id: random_token(16),
             client_id: grant.client_id.clone(),
             subject: grant.owner_id.clone(),
             user_id: Some(grant.owner_id.clone()),
             scope: format_scope(&scopes),
-            created_at: self.now.naive_utc(),
+            created_at: self.core.now.naive_utc(),
             revoked_at: None,
+            consent_id: redeemed.consent_id,
         };
-        let stored =
-            token_store::insert_family(self.connection.get_mut(), &family).and_then(|()| match &self.redeemed_code {
-                Some(code_hash) => codes::set_family(self.connection.get_mut(), &code_hash.clone(), &family.id),
-                None => Ok(()),
-            });
+        let stored = {
+            let mut connection = self.core.db();
+            token_store::insert_family(&mut connection, &family)
+                .and_then(|()| codes::set_family(&mut connection, &redeemed.code_hash, &family.id))
+        };
         if let Err(error) = stored {
-            return self.fail(error);
+            return self.core.fail(error);
         }
-        match self.issue_pair(&family.id, &grant.owner_id, &scopes) {
+        match self.issue_pair(&family, &scopes) {
             Ok((token, refresh, expires_in)) => Ok(IssuedToken {
                 token,
                 refresh,
-                until: self.now + Duration::seconds(expires_in),
+                until: self.core.now + Duration::seconds(expires_in),
                 token_type: TokenType::Bearer,
             }),
-            Err(error) => self.fail(error),
+            Err(error) => self.core.fail(error),
         }
     }
 
     /// Rotation: the presented refresh token is spent (exactly once, even under concurrency)
     /// and a new pair is issued in the same family with the (possibly narrowed) scope.
     fn refresh(&mut self, _: &str, grant: Grant) -> Result<RefreshedToken, ()> {
-        let Some(rotating) = self.rotating.get_mut().take() else { return Err(()) };
-        match token_store::spend_refresh_token(self.connection.get_mut(), &rotating.token_hash, self.now) {
+        let Some(rotating) = self.rotating.get_mut().take() else {
+            return self.core.fail(AppError::internal(anyhow::anyhow!("refreshing without a recovered token")));
+        };
+        let now = self.core.now;
+        match token_store::spend_refresh_token(&mut self.core.db(), &rotating.token_hash, now) {
             Ok(true) => {}
             Ok(false) => {
                 // Lost a race with another use of the same token: that is reuse too.
-                let _ = token_store::revoke_family(self.connection.get_mut(), &rotating.family.id, self.now);
-                return self.fail(invalid_grant("the refresh token was already used; the grant is revoked"));
+                if let Err(error) = token_store::revoke_family(&mut self.core.db(), &rotating.family.id, now) {
+                    return self.core.fail(error);
+                }
+                return self.core.fail(invalid_grant("the refresh token was already used; the grant is revoked"));
             }
-            Err(error) => return self.fail(error),
+            Err(error) => return self.core.fail(error),
         }
-        let scopes: BTreeSet<String> = grant.scope.iter().map(str::to_string).collect();
-        match self.issue_pair(&rotating.family.id, &rotating.family.subject, &scopes) {
+        let scopes = self.entitled(&rotating.holdings, &grant.scope);
+        match self.issue_pair(&rotating.family, &scopes) {
             Ok((token, refresh, expires_in)) => Ok(RefreshedToken {
                 token,
                 refresh,
-                until: self.now + Duration::seconds(expires_in),
+                until: now + Duration::seconds(expires_in),
                 token_type: TokenType::Bearer,
             }),
-            Err(error) => self.fail(error),
+            Err(error) => self.core.fail(error),
         }
     }
 
@@ -374,12 +382,13 @@ impl Issuer for ExchangeEndpoint<'_> {
     }
 
     /// Finds a live refresh token. A spent one means reuse: the whole family is revoked and
-    /// the answer is `invalid_grant`. Scopes that lapsed or ran out are left out; with none
-    /// left the refresh fails.
+    /// the answer is `invalid_grant`. The grant offered for rotation is what the family's
+    /// consent still allows (`entitlement`); with nothing left the refresh fails.
     fn recover_refresh(&self, token: &str) -> Result<Option<Grant>, ()> {
-        let token_hash = self.state.hasher.hash(token);
+        let token_hash = self.core.context.hasher.hash(token);
+        let now = self.core.now;
         let found = {
-            let mut connection = self.connection.borrow_mut();
+            let mut connection = self.core.db();
             token_store::find_refresh_token(&mut connection, &token_hash).and_then(|row| match row {
                 Some(row) => Ok(token_store::find_family(&mut connection, &row.family_id)?.map(|family| (row, family))),
                 None => Ok(None),
@@ -388,57 +397,58 @@ impl Issuer for ExchangeEndpoint<'_> {
         let (row, family) = match found {
             Ok(Some(found)) => found,
             Ok(None) => {
-                self.refuse(invalid_grant("the refresh token is unknown"));
+                self.core.refuse(invalid_grant("the refresh token is unknown"));
                 return Ok(None);
             }
-            Err(error) => {
-                self.refuse(error);
-                return Err(());
-            }
+            Err(error) => return self.core.fail(error),
         };
         if family.client_id != self.request_client_id {
-            self.refuse(invalid_grant("the refresh token was issued to another client"));
+            self.core.refuse(invalid_grant("the refresh token was issued to another client"));
             return Ok(None);
         }
         if row.used_at.is_some() {
-            if let Err(error) = token_store::revoke_family(&mut self.connection.borrow_mut(), &family.id, self.now) {
-                self.refuse(error);
-                return Err(());
+            if let Err(error) = token_store::revoke_family(&mut self.core.db(), &family.id, now) {
+                return self.core.fail(error);
             }
             tracing::warn!(client_id = %family.client_id, "refresh token reused; the whole grant is revoked");
-            self.refuse(invalid_grant("the refresh token was already used; every token of this grant is revoked"));
+            self.core.refuse(invalid_grant("the refresh token was already used; every token of this grant is revoked"));
             return Ok(None);
         }
-        if family.revoked_at.is_some() || row.expires_at.and_utc() <= self.now {
-            self.refuse(invalid_grant("the refresh token is expired or revoked"));
+        if family.revoked_at.is_some() || row.expires_at.and_utc() <= now {
+            self.core.refuse(invalid_grant("the refresh token is expired or revoked"));
             return Ok(None);
         }
-        let Ok(Some(client)) = clients::find(&mut self.connection.borrow_mut(), &family.client_id) else {
-            self.refuse(invalid_grant("the client no longer exists"));
-            return Ok(None);
-        };
-        let usable = match self.usable_scopes(&family.subject, &client, &row.scope) {
-            Ok(usable) => usable,
-            Err(error) => {
-                self.refuse(error);
-                return Err(());
+        let loaded =
+            holdings::load_for(&mut self.core.db(), &family.client_id, ConsentKey::Id(family.consent_id.as_deref()));
+        let holdings = match loaded {
+            Ok(Some(holdings)) => holdings,
+            Ok(None) => {
+                self.core.refuse(invalid_grant("the client no longer exists"));
+                return Ok(None);
             }
+            Err(error) => return self.core.fail(error),
         };
+        let Ok(granted) = row.scope.parse::<OxideScope>() else {
+            return self.core.fail(AppError::internal(anyhow::anyhow!("a stored refresh token scope is malformed")));
+        };
+        let usable = self.entitled(&holdings, &granted);
         if usable.is_empty() {
-            self.refuse(invalid_grant("no scope of this grant is still usable; the user must consent again"));
+            self.core.refuse(invalid_grant("no scope of this grant is still usable; the user must consent again"));
             return Ok(None);
         }
-        let Ok(scope) = format_scope(&usable).parse::<OxideScope>() else { return Err(()) };
-        let Ok(redirect_uri) = url::Url::parse("urn:ietf:params:oauth:grant-type:refresh_token") else {
-            return Err(());
+        let (Ok(scope), Ok(redirect_uri)) = (
+            format_scope(&usable).parse::<OxideScope>(),
+            url::Url::parse("urn:ietf:params:oauth:grant-type:refresh_token"),
+        ) else {
+            return self.core.fail(AppError::internal(anyhow::anyhow!("cannot build the refresh grant")));
         };
-        *self.rotating.borrow_mut() = Some(Rotating { token_hash, family: family.clone() });
+        *self.rotating.borrow_mut() = Some(Rotating { token_hash, family: family.clone(), holdings });
         Ok(Some(Grant {
             owner_id: family.subject,
             client_id: family.client_id,
             scope,
             redirect_uri,
-            until: Utc::now() + (row.expires_at.and_utc() - self.now),
+            until: Utc::now() + (row.expires_at.and_utc() - now),
             extensions: Extensions::new(),
         }))
     }
@@ -489,29 +499,23 @@ fn oxide_error(kind: AccessTokenErrorType) -> AppError {
 /// Runs the exchange; returns the token response or the RFC 6749 §5.2 error.
 pub fn exchange(
     connection: &mut DbConnection,
-    state: &AppState,
+    context: &OAuthContext<'_>,
     request: &ExchangeRequest,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, AppError> {
-    let snapshot = state.registry.snapshot();
     let grant_type =
         if request.grant_type == "refresh_token" { GrantType::RefreshToken } else { GrantType::AuthorizationCode };
     let mut endpoint = ExchangeEndpoint {
-        connection: RefCell::new(connection),
-        state,
-        tree: &snapshot.tree,
-        now,
+        core: FlowCore::new(connection, context, now),
         grant_type,
         request_client_id: request.client_id.clone(),
         request_redirect_uri: request.redirect_uri.clone(),
-        client: RefCell::new(None),
-        refusal: RefCell::new(None),
-        redeemed_code: None,
+        redeemed: None,
         rotating: RefCell::new(None),
         issued: None,
     };
     let pkce_refusal = RefCell::new(None);
-    let outcome_kind = match grant_type {
+    let oxide_kind = match grant_type {
         GrantType::RefreshToken => {
             refresh_flow::refresh(&mut endpoint, request).err().map(|mut error| match &mut error {
                 refresh_flow::Error::Invalid(description) => Some(description.description().kind()),
@@ -528,15 +532,13 @@ pub fn exchange(
             })
         }
     };
-    match (outcome_kind, endpoint.issued.take()) {
-        (None, Some(response)) => Ok(response),
-        (failure, _) => Err(endpoint
-            .refusal
-            .take()
-            .or_else(|| pkce_refusal.take())
-            .or_else(|| failure.flatten().map(oxide_error))
-            .unwrap_or_else(|| AppError::internal(anyhow::anyhow!("the token exchange failed without a reason")))),
+    if let Some(pkce) = pkce_refusal.take() {
+        endpoint.core.refuse(pkce);
     }
+    // `oxide_kind` is None on success, Some(None) for a primitive's failure (whose reason the
+    // core holds), Some(Some(kind)) for oxide-auth's own refusal.
+    let issued = if oxide_kind.is_none() { endpoint.issued.take() } else { None };
+    endpoint.core.finish(issued, oxide_kind.flatten().map(oxide_error), "token exchange")
 }
 
 /// [`exchange`] in one write transaction. A refused exchange may still have written what must
@@ -544,12 +546,12 @@ pub fn exchange(
 /// and only internal failures roll back.
 pub fn exchange_in_transaction(
     connection: &mut DbConnection,
-    state: &AppState,
+    context: &OAuthContext<'_>,
     request: &ExchangeRequest,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, AppError> {
-    crate::storage::write_transaction(connection, |connection| match exchange(connection, state, request, now) {
-        Err(error @ (AppError::Internal(_) | AppError::Unavailable(_))) => Err(error),
+    crate::storage::write_transaction(connection, |connection| match exchange(connection, context, request, now) {
+        Err(error) if is_internal(&error) => Err(error),
         answer => Ok(answer),
     })?
 }

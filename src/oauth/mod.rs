@@ -4,4 +4,5 @@
 pub mod authorization;
 pub mod client_credentials;
 pub mod code_exchange;
+pub mod core;
 pub mod extensions;

@@ -3,17 +3,19 @@
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
-use crate::domain::limits::{self, GrantStatus};
+use crate::domain::entitlement::{expiry, grant_state, GrantState};
 use crate::domain::scope_tree::ScopeTree;
 use crate::error::AppError;
-use crate::services::tokens::usage;
-use crate::storage::{clients, grants, tokens, DbConnection};
+use crate::storage::{clients, grants, DbConnection};
 
 pub struct AuthorizedScope {
     pub name: String,
     pub label: String,
     pub granted_at: DateTime<Utc>,
-    pub status: GrantStatus,
+    pub state: GrantState,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Accesses left, None when the scope counts none (an exhausted grant has 0).
+    pub remaining: Option<u64>,
 }
 
 pub struct AuthorizedApp {
@@ -29,13 +31,18 @@ pub fn authorized_apps(
     now: DateTime<Utc>,
 ) -> Result<Vec<AuthorizedApp>, AppError> {
     let mut by_client: BTreeMap<String, Vec<AuthorizedScope>> = BTreeMap::new();
-    for grant in grants::list(connection, Some(user_id), None)? {
+    for (consent, grant) in grants::list(connection, Some(user_id), None)? {
         let Some(scope) = tree.get(&grant.scope_name) else { continue };
-        by_client.entry(grant.client_id.clone()).or_default().push(AuthorizedScope {
+        let usage = grant.usage();
+        let state = grant_state(scope, usage, now);
+        let max = u64::from(scope.max_access_count);
+        by_client.entry(consent.client_id.clone()).or_default().push(AuthorizedScope {
             name: scope.name.clone(),
             label: scope.alias.clone().unwrap_or_else(|| scope.name.clone()),
-            granted_at: grant.granted_at.and_utc(),
-            status: limits::status(scope, usage(&grant), now),
+            granted_at: usage.granted_at,
+            state,
+            expires_at: expiry(scope, usage.granted_at),
+            remaining: (max > 0).then(|| max.saturating_sub(usage.access_count)),
         });
     }
     let mut apps = Vec::new();
@@ -46,14 +53,15 @@ pub fn authorized_apps(
     Ok(apps)
 }
 
-/// Ends every grant and token the user gave the client. Returns whether there was any.
+/// Ends every consent the user gave the client, with its grants, tokens, refresh families and
+/// codes not yet redeemed. Returns whether there was any.
 pub fn revoke_app(
     connection: &mut DbConnection,
     user_id: &str,
     client_id: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
-    let removed = grants::delete_for_client_subject(connection, client_id, user_id)?;
-    tokens::revoke_for_client_subject(connection, client_id, user_id, now)?;
-    Ok(removed > 0)
+    Ok(crate::storage::write_transaction(connection, |connection| {
+        grants::end_consents(connection, user_id, client_id, now)
+    })? > 0)
 }

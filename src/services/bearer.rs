@@ -1,15 +1,16 @@
 //! Bearer-token access to scopegate's own APIs (RFC 6750): the admin API accepts access
-//! tokens issued to an admin client and carrying the reserved admin scope.
+//! tokens issued to an admin client whose admin scope is still usable (`entitlement`).
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::client::Client;
-use crate::domain::negotiation::ADMIN_SCOPE;
-use crate::error::AppError;
-use crate::state::AppState;
-use crate::storage::{clients, DbConnection};
-
 use super::introspection::find_token;
+use super::OAuthContext;
+use crate::domain::client::Client;
+use crate::domain::entitlement::{Rule, WithoutGrant, ADMIN_SCOPE};
+use crate::domain::scope::GrantType;
+use crate::error::AppError;
+use crate::storage::holdings::{self, ConsentKey};
+use crate::storage::DbConnection;
 
 /// Why a bearer token does not open the admin API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,28 +19,39 @@ pub enum BearerDenied {
     Missing,
     /// Unknown, malformed, expired or revoked token, or its client is gone.
     Invalid,
-    /// A valid token without the admin scope, or not issued to an admin client.
+    /// A valid token without a usable admin scope, or not issued to an admin client.
     InsufficientScope,
 }
 
 pub fn admin_client(
     connection: &mut DbConnection,
-    state: &AppState,
+    context: &OAuthContext<'_>,
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Result<Client, BearerDenied>, AppError> {
-    let Some(row) = find_token(connection, state, token)? else {
+    let Some(row) = find_token(connection, context, token)? else {
         return Ok(Err(BearerDenied::Invalid));
     };
     if !row.is_active(now) {
         return Ok(Err(BearerDenied::Invalid));
     }
-    let Some(client) = clients::find(connection, &row.client_id)? else {
+    let Some(holdings) = holdings::load_for(connection, &row.client_id, ConsentKey::Id(row.consent_id.as_deref()))?
+    else {
         return Ok(Err(BearerDenied::Invalid));
     };
-    let carries_admin_scope = row.scope.split(' ').any(|scope| scope == ADMIN_SCOPE);
-    if client.admin && carries_admin_scope && row.user_id.is_none() {
-        Ok(Ok(client))
+    if row.user_id.is_some() {
+        return Ok(Err(BearerDenied::InsufficientScope));
+    }
+    let rule = Rule {
+        tree: context.tree,
+        holdings: &holdings,
+        grant_type: GrantType::ClientCredentials,
+        without_grant: WithoutGrant::UnlimitedOnly,
+        now,
+    };
+    // `admits` lets only admin clients hold the admin scope.
+    if rule.evaluate(row.scope.split(' ')).usable.contains_key(ADMIN_SCOPE) {
+        Ok(Ok(holdings.client))
     } else {
         Ok(Err(BearerDenied::InsufficientScope))
     }

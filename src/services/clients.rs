@@ -6,7 +6,8 @@ use crate::domain::client::{Client, ClientRegistration};
 use crate::domain::scope::SecurityLevel;
 use crate::error::AppError;
 use crate::secrets::{new_client_secret, random_token, SecretHasher};
-use crate::storage::{clients, parse_column, write_transaction, DbConnection};
+use crate::services::token_endpoint::PresentedClient;
+use crate::storage::{clients, parse_column, write_transaction, DbConnection, StorageError};
 
 /// A registered client and, for a confidential one, its secret in clear: shown once, never stored.
 #[derive(Debug, serde::Serialize)]
@@ -50,7 +51,12 @@ pub fn register(
     });
     let secret_hash = client_secret.as_deref().map(|secret| hasher.hash(secret));
     write_transaction(connection, |connection| {
-        clients::insert(connection, &client, secret_hash)?;
+        clients::insert(connection, &client, secret_hash).map_err(|error| match error {
+            StorageError::UniqueViolation => {
+                AppError::conflict("client_exists", format!("client {:?} already exists", client.client_id))
+            }
+            other => other.into(),
+        })?;
         let mut scopes = scopes.to_vec();
         // An admin client needs the reserved admin scope to call the admin API.
         if client.admin && !scopes.iter().any(|s| s == ADMIN_SCOPE) {
@@ -73,9 +79,19 @@ pub fn assign_scopes(
 ) -> Result<(), AppError> {
     for name in scopes {
         check_assignable(connection, client, name)?;
-        clients::assign(connection, &client.client_id, name, "", now)?;
+        clients::assign(connection, &client.client_id, name, "", now).map_err(|error| already_assigned(error, name))?;
     }
     Ok(())
+}
+
+/// An assignment that exists already is the caller's mistake, not ours.
+pub fn already_assigned(error: StorageError, scope_name: &str) -> AppError {
+    match error {
+        StorageError::UniqueViolation => {
+            AppError::conflict("scope_already_assigned", format!("scope {scope_name:?} is already assigned"))
+        }
+        other => other.into(),
+    }
 }
 
 /// A scope may be assigned when it exists, is not more sensitive than the client's level, and
@@ -120,6 +136,23 @@ pub fn authenticate(
     }
 }
 
+/// A confidential client proven by its secret, as `/introspect` and `/revoke` require; anything
+/// else is `invalid_client` (401).
+pub fn authenticate_presented(
+    connection: &mut DbConnection,
+    hasher: &SecretHasher,
+    presented: &PresentedClient,
+) -> Result<Client, AppError> {
+    match presented {
+        PresentedClient::Secret { client_id, client_secret } => {
+            authenticate(connection, hasher, client_id, client_secret)?
+                .ok_or_else(|| AppError::invalid_client("client authentication failed"))
+        }
+        PresentedClient::Public { .. } => Err(AppError::invalid_client("this endpoint requires client authentication")),
+        PresentedClient::None => Err(AppError::invalid_client("client authentication is required")),
+    }
+}
+
 /// Replaces a client's assigned scopes. Every client-credentials grant the client holds for an
 /// included scope starts anew: an administrator's assignment renews a lapsed or used-up scope.
 pub fn replace_scopes(
@@ -134,16 +167,11 @@ pub fn replace_scopes(
     scopes.dedup();
     clients::unassign_all(connection, &client.client_id)?;
     assign_scopes(connection, client, &scopes, now)?;
-    for name in &scopes {
-        let expires_at = tree.get(name).and_then(|scope| crate::domain::limits::expiry(scope, now));
-        crate::storage::grants::restart_existing(
-            connection,
-            &client.client_id,
-            &client.client_id,
-            name,
-            now,
-            expires_at,
-        )?;
+    // The renewal covers the included scopes' subtrees: a parent's assignment is what lets the
+    // client hold its children, and a spent child would otherwise keep the parent out.
+    let renewed = tree.expand(scopes.iter().map(String::as_str));
+    if let Some(consent_id) = crate::storage::grants::find_default(connection, &client.client_id, &client.client_id)? {
+        crate::storage::grants::restart_existing(connection, &consent_id, &renewed, now)?;
     }
     Ok(())
 }
@@ -201,4 +229,92 @@ pub fn update(connection: &mut DbConnection, client: &Client, patch: ClientPatch
     }
     clients::update(connection, &updated)?;
     Ok(updated)
+}
+
+/// One scope assigned to a client, as the admin API shows it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AssignedScope {
+    pub scope: String,
+    /// Empty unless assigned for one bank (OBP).
+    pub bank_id: String,
+}
+
+/// A client as the admin API shows it: its fields, its assigned scopes, and once, its secret.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ClientView {
+    #[serde(flatten)]
+    pub client: Client,
+    pub scopes: Vec<AssignedScope>,
+    /// Present only in the answer to a create: shown once, never stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+fn view(connection: &mut DbConnection, client: Client, client_secret: Option<String>) -> Result<ClientView, AppError> {
+    let scopes = clients::assignments(connection, &client.client_id)?
+        .into_iter()
+        .map(|a| AssignedScope { scope: a.scope_name, bank_id: a.bank_id })
+        .collect();
+    Ok(ClientView { client, scopes, client_secret })
+}
+
+/// The client, or `404 client_not_found`.
+pub fn find(connection: &mut DbConnection, client_id: &str) -> Result<Client, AppError> {
+    clients::find(connection, client_id)?
+        .ok_or_else(|| AppError::not_found("client_not_found", format!("client {client_id:?} does not exist")))
+}
+
+/// Registers a client and shows it with its secret, once.
+pub fn create(
+    connection: &mut DbConnection,
+    hasher: &SecretHasher,
+    registration: &ClientRegistration,
+    scopes: &[String],
+    now: DateTime<Utc>,
+) -> Result<ClientView, AppError> {
+    let registered = register(connection, hasher, registration, scopes, None, now)?;
+    view(connection, registered.client, registered.client_secret)
+}
+
+pub fn list_views(connection: &mut DbConnection) -> Result<Vec<ClientView>, AppError> {
+    let all = clients::list(connection)?;
+    all.into_iter().map(|client| view(connection, client, None)).collect()
+}
+
+pub fn view_of(connection: &mut DbConnection, client_id: &str) -> Result<ClientView, AppError> {
+    let client = find(connection, client_id)?;
+    view(connection, client, None)
+}
+
+/// Applies an admin's patch in one transaction.
+pub fn edit(connection: &mut DbConnection, client_id: &str, patch: ClientPatch) -> Result<ClientView, AppError> {
+    write_transaction(connection, |connection| {
+        let client = find(connection, client_id)?;
+        let updated = update(connection, &client, patch)?;
+        view(connection, updated, None)
+    })
+}
+
+/// Replaces the assigned scopes in one transaction (renewing the client's grants of them).
+pub fn assign(
+    connection: &mut DbConnection,
+    tree: &crate::domain::scope_tree::ScopeTree,
+    client_id: &str,
+    scopes: &[String],
+    now: DateTime<Utc>,
+) -> Result<ClientView, AppError> {
+    write_transaction(connection, |connection| {
+        let client = find(connection, client_id)?;
+        replace_scopes(connection, tree, &client, scopes, now)?;
+        view(connection, client, None)
+    })
+}
+
+/// Deletes the client; its assignments, consents, codes and tokens go with it.
+pub fn delete(connection: &mut DbConnection, client_id: &str) -> Result<(), AppError> {
+    if clients::delete(connection, client_id)? {
+        Ok(())
+    } else {
+        Err(AppError::not_found("client_not_found", "no such client"))
+    }
 }

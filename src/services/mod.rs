@@ -1,13 +1,42 @@
 //! Operations shared by the CLI and the HTTP layer: each validates with the domain rules,
-//! does the expensive work (hashing) and stores through `storage`, in one place.
+//! does the expensive work (hashing, signing) and stores through `storage`, in one place.
+//! Services take the narrow context they need, never the server's whole state.
 
 pub mod account;
 pub mod bearer;
 pub mod clients;
 pub mod demo;
+pub mod demo_app;
+pub mod grants;
 pub mod housekeeping;
 pub mod introspection;
+pub mod obp;
 pub mod registry;
 pub mod revocation;
+pub mod token_endpoint;
 pub mod tokens;
 pub mod users;
+
+use crate::domain::scope_tree::ScopeTree;
+use crate::keys::{CurrentSigningKey, VerificationKeys};
+use crate::secrets::SecretHasher;
+
+/// How long what the token services mint lives, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub code: i64,
+    pub access_token: i64,
+    pub refresh_token: i64,
+}
+
+/// What the OAuth services need of the running server: the issuer, lifetimes, keys, the
+/// secret hasher and the scope tree as of this request.
+#[derive(Clone, Copy)]
+pub struct OAuthContext<'a> {
+    pub issuer: &'a str,
+    pub lifetimes: Lifetimes,
+    pub hasher: &'a SecretHasher,
+    pub signing_key: &'a CurrentSigningKey,
+    pub verification_keys: &'a VerificationKeys,
+    pub tree: &'a ScopeTree,
+}

@@ -9,9 +9,11 @@
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, RwLock};
 
+use crate::domain::entitlement::grant_state;
 use crate::domain::scope_document::ScopeNode;
 use crate::domain::scope_tree::ScopeTree;
 use crate::error::AppError;
+use crate::storage::grants;
 use crate::storage::scopes::{self, SaveCounts};
 use crate::storage::{write_transaction, DbConnection};
 
@@ -36,6 +38,12 @@ enum Abort<T> {
 
 impl<T> From<diesel::result::Error> for Abort<T> {
     fn from(error: diesel::result::Error) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+impl<T> From<crate::storage::StorageError> for Abort<T> {
+    fn from(error: crate::storage::StorageError) -> Self {
         Self::Failed(error.into())
     }
 }
@@ -133,7 +141,8 @@ impl Registry {
         Ok(counts)
     }
 
-    /// Deletes a scope and its subtree unless a client or an unexpired grant uses any of it.
+    /// Deletes a scope and its subtree unless a client has any of it assigned or a live grant
+    /// holds any of it (live as `entitlement::grant_state` says, under the current definition).
     pub fn delete_subtree(
         &self,
         connection: &mut DbConnection,
@@ -142,7 +151,14 @@ impl Registry {
     ) -> Result<Vec<String>, AppError> {
         let (removed, _) = self.change(connection, |tree, connection| {
             let names = tree.subtree(name).into_iter().map(|scope| scope.name.clone()).collect();
-            let in_use = scopes::scopes_in_use(connection, &names, now)?;
+            let mut in_use = scopes::assigned_among(connection, &names)?;
+            for grant in grants::of_scopes(connection, &names)? {
+                let live =
+                    tree.get(&grant.scope_name).is_some_and(|scope| grant_state(scope, grant.usage(), now).is_live());
+                if live {
+                    in_use.insert(grant.scope_name);
+                }
+            }
             Ok(tree.remove_subtree(name, |candidate| in_use.contains(candidate))?)
         })?;
         Ok(removed)

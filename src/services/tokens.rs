@@ -5,15 +5,12 @@ use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, Header};
 use std::collections::BTreeSet;
 
+use super::OAuthContext;
 use crate::domain::client::{Client, TokenFormat};
-use crate::domain::limits::{self, GrantUsage};
 use crate::domain::negotiation::format_scope;
-use crate::domain::scope_tree::ScopeTree;
 use crate::domain::token::{token_format, AccessTokenClaims, Subject, JWT_ACCESS_TOKEN_TYPE};
 use crate::error::AppError;
 use crate::secrets::random_token;
-use crate::state::AppState;
-use crate::storage::grants::{self, GrantRow, NewGrant};
 use crate::storage::tokens::{self, AccessTokenRow};
 use crate::storage::DbConnection;
 
@@ -34,27 +31,28 @@ pub struct AccessTokenRequest<'a> {
     pub scopes: &'a BTreeSet<String>,
     /// The refresh family the token belongs to (code flow), so revoking it ends the token.
     pub family_id: Option<&'a str>,
+    /// The consent whose grants decide, at introspection, what the token may still do.
+    pub consent_id: Option<&'a str>,
 }
 
 /// Issues and records one access token. Returns the token and its lifetime in seconds.
 pub fn issue_access_token(
     connection: &mut DbConnection,
-    state: &AppState,
-    tree: &ScopeTree,
+    context: &OAuthContext<'_>,
     request: &AccessTokenRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<(String, i64), AppError> {
-    let lifetime = state.settings.access_token_lifetime_seconds;
+    let lifetime = context.lifetimes.access_token;
     let expires_at = now + Duration::seconds(lifetime);
     let jti = random_token(16);
     let scope = format_scope(request.scopes);
-    let format = token_format(request.client.token_format, tree, request.scopes);
+    let format = token_format(request.client.token_format, context.tree, request.scopes);
     let (token, token_hash) = match format {
         TokenFormat::Jwt => {
             let claims = AccessTokenClaims {
-                iss: state.settings.issuer.clone(),
+                iss: context.issuer.to_string(),
                 sub: request.subject.id().to_string(),
-                aud: state.settings.issuer.clone(),
+                aud: context.issuer.to_string(),
                 client_id: request.client.client_id.clone(),
                 scope: scope.clone(),
                 exp: expires_at.timestamp(),
@@ -64,7 +62,7 @@ pub fn issue_access_token(
             };
             let mut header = Header::new(Algorithm::ES256);
             header.typ = Some(JWT_ACCESS_TOKEN_TYPE.to_string());
-            let signing_key = state.signing_key.get();
+            let signing_key = context.signing_key.get();
             header.kid = Some(signing_key.kid.clone());
             let jwt = jsonwebtoken::encode(&header, &claims, &signing_key.encoding_key)
                 .map_err(|error| AppError::internal(anyhow::anyhow!("cannot sign the access token: {error}")))?;
@@ -72,7 +70,7 @@ pub fn issue_access_token(
         }
         TokenFormat::Opaque => {
             let token = random_token(32);
-            let hash = state.hasher.hash(&token);
+            let hash = context.hasher.hash(&token);
             (token, Some(hash))
         }
     };
@@ -87,45 +85,11 @@ pub fn issue_access_token(
             user_id: request.subject.user_id().map(str::to_string),
             scope,
             family_id: request.family_id.map(str::to_string),
+            consent_id: request.consent_id.map(str::to_string),
             issued_at: now.naive_utc(),
             expires_at: expires_at.naive_utc(),
             revoked_at: None,
         },
     )?;
     Ok((token, lifetime))
-}
-
-/// The stored usage of a grant, for the limit rules.
-pub fn usage(grant: &GrantRow) -> GrantUsage {
-    GrantUsage { granted_at: grant.granted_at.and_utc(), access_count: u64::try_from(grant.access_count).unwrap_or(0) }
-}
-
-/// Records a grant (with its expiry) for every scope that has none yet: the start of the
-/// scope's days and the grant its accesses are counted on.
-pub fn record_grants(
-    connection: &mut DbConnection,
-    tree: &ScopeTree,
-    subject: &Subject,
-    client_id: &str,
-    scopes: &BTreeSet<String>,
-    now: DateTime<Utc>,
-) -> Result<(), AppError> {
-    // One read instead of a failing insert per scope that already has its grant.
-    let existing: BTreeSet<String> = grants::for_subject_and_client(connection, subject.id(), client_id)?
-        .into_iter()
-        .map(|g| g.scope_name)
-        .collect();
-    for name in scopes.iter().filter(|name| !existing.contains(*name)) {
-        let expires_at = tree.get(name).and_then(|scope| limits::expiry(scope, now));
-        let grant = NewGrant {
-            subject: subject.id(),
-            user_id: subject.user_id(),
-            client_id,
-            scope_name: name,
-            granted_at: now,
-            expires_at,
-        };
-        grants::insert_if_missing(connection, &grant)?;
-    }
-    Ok(())
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::user::{validate_password, validate_username, User};
 use crate::error::AppError;
 use crate::secrets::{hash_password, random_token, verify_password};
-use crate::storage::{users, DbConnection};
+use crate::storage::{users, DbConnection, StorageError};
 
 pub struct NewUser<'a> {
     pub username: &'a str,
@@ -25,7 +25,12 @@ pub fn create(connection: &mut DbConnection, new_user: NewUser<'_>, now: DateTim
         created_at: now,
     };
     let hash = hash_password(new_user.password)?;
-    users::insert(connection, &user, &hash)?;
+    users::insert(connection, &user, &hash).map_err(|error| match error {
+        StorageError::UniqueViolation => {
+            AppError::conflict("user_exists", format!("a user named {:?} already exists", user.username))
+        }
+        other => other.into(),
+    })?;
     Ok(user)
 }
 
@@ -44,4 +49,22 @@ pub fn authenticate(connection: &mut DbConnection, username: &str, password: &st
             Ok(None)
         }
     }
+}
+
+pub fn list(connection: &mut DbConnection) -> Result<Vec<User>, AppError> {
+    Ok(users::list(connection)?)
+}
+
+/// Deletes the user; her consents, codes and tokens go with her. `404 user_not_found` if none.
+pub fn delete(connection: &mut DbConnection, username: &str) -> Result<(), AppError> {
+    if users::delete(connection, username)? {
+        Ok(())
+    } else {
+        Err(AppError::not_found("user_not_found", "no such user"))
+    }
+}
+
+/// The user with this id, if she still exists (a session may outlive her).
+pub fn find_by_id(connection: &mut DbConnection, id: &str) -> Result<Option<User>, AppError> {
+    Ok(users::find_by_id(connection, id)?)
 }

@@ -4,10 +4,10 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::schema::{client_scopes, clients, scopes};
-use super::{from_json_text, is_unique_violation, parse_column, to_json_text, DbConnection};
+use super::StorageError;
+use super::{from_json_text, parse_column, to_json_text, DbConnection};
 use crate::domain::client::Client;
 use crate::domain::scope::GrantType;
-use crate::error::AppError;
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = clients)]
@@ -42,7 +42,7 @@ impl ClientRow {
         }
     }
 
-    fn into_client(self) -> Result<(Client, Option<String>), AppError> {
+    fn into_client(self) -> Result<(Client, Option<String>), StorageError> {
         let grant_types: Vec<String> = from_json_text("clients.grant_types", &self.grant_types)?;
         let client = Client {
             client_id: self.client_id,
@@ -63,18 +63,13 @@ impl ClientRow {
     }
 }
 
-pub fn insert(connection: &mut DbConnection, client: &Client, secret_hash: Option<String>) -> Result<(), AppError> {
-    match diesel::insert_into(clients::table).values(ClientRow::new(client, secret_hash)).execute(connection) {
-        Ok(_) => Ok(()),
-        Err(error) if is_unique_violation(&error) => {
-            Err(AppError::conflict("client_exists", format!("client {:?} already exists", client.client_id)))
-        }
-        Err(error) => Err(error.into()),
-    }
+pub fn insert(connection: &mut DbConnection, client: &Client, secret_hash: Option<String>) -> Result<(), StorageError> {
+    diesel::insert_into(clients::table).values(ClientRow::new(client, secret_hash)).execute(connection)?;
+    Ok(())
 }
 
 /// Replaces every field but the id, the creation time and (unless given) the secret.
-pub fn update(connection: &mut DbConnection, client: &Client) -> Result<(), AppError> {
+pub fn update(connection: &mut DbConnection, client: &Client) -> Result<(), StorageError> {
     let row = ClientRow::new(client, None);
     diesel::update(clients::table.find(&client.client_id))
         .set((
@@ -95,7 +90,7 @@ pub fn update(connection: &mut DbConnection, client: &Client) -> Result<(), AppE
 pub fn find_with_secret(
     connection: &mut DbConnection,
     client_id: &str,
-) -> Result<Option<(Client, Option<String>)>, AppError> {
+) -> Result<Option<(Client, Option<String>)>, StorageError> {
     clients::table
         .find(client_id)
         .select(ClientRow::as_select())
@@ -105,11 +100,11 @@ pub fn find_with_secret(
         .transpose()
 }
 
-pub fn find(connection: &mut DbConnection, client_id: &str) -> Result<Option<Client>, AppError> {
+pub fn find(connection: &mut DbConnection, client_id: &str) -> Result<Option<Client>, StorageError> {
     Ok(find_with_secret(connection, client_id)?.map(|(client, _)| client))
 }
 
-pub fn list(connection: &mut DbConnection) -> Result<Vec<Client>, AppError> {
+pub fn list(connection: &mut DbConnection) -> Result<Vec<Client>, StorageError> {
     clients::table
         .order(clients::created_at.asc())
         .select(ClientRow::as_select())
@@ -120,7 +115,7 @@ pub fn list(connection: &mut DbConnection) -> Result<Vec<Client>, AppError> {
 }
 
 /// Deletes the client; its assignments, grants, codes and tokens go with it.
-pub fn delete(connection: &mut DbConnection, client_id: &str) -> Result<bool, AppError> {
+pub fn delete(connection: &mut DbConnection, client_id: &str) -> Result<bool, StorageError> {
     Ok(diesel::delete(clients::table.find(client_id)).execute(connection)? > 0)
 }
 
@@ -136,7 +131,7 @@ pub struct ScopeAssignment {
     pub assigned_at: NaiveDateTime,
 }
 
-pub fn assignments(connection: &mut DbConnection, client_id: &str) -> Result<Vec<ScopeAssignment>, AppError> {
+pub fn assignments(connection: &mut DbConnection, client_id: &str) -> Result<Vec<ScopeAssignment>, StorageError> {
     Ok(client_scopes::table
         .filter(client_scopes::client_id.eq(client_id))
         .order(client_scopes::id.asc())
@@ -150,32 +145,25 @@ pub fn assign(
     scope_name: &str,
     bank_id: &str,
     now: DateTime<Utc>,
-) -> Result<ScopeAssignment, AppError> {
-    let inserted = diesel::insert_into(client_scopes::table)
+) -> Result<ScopeAssignment, StorageError> {
+    diesel::insert_into(client_scopes::table)
         .values((
             client_scopes::client_id.eq(client_id),
             client_scopes::scope_name.eq(scope_name),
             client_scopes::bank_id.eq(bank_id),
             client_scopes::assigned_at.eq(now.naive_utc()),
         ))
-        .execute(connection);
-    match inserted {
-        // MultiConnection cannot return a Selectable struct, so read the row back by its key.
-        Ok(_) => Ok(client_scopes::table
-            .filter(client_scopes::client_id.eq(client_id))
-            .filter(client_scopes::scope_name.eq(scope_name))
-            .filter(client_scopes::bank_id.eq(bank_id))
-            .select(ScopeAssignment::as_select())
-            .first(connection)?),
-        Err(error) if is_unique_violation(&error) => Err(AppError::conflict(
-            "scope_already_assigned",
-            format!("scope {scope_name:?} is already assigned to client {client_id:?}"),
-        )),
-        Err(error) => Err(error.into()),
-    }
+        .execute(connection)?;
+    // MultiConnection cannot return a Selectable struct, so read the row back by its key.
+    Ok(client_scopes::table
+        .filter(client_scopes::client_id.eq(client_id))
+        .filter(client_scopes::scope_name.eq(scope_name))
+        .filter(client_scopes::bank_id.eq(bank_id))
+        .select(ScopeAssignment::as_select())
+        .first(connection)?)
 }
 
-pub fn unassign(connection: &mut DbConnection, client_id: &str, assignment_id: i64) -> Result<bool, AppError> {
+pub fn unassign(connection: &mut DbConnection, client_id: &str, assignment_id: i64) -> Result<bool, StorageError> {
     Ok(diesel::delete(
         client_scopes::table.filter(client_scopes::client_id.eq(client_id)).filter(client_scopes::id.eq(assignment_id)),
     )
@@ -183,12 +171,12 @@ pub fn unassign(connection: &mut DbConnection, client_id: &str, assignment_id: i
         > 0)
 }
 
-pub fn unassign_all(connection: &mut DbConnection, client_id: &str) -> Result<usize, AppError> {
+pub fn unassign_all(connection: &mut DbConnection, client_id: &str) -> Result<usize, StorageError> {
     Ok(diesel::delete(client_scopes::table.filter(client_scopes::client_id.eq(client_id))).execute(connection)?)
 }
 
 /// Which of `names` exist in the registry table, with their security level.
-pub fn scope_levels(connection: &mut DbConnection, names: &[String]) -> Result<Vec<(String, String)>, AppError> {
+pub fn scope_levels(connection: &mut DbConnection, names: &[String]) -> Result<Vec<(String, String)>, StorageError> {
     Ok(scopes::table
         .filter(scopes::name.eq_any(names))
         .select((scopes::name, scopes::security_level))

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::authorization_codes;
 use super::DbConnection;
-use crate::error::AppError;
+use super::StorageError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = authorization_codes)]
@@ -21,9 +21,11 @@ pub struct CodeRow {
     pub expires_at: NaiveDateTime,
     pub used_at: Option<NaiveDateTime>,
     pub family_id: Option<String>,
+    /// The consent the code was issued under: revoking it deletes the code.
+    pub consent_id: Option<String>,
 }
 
-pub fn insert(connection: &mut DbConnection, row: &CodeRow) -> Result<(), AppError> {
+pub fn insert(connection: &mut DbConnection, row: &CodeRow) -> Result<(), StorageError> {
     diesel::insert_into(authorization_codes::table).values(row).execute(connection)?;
     Ok(())
 }
@@ -39,7 +41,7 @@ pub enum Redemption {
 }
 
 /// Spends a code. The conditional UPDATE makes exactly one of two concurrent redemptions win.
-pub fn redeem(connection: &mut DbConnection, code_hash: &str, now: DateTime<Utc>) -> Result<Redemption, AppError> {
+pub fn redeem(connection: &mut DbConnection, code_hash: &str, now: DateTime<Utc>) -> Result<Redemption, StorageError> {
     let spent = diesel::update(
         authorization_codes::table
             .find(code_hash)
@@ -57,7 +59,7 @@ pub fn redeem(connection: &mut DbConnection, code_hash: &str, now: DateTime<Utc>
 }
 
 /// Links the code to the refresh family its tokens belong to, so a replay can end them.
-pub fn set_family(connection: &mut DbConnection, code_hash: &str, family_id: &str) -> Result<(), AppError> {
+pub fn set_family(connection: &mut DbConnection, code_hash: &str, family_id: &str) -> Result<(), StorageError> {
     diesel::update(authorization_codes::table.find(code_hash))
         .set(authorization_codes::family_id.eq(family_id))
         .execute(connection)?;
@@ -65,7 +67,7 @@ pub fn set_family(connection: &mut DbConnection, code_hash: &str, family_id: &st
 }
 
 /// Codes live a minute; a day later even their replay record is of no use.
-pub fn prune(connection: &mut DbConnection, expired_before: DateTime<Utc>) -> Result<usize, AppError> {
+pub fn prune(connection: &mut DbConnection, expired_before: DateTime<Utc>) -> Result<usize, StorageError> {
     Ok(diesel::delete(
         authorization_codes::table.filter(authorization_codes::expires_at.lt(expired_before.naive_utc())),
     )

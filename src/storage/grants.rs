@@ -1,119 +1,183 @@
-//! The `grants` table: one consent per (subject, client, scope), with the start of its
-//! duration and its access count.
+//! The `consents` and `grants` tables. A consent is one decision of a subject (a user, or a
+//! client acting for itself) to allow a client some scopes: Grant Management's grant, whose
+//! `grant_id` is `consents.id`. Each scope of it is one `grants` row with the start of its days
+//! and its access count. Whether a grant is still live is decided in `domain::entitlement`;
+//! nothing here stores that result.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use std::collections::BTreeSet;
 
-use super::schema::grants;
-use super::{is_unique_violation, DbConnection};
-use crate::error::AppError;
+use super::schema::{access_tokens, authorization_codes, consents, grants, refresh_families};
+use super::{DbConnection, StorageError};
+use crate::domain::entitlement::GrantUsage;
+use crate::secrets::random_token;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = consents)]
+pub struct ConsentRow {
+    pub id: String,
+    pub subject: String,
+    pub user_id: Option<String>,
+    pub client_id: String,
+    pub is_default: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = grants)]
 pub struct GrantRow {
     pub id: i64,
-    pub subject: String,
-    pub user_id: Option<String>,
-    pub client_id: String,
+    pub consent_id: String,
     pub scope_name: String,
     pub granted_at: NaiveDateTime,
-    pub expires_at: Option<NaiveDateTime>,
     pub access_count: i64,
 }
 
-/// A new consent to one scope.
-pub struct NewGrant<'a> {
-    pub subject: &'a str,
-    pub user_id: Option<&'a str>,
-    pub client_id: &'a str,
-    pub scope_name: &'a str,
-    pub granted_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// Records the grant unless one exists for (subject, client, scope). Runs in a savepoint so a
-/// concurrent insert of the same grant on PostgreSQL does not abort the caller's transaction.
-pub fn insert_if_missing(connection: &mut DbConnection, grant: &NewGrant<'_>) -> Result<bool, AppError> {
-    let inserted = connection.transaction(|connection| {
-        diesel::insert_into(grants::table)
-            .values((
-                grants::subject.eq(grant.subject),
-                grants::user_id.eq(grant.user_id),
-                grants::client_id.eq(grant.client_id),
-                grants::scope_name.eq(grant.scope_name),
-                grants::granted_at.eq(grant.granted_at.naive_utc()),
-                grants::expires_at.eq(grant.expires_at.map(|t| t.naive_utc())),
-                grants::access_count.eq(0i64),
-            ))
-            .execute(connection)
-    });
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(error) if is_unique_violation(&error) => Ok(false),
-        Err(error) => Err(error.into()),
+impl GrantRow {
+    pub fn usage(&self) -> GrantUsage {
+        GrantUsage {
+            granted_at: self.granted_at.and_utc(),
+            // The count only grows from 0; a negative one was edited by hand and counts as 0.
+            access_count: u64::try_from(self.access_count).unwrap_or(0),
+        }
     }
 }
 
-/// Starts the grant anew, or records it: a fresh consent restarts the duration and the count.
-pub fn restart(connection: &mut DbConnection, grant: &NewGrant<'_>) -> Result<(), AppError> {
-    let updated = diesel::update(
-        grants::table
-            .filter(grants::subject.eq(grant.subject))
-            .filter(grants::client_id.eq(grant.client_id))
-            .filter(grants::scope_name.eq(grant.scope_name)),
-    )
-    .set((
-        grants::granted_at.eq(grant.granted_at.naive_utc()),
-        grants::expires_at.eq(grant.expires_at.map(|t| t.naive_utc())),
-        grants::access_count.eq(0i64),
-    ))
-    .execute(connection)?;
-    if updated == 0 {
-        insert_if_missing(connection, grant)?;
+/// Who a consent is from.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsentSubject<'a> {
+    /// The user's id, or the client's own id for client credentials.
+    pub subject: &'a str,
+    pub user_id: Option<&'a str>,
+    pub client_id: &'a str,
+}
+
+pub fn find_default(
+    connection: &mut DbConnection,
+    subject: &str,
+    client_id: &str,
+) -> Result<Option<String>, StorageError> {
+    Ok(consents::table
+        .filter(consents::subject.eq(subject))
+        .filter(consents::client_id.eq(client_id))
+        .filter(consents::is_default.eq(true))
+        .select(consents::id)
+        .first(connection)
+        .optional()?)
+}
+
+/// The subject's default consent with the client (the one a plain authorization merges into),
+/// created when missing. Returns its id.
+pub fn default_consent(
+    connection: &mut DbConnection,
+    who: ConsentSubject<'_>,
+    now: DateTime<Utc>,
+) -> Result<String, StorageError> {
+    if let Some(id) = find_default(connection, who.subject, who.client_id)? {
+        return Ok(id);
+    }
+    let id = format!("g_{}", random_token(16));
+    // A savepoint, so a concurrent creation of the same default consent on PostgreSQL does not
+    // abort the caller's transaction: the loser reads the winner's row.
+    let inserted = connection
+        .transaction(|connection| {
+            diesel::insert_into(consents::table)
+                .values((
+                    consents::id.eq(&id),
+                    consents::subject.eq(who.subject),
+                    consents::user_id.eq(who.user_id),
+                    consents::client_id.eq(who.client_id),
+                    consents::is_default.eq(true),
+                    consents::created_at.eq(now.naive_utc()),
+                    consents::updated_at.eq(now.naive_utc()),
+                ))
+                .execute(connection)
+        })
+        .map_err(StorageError::from);
+    match inserted {
+        Ok(_) => Ok(id),
+        Err(StorageError::UniqueViolation) => find_default(connection, who.subject, who.client_id)?.ok_or_else(|| {
+            StorageError::CorruptColumn { column: "consents", detail: "default consent vanished".into() }
+        }),
+        Err(error) => Err(error),
+    }
+}
+
+pub fn grants_of(connection: &mut DbConnection, consent_id: &str) -> Result<Vec<GrantRow>, StorageError> {
+    Ok(grants::table.filter(grants::consent_id.eq(consent_id)).select(GrantRow::as_select()).load(connection)?)
+}
+
+/// Starts the grant of each scope anew (its days from `now`, its count from 0), adding the
+/// ones the consent does not have yet, and marks the consent updated.
+pub fn start(
+    connection: &mut DbConnection,
+    consent_id: &str,
+    scopes: &BTreeSet<String>,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    for scope_name in scopes {
+        let restarted = diesel::update(
+            grants::table.filter(grants::consent_id.eq(consent_id)).filter(grants::scope_name.eq(scope_name)),
+        )
+        .set((grants::granted_at.eq(now.naive_utc()), grants::access_count.eq(0i64)))
+        .execute(connection)?;
+        if restarted > 0 {
+            continue;
+        }
+        let inserted = connection
+            .transaction(|connection| {
+                diesel::insert_into(grants::table)
+                    .values((
+                        grants::consent_id.eq(consent_id),
+                        grants::scope_name.eq(scope_name),
+                        grants::granted_at.eq(now.naive_utc()),
+                        grants::access_count.eq(0i64),
+                    ))
+                    .execute(connection)
+            })
+            .map_err(StorageError::from);
+        match inserted {
+            // A concurrent start of the same grant won: it started at the same moment.
+            Ok(_) | Err(StorageError::UniqueViolation) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    if !scopes.is_empty() {
+        diesel::update(consents::table.find(consent_id))
+            .set(consents::updated_at.eq(now.naive_utc()))
+            .execute(connection)?;
     }
     Ok(())
 }
 
-/// Restarts an existing grant only (an admin's re-assignment); a scope never issued yet gets
-/// its grant at first issuance.
+/// Starts the existing grants among `scopes` anew; scopes without a grant get theirs at their
+/// first issuance.
 pub fn restart_existing(
     connection: &mut DbConnection,
-    subject: &str,
-    client_id: &str,
-    scope_name: &str,
+    consent_id: &str,
+    scopes: &BTreeSet<String>,
     now: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-) -> Result<usize, AppError> {
-    Ok(diesel::update(
-        grants::table
-            .filter(grants::subject.eq(subject))
-            .filter(grants::client_id.eq(client_id))
-            .filter(grants::scope_name.eq(scope_name)),
-    )
-    .set((
-        grants::granted_at.eq(now.naive_utc()),
-        grants::expires_at.eq(expires_at.map(|t| t.naive_utc())),
-        grants::access_count.eq(0i64),
-    ))
-    .execute(connection)?)
-}
-
-pub fn for_subject_and_client(
-    connection: &mut DbConnection,
-    subject: &str,
-    client_id: &str,
-) -> Result<Vec<GrantRow>, AppError> {
-    Ok(grants::table
-        .filter(grants::subject.eq(subject))
-        .filter(grants::client_id.eq(client_id))
-        .select(GrantRow::as_select())
-        .load(connection)?)
+) -> Result<usize, StorageError> {
+    let names: Vec<&String> = scopes.iter().collect();
+    let mut restarted = 0;
+    for chunk in names.chunks(500) {
+        restarted += diesel::update(
+            grants::table
+                .filter(grants::consent_id.eq(consent_id))
+                .filter(grants::scope_name.eq_any(chunk.iter().copied())),
+        )
+        .set((grants::granted_at.eq(now.naive_utc()), grants::access_count.eq(0i64)))
+        .execute(connection)?;
+    }
+    Ok(restarted)
 }
 
 /// Counts one access against a grant if it has any left: a single conditional UPDATE, so
 /// under any concurrency, on either backend and from any number of instances, at most `max`
 /// calls succeed. Returns the new count, or None when the grant was already exhausted.
-pub fn count_access(connection: &mut DbConnection, grant_id: i64, max: i64) -> Result<Option<i64>, AppError> {
+pub fn count_access(connection: &mut DbConnection, grant_id: i64, max: i64) -> Result<Option<i64>, StorageError> {
     let _gate = super::SqliteWriteGate::for_connection(connection);
     Ok(diesel::update(grants::table.find(grant_id).filter(grants::access_count.lt(max)))
         .set(grants::access_count.eq(grants::access_count + 1))
@@ -122,27 +186,75 @@ pub fn count_access(connection: &mut DbConnection, grant_id: i64, max: i64) -> R
         .optional()?)
 }
 
-/// Grants filtered by user and/or client, for the admin listing and the account page.
+/// Grants with their consents, filtered by user and/or client, for the admin listing and the
+/// account page.
 pub fn list(
     connection: &mut DbConnection,
     user_id: Option<&str>,
     client_id: Option<&str>,
-) -> Result<Vec<GrantRow>, AppError> {
-    let mut query = grants::table.select(GrantRow::as_select()).order(grants::id.asc()).into_boxed();
+) -> Result<Vec<(ConsentRow, GrantRow)>, StorageError> {
+    let mut query = grants::table
+        .inner_join(consents::table)
+        .select((ConsentRow::as_select(), GrantRow::as_select()))
+        .order(grants::id.asc())
+        .into_boxed();
     if let Some(user_id) = user_id {
-        query = query.filter(grants::user_id.eq(user_id));
+        query = query.filter(consents::user_id.eq(user_id));
     }
     if let Some(client_id) = client_id {
-        query = query.filter(grants::client_id.eq(client_id));
+        query = query.filter(consents::client_id.eq(client_id));
     }
     Ok(query.load(connection)?)
 }
 
-pub fn delete_for_client_subject(
+/// Every grant of the named scopes, for the delete-in-use check.
+pub fn of_scopes(connection: &mut DbConnection, names: &BTreeSet<String>) -> Result<Vec<GrantRow>, StorageError> {
+    let names: Vec<&String> = names.iter().collect();
+    let mut rows = Vec::new();
+    for chunk in names.chunks(500) {
+        rows.extend(
+            grants::table
+                .filter(grants::scope_name.eq_any(chunk.iter().copied()))
+                .select(GrantRow::as_select())
+                .load(connection)?,
+        );
+    }
+    Ok(rows)
+}
+
+/// Ends everything the subject gave the client (SPEC: revoking an app ends its grants, access
+/// tokens, refresh families and any authorization code not yet redeemed). Returns how many
+/// consents there were.
+pub fn end_consents(
     connection: &mut DbConnection,
-    client_id: &str,
     subject: &str,
-) -> Result<usize, AppError> {
-    Ok(diesel::delete(grants::table.filter(grants::client_id.eq(client_id)).filter(grants::subject.eq(subject)))
+    client_id: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StorageError> {
+    diesel::delete(
+        authorization_codes::table
+            .filter(authorization_codes::client_id.eq(client_id))
+            .filter(authorization_codes::user_id.eq(subject))
+            .filter(authorization_codes::used_at.is_null()),
+    )
+    .execute(connection)?;
+    diesel::update(
+        refresh_families::table
+            .filter(refresh_families::client_id.eq(client_id))
+            .filter(refresh_families::subject.eq(subject))
+            .filter(refresh_families::revoked_at.is_null()),
+    )
+    .set(refresh_families::revoked_at.eq(now.naive_utc()))
+    .execute(connection)?;
+    diesel::update(
+        access_tokens::table
+            .filter(access_tokens::client_id.eq(client_id))
+            .filter(access_tokens::subject.eq(subject))
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(now.naive_utc()))
+    .execute(connection)?;
+    // The consents' grants go with them (ON DELETE CASCADE).
+    Ok(diesel::delete(consents::table.filter(consents::client_id.eq(client_id)).filter(consents::subject.eq(subject)))
         .execute(connection)?)
 }

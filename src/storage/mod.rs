@@ -4,6 +4,7 @@
 pub mod clients;
 pub mod codes;
 pub mod grants;
+pub mod holdings;
 pub mod schema;
 pub mod scopes;
 pub mod signing_keys;
@@ -18,6 +19,43 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
 use crate::error::AppError;
+
+/// What storage can fail with. Storage never picks an API error code: a service decides what a
+/// unique violation means (`client_exists`, `user_exists`, …), and `error.rs` maps the rest.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An insert met an existing row with the same unique key.
+    #[error("a row with the same unique key exists")]
+    UniqueViolation,
+    /// A stored value does not parse: the database was edited by hand or by a newer version.
+    #[error("stored {column} is invalid: {detail}")]
+    CorruptColumn { column: &'static str, detail: String },
+    /// The database could not be reached (connection lost, pool exhausted).
+    #[error("the database is unreachable: {0}")]
+    Unreachable(String),
+    #[error("database error: {0}")]
+    Database(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for StorageError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::UniqueViolation,
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => Self::Unreachable(info.message().to_string()),
+            other => Self::Database(other),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StorageError {
+    fn from(error: diesel::r2d2::PoolError) -> Self {
+        Self::Unreachable(error.to_string())
+    }
+}
 
 /// A connection to either backend. SQLite is listed last because it accepts any string.
 #[derive(diesel::MultiConnection)]
@@ -233,12 +271,12 @@ pub fn to_json_text<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".to_string())
 }
 
-pub fn from_json_text<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, AppError> {
+pub fn from_json_text<T: serde::de::DeserializeOwned>(column: &'static str, text: &str) -> Result<T, StorageError> {
     serde_json::from_str(text)
-        .map_err(|error| AppError::internal(anyhow::anyhow!("stored {column} is not valid JSON: {error}")))
+        .map_err(|error| StorageError::CorruptColumn { column, detail: format!("not valid JSON: {error}") })
 }
 
 /// A stored enum text that does not parse means the database was edited by hand.
-pub fn parse_column<T: std::str::FromStr<Err = String>>(column: &str, text: &str) -> Result<T, AppError> {
-    text.parse().map_err(|error: String| AppError::internal(anyhow::anyhow!("stored {column} is invalid: {error}")))
+pub fn parse_column<T: std::str::FromStr<Err = String>>(column: &'static str, text: &str) -> Result<T, StorageError> {
+    text.parse().map_err(|detail: String| StorageError::CorruptColumn { column, detail })
 }

@@ -65,14 +65,23 @@ diesel::table! {
 }
 
 diesel::table! {
-    grants (id) {
-        id -> BigInt,
+    consents (id) {
+        id -> Text,
         subject -> Text,
         user_id -> Nullable<Text>,
         client_id -> Text,
+        is_default -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    grants (id) {
+        id -> BigInt,
+        consent_id -> Text,
         scope_name -> Text,
         granted_at -> Timestamp,
-        expires_at -> Nullable<Timestamp>,
         access_count -> BigInt,
     }
 }
@@ -86,6 +95,7 @@ diesel::table! {
         scope -> Text,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        consent_id -> Nullable<Text>,
     }
 }
 
@@ -101,6 +111,7 @@ diesel::table! {
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
         family_id -> Nullable<Text>,
+        consent_id -> Nullable<Text>,
     }
 }
 
@@ -117,6 +128,7 @@ diesel::table! {
         issued_at -> Timestamp,
         expires_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        consent_id -> Nullable<Text>,
     }
 }
 
@@ -143,7 +155,8 @@ diesel::table! {
 
 diesel::joinable!(client_scopes -> clients (client_id));
 diesel::joinable!(client_scopes -> scopes (scope_name));
-diesel::joinable!(grants -> clients (client_id));
+diesel::joinable!(grants -> consents (consent_id));
+diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(grants -> scopes (scope_name));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
 
@@ -153,6 +166,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     client_scopes,
     users,
+    consents,
     grants,
     refresh_families,
     authorization_codes,

@@ -1,15 +1,14 @@
 //! The `scopes` and `registry_version` tables. The registry is saved as the difference
 //! between the tree before and after a change, inside the caller's transaction.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use std::collections::BTreeSet;
 
-use super::schema::{client_scopes, grants, registry_version, scopes};
+use super::schema::{client_scopes, registry_version, scopes};
+use super::StorageError;
 use super::{from_json_text, parse_column, to_json_text, DbConnection};
 use crate::domain::scope::{GrantType, Scope};
 use crate::domain::scope_tree::ScopeTree;
-use crate::error::AppError;
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = scopes, treat_none_as_null = true)]
@@ -37,8 +36,8 @@ fn to_i32(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
-fn to_u32(column: &str, value: i32) -> Result<u32, AppError> {
-    u32::try_from(value).map_err(|_| AppError::internal(anyhow::anyhow!("stored {column} is negative: {value}")))
+fn to_u32(column: &'static str, value: i32) -> Result<u32, StorageError> {
+    u32::try_from(value).map_err(|_| StorageError::CorruptColumn { column, detail: format!("negative: {value}") })
 }
 
 impl From<&Scope> for ScopeRow {
@@ -64,7 +63,7 @@ impl From<&Scope> for ScopeRow {
 }
 
 impl ScopeRow {
-    fn into_scope(self) -> Result<Scope, AppError> {
+    fn into_scope(self) -> Result<Scope, StorageError> {
         let auth_types: Vec<String> = from_json_text("scopes.auth_types", &self.auth_types)?;
         Ok(Scope {
             position: to_u32("scopes.position", self.position)?,
@@ -89,20 +88,22 @@ impl ScopeRow {
     }
 }
 
-pub fn load_tree(connection: &mut DbConnection) -> Result<ScopeTree, AppError> {
+pub fn load_tree(connection: &mut DbConnection) -> Result<ScopeTree, StorageError> {
     let rows: Vec<ScopeRow> = scopes::table.select(ScopeRow::as_select()).load(connection)?;
     let scopes = rows.into_iter().map(ScopeRow::into_scope).collect::<Result<Vec<_>, _>>()?;
-    ScopeTree::from_scopes(scopes)
-        .map_err(|error| AppError::internal(anyhow::anyhow!("the stored scope registry is inconsistent: {error}")))
+    ScopeTree::from_scopes(scopes).map_err(|error| StorageError::CorruptColumn {
+        column: "scopes",
+        detail: format!("the tree is inconsistent: {error}"),
+    })
 }
 
-pub fn current_version(connection: &mut DbConnection) -> Result<i64, AppError> {
+pub fn current_version(connection: &mut DbConnection) -> Result<i64, StorageError> {
     Ok(registry_version::table.find(1).select(registry_version::version).first(connection)?)
 }
 
 /// Bumps the registry version and returns the new one. Inside a transaction this also takes
 /// the row's lock, so registry changes from several instances happen one at a time.
-pub fn bump_version(connection: &mut DbConnection) -> Result<i64, AppError> {
+pub fn bump_version(connection: &mut DbConnection) -> Result<i64, StorageError> {
     diesel::update(registry_version::table.find(1))
         .set(registry_version::version.eq(registry_version::version + 1))
         .execute(connection)?;
@@ -126,7 +127,7 @@ pub fn save_difference(
     connection: &mut DbConnection,
     before: &ScopeTree,
     after: &ScopeTree,
-) -> Result<SaveCounts, AppError> {
+) -> Result<SaveCounts, StorageError> {
     let mut counts = SaveCounts::default();
     let removed: Vec<String> = before.iter().filter(|s| !after.contains(&s.name)).map(|s| s.name.clone()).collect();
     for chunk in removed.chunks(INSERT_BATCH) {
@@ -156,7 +157,7 @@ fn flush_inserts(
     connection: &mut DbConnection,
     rows: &mut Vec<ScopeRow>,
     counts: &mut SaveCounts,
-) -> Result<(), AppError> {
+) -> Result<(), StorageError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -169,29 +170,20 @@ fn flush_inserts(
     Ok(())
 }
 
-/// Scopes among `names` that a client has assigned or that an unexpired grant holds: such a
-/// scope (or subtree containing one) may not be deleted.
-pub fn scopes_in_use(
+/// Scopes among `names` that some client has assigned.
+pub fn assigned_among(
     connection: &mut DbConnection,
     names: &BTreeSet<String>,
-    now: DateTime<Utc>,
-) -> Result<BTreeSet<String>, AppError> {
+) -> Result<BTreeSet<String>, StorageError> {
     let names: Vec<&String> = names.iter().collect();
-    let mut in_use = BTreeSet::new();
+    let mut assigned = BTreeSet::new();
     for chunk in names.chunks(500) {
-        let assigned: Vec<String> = client_scopes::table
+        let found: Vec<String> = client_scopes::table
             .filter(client_scopes::scope_name.eq_any(chunk.iter().copied()))
             .select(client_scopes::scope_name)
             .distinct()
             .load(connection)?;
-        let granted: Vec<String> = grants::table
-            .filter(grants::scope_name.eq_any(chunk.iter().copied()))
-            .filter(grants::expires_at.is_null().or(grants::expires_at.gt(now.naive_utc())))
-            .select(grants::scope_name)
-            .distinct()
-            .load(connection)?;
-        in_use.extend(assigned);
-        in_use.extend(granted);
+        assigned.extend(found);
     }
-    Ok(in_use)
+    Ok(assigned)
 }

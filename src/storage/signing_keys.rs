@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::signing_keys;
 use super::DbConnection;
-use crate::error::AppError;
+use super::StorageError;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = signing_keys)]
@@ -24,7 +24,7 @@ pub fn register_current(
     kid: &str,
     public_key_pem: &str,
     now: DateTime<Utc>,
-) -> Result<bool, AppError> {
+) -> Result<bool, StorageError> {
     super::write_transaction(connection, |connection| {
         let known = signing_keys::table.find(kid).count().get_result::<i64>(connection)? > 0;
         if known {
@@ -49,7 +49,10 @@ pub fn register_current(
 
 /// Keys still valid for verification: current ones, and retired ones that may still have
 /// signed an unexpired token (`retired_after`).
-pub fn published(connection: &mut DbConnection, retired_after: DateTime<Utc>) -> Result<Vec<PublishedKey>, AppError> {
+pub fn published(
+    connection: &mut DbConnection,
+    retired_after: DateTime<Utc>,
+) -> Result<Vec<PublishedKey>, StorageError> {
     Ok(signing_keys::table
         .filter(signing_keys::retired_at.is_null().or(signing_keys::retired_at.gt(retired_after.naive_utc())))
         .order(signing_keys::kid.desc())
@@ -59,6 +62,6 @@ pub fn published(connection: &mut DbConnection, retired_after: DateTime<Utc>) ->
 
 /// Every key ever registered: what a signature may be checked against. Whether the token is
 /// still valid is decided by its own stored row, not by the key's age.
-pub fn all(connection: &mut DbConnection) -> Result<Vec<PublishedKey>, AppError> {
+pub fn all(connection: &mut DbConnection) -> Result<Vec<PublishedKey>, StorageError> {
     Ok(signing_keys::table.select(PublishedKey::as_select()).load(connection)?)
 }

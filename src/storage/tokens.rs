@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::{access_tokens, refresh_families, refresh_tokens};
 use super::DbConnection;
-use crate::error::AppError;
+use super::StorageError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = access_tokens)]
@@ -23,6 +23,7 @@ pub struct AccessTokenRow {
     pub issued_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    pub consent_id: Option<String>,
 }
 
 impl AccessTokenRow {
@@ -31,19 +32,19 @@ impl AccessTokenRow {
     }
 }
 
-pub fn insert_access_token(connection: &mut DbConnection, row: &AccessTokenRow) -> Result<(), AppError> {
+pub fn insert_access_token(connection: &mut DbConnection, row: &AccessTokenRow) -> Result<(), StorageError> {
     diesel::insert_into(access_tokens::table).values(row).execute(connection)?;
     Ok(())
 }
 
-pub fn find_access_by_jti(connection: &mut DbConnection, jti: &str) -> Result<Option<AccessTokenRow>, AppError> {
+pub fn find_access_by_jti(connection: &mut DbConnection, jti: &str) -> Result<Option<AccessTokenRow>, StorageError> {
     Ok(access_tokens::table.find(jti).select(AccessTokenRow::as_select()).first(connection).optional()?)
 }
 
 pub fn find_access_by_hash(
     connection: &mut DbConnection,
     token_hash: &str,
-) -> Result<Option<AccessTokenRow>, AppError> {
+) -> Result<Option<AccessTokenRow>, StorageError> {
     Ok(access_tokens::table
         .filter(access_tokens::token_hash.eq(token_hash))
         .select(AccessTokenRow::as_select())
@@ -51,7 +52,7 @@ pub fn find_access_by_hash(
         .optional()?)
 }
 
-pub fn revoke_access_token(connection: &mut DbConnection, jti: &str, now: DateTime<Utc>) -> Result<(), AppError> {
+pub fn revoke_access_token(connection: &mut DbConnection, jti: &str, now: DateTime<Utc>) -> Result<(), StorageError> {
     diesel::update(access_tokens::table.find(jti).filter(access_tokens::revoked_at.is_null()))
         .set(access_tokens::revoked_at.eq(now.naive_utc()))
         .execute(connection)?;
@@ -60,38 +61,12 @@ pub fn revoke_access_token(connection: &mut DbConnection, jti: &str, now: DateTi
 
 /// Revokes a whole family: its refresh tokens stop working and its access tokens introspect
 /// inactive.
-pub fn revoke_family(connection: &mut DbConnection, family_id: &str, now: DateTime<Utc>) -> Result<(), AppError> {
+pub fn revoke_family(connection: &mut DbConnection, family_id: &str, now: DateTime<Utc>) -> Result<(), StorageError> {
     diesel::update(refresh_families::table.find(family_id).filter(refresh_families::revoked_at.is_null()))
         .set(refresh_families::revoked_at.eq(now.naive_utc()))
         .execute(connection)?;
     diesel::update(
         access_tokens::table.filter(access_tokens::family_id.eq(family_id)).filter(access_tokens::revoked_at.is_null()),
-    )
-    .set(access_tokens::revoked_at.eq(now.naive_utc()))
-    .execute(connection)?;
-    Ok(())
-}
-
-/// Every token of a (client, subject) pair ends: the user revoked the app, or an admin acted.
-pub fn revoke_for_client_subject(
-    connection: &mut DbConnection,
-    client_id: &str,
-    subject: &str,
-    now: DateTime<Utc>,
-) -> Result<(), AppError> {
-    diesel::update(
-        refresh_families::table
-            .filter(refresh_families::client_id.eq(client_id))
-            .filter(refresh_families::subject.eq(subject))
-            .filter(refresh_families::revoked_at.is_null()),
-    )
-    .set(refresh_families::revoked_at.eq(now.naive_utc()))
-    .execute(connection)?;
-    diesel::update(
-        access_tokens::table
-            .filter(access_tokens::client_id.eq(client_id))
-            .filter(access_tokens::subject.eq(subject))
-            .filter(access_tokens::revoked_at.is_null()),
     )
     .set(access_tokens::revoked_at.eq(now.naive_utc()))
     .execute(connection)?;
@@ -108,14 +83,15 @@ pub struct RefreshFamilyRow {
     pub scope: String,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    pub consent_id: Option<String>,
 }
 
-pub fn insert_family(connection: &mut DbConnection, row: &RefreshFamilyRow) -> Result<(), AppError> {
+pub fn insert_family(connection: &mut DbConnection, row: &RefreshFamilyRow) -> Result<(), StorageError> {
     diesel::insert_into(refresh_families::table).values(row).execute(connection)?;
     Ok(())
 }
 
-pub fn find_family(connection: &mut DbConnection, id: &str) -> Result<Option<RefreshFamilyRow>, AppError> {
+pub fn find_family(connection: &mut DbConnection, id: &str) -> Result<Option<RefreshFamilyRow>, StorageError> {
     Ok(refresh_families::table.find(id).select(RefreshFamilyRow::as_select()).first(connection).optional()?)
 }
 
@@ -130,7 +106,7 @@ pub struct RefreshTokenRow {
     pub used_at: Option<NaiveDateTime>,
 }
 
-pub fn insert_refresh_token(connection: &mut DbConnection, row: &RefreshTokenRow) -> Result<(), AppError> {
+pub fn insert_refresh_token(connection: &mut DbConnection, row: &RefreshTokenRow) -> Result<(), StorageError> {
     diesel::insert_into(refresh_tokens::table).values(row).execute(connection)?;
     Ok(())
 }
@@ -138,7 +114,7 @@ pub fn insert_refresh_token(connection: &mut DbConnection, row: &RefreshTokenRow
 pub fn find_refresh_token(
     connection: &mut DbConnection,
     token_hash: &str,
-) -> Result<Option<RefreshTokenRow>, AppError> {
+) -> Result<Option<RefreshTokenRow>, StorageError> {
     Ok(refresh_tokens::table.find(token_hash).select(RefreshTokenRow::as_select()).first(connection).optional()?)
 }
 
@@ -148,7 +124,7 @@ pub fn spend_refresh_token(
     connection: &mut DbConnection,
     token_hash: &str,
     now: DateTime<Utc>,
-) -> Result<bool, AppError> {
+) -> Result<bool, StorageError> {
     Ok(diesel::update(refresh_tokens::table.find(token_hash).filter(refresh_tokens::used_at.is_null()))
         .set(refresh_tokens::used_at.eq(now.naive_utc()))
         .execute(connection)?
@@ -157,14 +133,14 @@ pub fn spend_refresh_token(
 
 /// Deletes access tokens that expired more than `grace` ago: the revocation list only needs
 /// tokens that could still be presented.
-pub fn prune_expired(connection: &mut DbConnection, before: DateTime<Utc>) -> Result<usize, AppError> {
+pub fn prune_expired(connection: &mut DbConnection, before: DateTime<Utc>) -> Result<usize, StorageError> {
     Ok(diesel::delete(access_tokens::table.filter(access_tokens::expires_at.lt(before.naive_utc())))
         .execute(connection)?)
 }
 
 /// Deletes refresh tokens that expired before `before`, then the families left with no
 /// refresh token (their access tokens go with them: they expired long before).
-pub fn prune_refresh(connection: &mut DbConnection, before: DateTime<Utc>) -> Result<(usize, usize), AppError> {
+pub fn prune_refresh(connection: &mut DbConnection, before: DateTime<Utc>) -> Result<(usize, usize), StorageError> {
     let tokens = diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(before.naive_utc())))
         .execute(connection)?;
     let live_families = refresh_tokens::table.select(refresh_tokens::family_id);

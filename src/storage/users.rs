@@ -4,9 +4,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::users;
-use super::{is_unique_violation, DbConnection};
+use super::DbConnection;
+use super::StorageError;
 use crate::domain::user::User;
-use crate::error::AppError;
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -29,7 +29,7 @@ impl From<UserRow> for User {
     }
 }
 
-pub fn insert(connection: &mut DbConnection, user: &User, password_hash: &str) -> Result<(), AppError> {
+pub fn insert(connection: &mut DbConnection, user: &User, password_hash: &str) -> Result<(), StorageError> {
     let row = UserRow {
         id: user.id.clone(),
         username: user.username.clone(),
@@ -37,17 +37,15 @@ pub fn insert(connection: &mut DbConnection, user: &User, password_hash: &str) -
         display_name: user.display_name.clone(),
         created_at: user.created_at.naive_utc(),
     };
-    match diesel::insert_into(users::table).values(&row).execute(connection) {
-        Ok(_) => Ok(()),
-        Err(error) if is_unique_violation(&error) => {
-            Err(AppError::conflict("user_exists", format!("a user named {:?} already exists", user.username)))
-        }
-        Err(error) => Err(error.into()),
-    }
+    diesel::insert_into(users::table).values(&row).execute(connection)?;
+    Ok(())
 }
 
 /// The user and the stored password hash, for a login check.
-pub fn find_with_password(connection: &mut DbConnection, username: &str) -> Result<Option<(User, String)>, AppError> {
+pub fn find_with_password(
+    connection: &mut DbConnection,
+    username: &str,
+) -> Result<Option<(User, String)>, StorageError> {
     let row =
         users::table.filter(users::username.eq(username)).select(UserRow::as_select()).first(connection).optional()?;
     Ok(row.map(|row| {
@@ -56,11 +54,11 @@ pub fn find_with_password(connection: &mut DbConnection, username: &str) -> Resu
     }))
 }
 
-pub fn find_by_id(connection: &mut DbConnection, id: &str) -> Result<Option<User>, AppError> {
+pub fn find_by_id(connection: &mut DbConnection, id: &str) -> Result<Option<User>, StorageError> {
     Ok(users::table.find(id).select(UserRow::as_select()).first(connection).optional()?.map(User::from))
 }
 
-pub fn list(connection: &mut DbConnection) -> Result<Vec<User>, AppError> {
+pub fn list(connection: &mut DbConnection) -> Result<Vec<User>, StorageError> {
     Ok(users::table
         .order(users::username.asc())
         .select(UserRow::as_select())
@@ -71,7 +69,7 @@ pub fn list(connection: &mut DbConnection) -> Result<Vec<User>, AppError> {
 }
 
 /// Deletes the user; its grants, codes and tokens go with it (foreign keys cascade).
-pub fn delete(connection: &mut DbConnection, username: &str) -> Result<bool, AppError> {
+pub fn delete(connection: &mut DbConnection, username: &str) -> Result<bool, StorageError> {
     Ok(diesel::delete(users::table.filter(users::username.eq(username))).execute(connection)? > 0)
 }
 
@@ -79,7 +77,7 @@ pub fn delete(connection: &mut DbConnection, username: &str) -> Result<bool, App
 pub fn usernames(
     connection: &mut DbConnection,
     ids: &[String],
-) -> Result<std::collections::HashMap<String, String>, AppError> {
+) -> Result<std::collections::HashMap<String, String>, StorageError> {
     Ok(users::table
         .filter(users::id.eq_any(ids))
         .select((users::id, users::username))

@@ -144,9 +144,10 @@ async fn a_client_without_the_grant_type_is_unauthorized_client() {
 async fn scope_negotiation_follows_the_registry() {
     let app = app().await;
     let level_c = app.machine_client("C", &[]);
-    // A parent implies the children the client may have: not the level-B child.
+    // A parent implies all its children, and a level-C client may not have the level-B one:
+    // the token carries the children it may have, and not the parent (SPEC "Entitlement").
     let body = app.access_token(&level_c, Some("accounts")).await;
-    assert_eq!(body["scope"], "accounts accounts.balance accounts.transactions");
+    assert_eq!(body["scope"], "accounts.balance accounts.transactions");
 
     for (scope, reason) in [
         ("nope", "unknown"),
@@ -200,11 +201,12 @@ async fn a_count_limited_scope_gives_an_opaque_token_and_so_does_the_opaque_form
 #[tokio::test]
 async fn introspection_reports_the_effective_scope_and_limits_to_resource_servers() {
     let app = app().await;
-    let client = app.machine_client("C", &[]);
+    // Level B: the client may hold every child of accounts, so it holds accounts itself.
+    let client = app.machine_client("B", &[]);
     let bank_api = app.resource_server();
     let token = app.access_token(&client, Some("accounts profile")).await["access_token"].as_str().unwrap().to_string();
 
-    // A child added after issuance is part of the effective scope.
+    // An unlimited child added after issuance is part of the client's effective scope.
     app.import_scopes(
         r#"{"scopes": [{"name": "accounts", "short_description": "Accounts", "security_level": "C", "children": [
         {"name": "accounts.standing_orders", "short_description": "Standing orders", "security_level": "C"}]}]}"#,
@@ -212,7 +214,8 @@ async fn introspection_reports_the_effective_scope_and_limits_to_resource_server
     let body = app.introspect(&bank_api, &token).await;
     assert_eq!(body["active"], true, "{body}");
     assert_eq!(
-        body["scope"], "accounts accounts.balance accounts.standing_orders accounts.transactions profile",
+        body["scope"],
+        "accounts accounts.balance accounts.secret accounts.standing_orders accounts.transactions profile",
         "{body}"
     );
     assert_eq!(body["client_id"], client.id.as_str());

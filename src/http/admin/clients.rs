@@ -5,30 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Admin;
-use crate::domain::client::{Client, ClientRegistration, TokenFormat};
+use crate::domain::client::{ClientRegistration, TokenFormat};
 use crate::domain::scope::{GrantType, SecurityLevel};
 use crate::error::AppError;
 use crate::http::json::ApiJson;
-use crate::services::clients::{self as client_service, ClientPatch};
+use crate::services::clients::{self as client_service, ClientPatch, ClientView};
 use crate::state::AppState;
-use crate::storage::{clients, write_transaction, DbConnection};
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AssignedScope {
-    pub scope: String,
-    /// Empty unless assigned for one bank (OBP).
-    pub bank_id: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ClientView {
-    #[serde(flatten)]
-    pub client: Client,
-    pub scopes: Vec<AssignedScope>,
-    /// Present only in the answer to a create: shown once, never stored.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClientList {
@@ -63,43 +45,25 @@ pub struct ScopeAssignment {
     pub scopes: Vec<String>,
 }
 
-fn view(connection: &mut DbConnection, client: Client, client_secret: Option<String>) -> Result<ClientView, AppError> {
-    let scopes = clients::assignments(connection, &client.client_id)?
-        .into_iter()
-        .map(|a| AssignedScope { scope: a.scope_name, bank_id: a.bank_id })
-        .collect();
-    Ok(ClientView { client, scopes, client_secret })
-}
-
-fn find(connection: &mut DbConnection, client_id: &str) -> Result<Client, AppError> {
-    clients::find(connection, client_id)?
-        .ok_or_else(|| AppError::not_found("client_not_found", format!("client {client_id:?} does not exist")))
-}
-
 #[utoipa::path(post, path = "/admin/v1/clients", tag = "clients", request_body = NewClient,
     responses((status = 201, body = ClientView, description = "The client, with its secret shown once"), (status = 400)),
     security(("bearer" = [])))]
 pub async fn create(_: Admin, state: web::Data<AppState>, body: ApiJson<NewClient>) -> Result<HttpResponse, AppError> {
     let new = body.0;
-    let now = state.clock.now();
-    let state_ref = state.clone();
+    let registration = ClientRegistration {
+        name: new.name,
+        public: new.public,
+        redirect_uris: new.redirect_uris,
+        grant_types: new.grant_types,
+        security_level: new.security_level,
+        token_format: new.token_format,
+        can_introspect: new.can_introspect,
+        admin: new.admin,
+    };
+    let (now, shared) = (state.clock.now(), state.clone());
     let view = state
         .db
-        .run(move |connection| {
-            let registration = ClientRegistration {
-                name: new.name,
-                public: new.public,
-                redirect_uris: new.redirect_uris,
-                grant_types: new.grant_types,
-                security_level: new.security_level,
-                token_format: new.token_format,
-                can_introspect: new.can_introspect,
-                admin: new.admin,
-            };
-            let registered =
-                client_service::register(connection, &state_ref.hasher, &registration, &new.scopes, None, now)?;
-            view(connection, registered.client, registered.client_secret)
-        })
+        .run(move |connection| client_service::create(connection, &shared.hasher, &registration, &new.scopes, now))
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/admin/v1/clients/{}", view.client.client_id)))
@@ -109,13 +73,7 @@ pub async fn create(_: Admin, state: web::Data<AppState>, body: ApiJson<NewClien
 #[utoipa::path(get, path = "/admin/v1/clients", tag = "clients",
     responses((status = 200, body = ClientList)), security(("bearer" = [])))]
 pub async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let clients = state
-        .db
-        .run(|connection| {
-            let all = clients::list(connection)?;
-            all.into_iter().map(|client| view(connection, client, None)).collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
+    let clients = state.db.run(client_service::list_views).await?;
     Ok(HttpResponse::Ok().json(ClientList { clients }))
 }
 
@@ -123,13 +81,7 @@ pub async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, 
     responses((status = 200, body = ClientView), (status = 404)), security(("bearer" = [])))]
 pub async fn get(_: Admin, state: web::Data<AppState>, client_id: web::Path<String>) -> Result<HttpResponse, AppError> {
     let client_id = client_id.into_inner();
-    let view = state
-        .db
-        .run(move |connection| {
-            let client = find(connection, &client_id)?;
-            view(connection, client, None)
-        })
-        .await?;
+    let view = state.db.run(move |connection| client_service::view_of(connection, &client_id)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -143,16 +95,7 @@ pub async fn edit(
 ) -> Result<HttpResponse, AppError> {
     let client_id = client_id.into_inner();
     let patch = body.0;
-    let view = state
-        .db
-        .run(move |connection| {
-            write_transaction(connection, |connection| {
-                let client = find(connection, &client_id)?;
-                let updated = client_service::update(connection, &client, patch)?;
-                view(connection, updated, None)
-            })
-        })
-        .await?;
+    let view = state.db.run(move |connection| client_service::edit(connection, &client_id, patch)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -165,12 +108,8 @@ pub async fn delete(
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let client_id = client_id.into_inner();
-    let deleted = state.db.run(move |connection| clients::delete(connection, &client_id)).await?;
-    if deleted {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(AppError::not_found("client_not_found", "no such client"))
-    }
+    state.db.run(move |connection| client_service::delete(connection, &client_id)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(put, path = "/admin/v1/clients/{client_id}/scopes", tag = "clients", request_body = ScopeAssignment,
@@ -189,13 +128,7 @@ pub async fn replace_scopes(
     let snapshot = state.registry.snapshot();
     let view = state
         .db
-        .run(move |connection| {
-            write_transaction(connection, |connection| {
-                let client = find(connection, &client_id)?;
-                client_service::replace_scopes(connection, &snapshot.tree, &client, &scopes, now)?;
-                view(connection, client, None)
-            })
-        })
+        .run(move |connection| client_service::assign(connection, &snapshot.tree, &client_id, &scopes, now))
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }

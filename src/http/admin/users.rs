@@ -10,7 +10,6 @@ use crate::error::AppError;
 use crate::http::json::ApiJson;
 use crate::services::users::{self as user_service, NewUser};
 use crate::state::AppState;
-use crate::storage::users;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -69,7 +68,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/admin/v1/users", tag = "users", responses((status = 200, body = UserList)),
     security(("bearer" = [])))]
 pub async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let users = state.db.run(users::list).await?;
+    let users = state.db.run(user_service::list).await?;
     Ok(HttpResponse::Ok().json(UserList { users: users.into_iter().map(UserView::from).collect() }))
 }
 
@@ -82,10 +81,6 @@ pub async fn delete(
     username: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let username = username.into_inner();
-    let deleted = state.db.run(move |connection| users::delete(connection, &username)).await?;
-    if deleted {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(AppError::not_found("user_not_found", "no such user"))
-    }
+    state.db.run(move |connection| user_service::delete(connection, &username)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -1,0 +1,440 @@
+//! The one entitlement rule (SPEC "Entitlement: one rule, used everywhere"): which scopes a
+//! client, a token or a user's consent may use right now. Every path asks this module: client
+//! credentials, the code exchange, refresh, introspection, the consent-skip decision, the
+//! account page, the admin grant listing and the delete-in-use check.
+//!
+//! In short:
+//! - A scope is **admitted** for a client and grant type when the client's security level
+//!   admits the scope's level, the scope is public or assigned (directly or through an
+//!   ancestor), its `auth_types` allow the grant type, and it is the admin scope only for an
+//!   admin client.
+//! - A **grant** (one scope of one consent) is live until it lapses (`access_duration_days`
+//!   after `granted_at`, read from the scope's *current* definition) or is exhausted
+//!   (`access_count` reached the current `max_access_count`). Nothing stores that result.
+//! - A scope is **usable** when it is admitted and its grant is live. Without a grant row the
+//!   caller's [`WithoutGrant`] policy decides: a user's scope is never usable; a
+//!   client-credentials request starts the grant; a token a client holds for itself keeps
+//!   unlimited children added after issuance.
+//! - The **effective scope** is the granted scopes plus their current descendants, minus every
+//!   dropped scope, minus every ancestor of a dropped scope: a parent implies its children, so
+//!   a parent whose child is spent would hand the spent child back to a resource server.
+//! - The **consent page is skipped** when no offered scope that needs user authorization is
+//!   missing a live grant of its own, unless `prompt=consent` ([`authorization_step`]).
+
+use chrono::{DateTime, Duration, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::client::Client;
+use super::limits::has_limits;
+use super::scope::{GrantType, Scope};
+use super::scope_tree::{ClientScopeAccess, ScopeTree};
+
+/// The reserved scope of the admin API: only admin clients may ever obtain it.
+pub const ADMIN_SCOPE: &str = "scopegate:admin";
+
+/// What one grant row says: when the consent to the scope started and how often it was used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantUsage {
+    pub granted_at: DateTime<Utc>,
+    pub access_count: u64,
+}
+
+/// A grant as the subject holds it: its row id (to count accesses on) and its usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldGrant {
+    pub id: i64,
+    pub usage: GrantUsage,
+}
+
+/// Everything the rule needs about who holds what, loaded by one storage call
+/// (`storage::holdings::load`).
+#[derive(Debug, Clone)]
+pub struct Holdings {
+    pub client: Client,
+    /// The client's level and assigned scopes (an assignment admits a private scope and its
+    /// subtree).
+    pub access: ClientScopeAccess,
+    /// The consent the grants belong to (its Grant Management `grant_id`); None when the
+    /// subject has none yet.
+    pub consent_id: Option<String>,
+    /// The consent's grants, by scope name.
+    pub grants: BTreeMap<String, HeldGrant>,
+}
+
+/// What a scope without a grant row means: the one policy the callers choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutGrant {
+    /// No grant, no scope: a user's consent, and every token already issued.
+    NotUsable,
+    /// This issuance starts the grant: a client-credentials request, where the client needs
+    /// no one's consent and its grant counts from its first token.
+    StartsNow,
+    /// A token a client holds for itself: a scope without a grant (a child added to the tree
+    /// after issuance) is usable when it has no limits, since there is nothing to count or
+    /// lapse; a limited one is not, since its accesses could not be counted.
+    UnlimitedOnly,
+}
+
+/// Where one grant stands under the scope's current definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantState {
+    /// Usable; `expires_at` / `remaining` are None where the scope sets no such limit.
+    Live { expires_at: Option<DateTime<Utc>>, remaining: Option<u64> },
+    /// The consent's days are over.
+    Lapsed { at: DateTime<Utc> },
+    /// The consent's accesses are used up.
+    Exhausted,
+}
+
+impl GrantState {
+    pub fn is_live(&self) -> bool {
+        matches!(self, Self::Live { .. })
+    }
+
+    /// The word listings use: `active`, `expired` or `exhausted`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Live { .. } => "active",
+            Self::Lapsed { .. } => "expired",
+            Self::Exhausted => "exhausted",
+        }
+    }
+}
+
+/// When a consent given at `granted_at` to `scope` lapses; None when the scope has no duration.
+pub fn expiry(scope: &Scope, granted_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (scope.access_duration_days > 0)
+        .then(|| granted_at.checked_add_signed(Duration::days(i64::from(scope.access_duration_days))))
+        // A duration past the end of the calendar is as good as unlimited.
+        .flatten()
+}
+
+/// When does a count-limited scope drop out? When its grant's `access_count` has reached the
+/// scope's current `max_access_count`. A time-limited one: at `granted_at` plus the scope's
+/// current `access_duration_days`.
+pub fn grant_state(scope: &Scope, usage: GrantUsage, now: DateTime<Utc>) -> GrantState {
+    let expires_at = expiry(scope, usage.granted_at);
+    if let Some(at) = expires_at.filter(|end| now >= *end) {
+        return GrantState::Lapsed { at };
+    }
+    let max = u64::from(scope.max_access_count);
+    if max > 0 && usage.access_count >= max {
+        return GrantState::Exhausted;
+    }
+    GrantState::Live { expires_at, remaining: (max > 0).then(|| max - usage.access_count) }
+}
+
+/// Whether the client may hold the scope at all for this grant type: level, visibility
+/// (private scopes only through an assignment of the scope or an ancestor), `auth_types`, and
+/// the admin scope for admin clients only.
+pub fn admits(tree: &ScopeTree, holdings: &Holdings, grant_type: GrantType, name: &str) -> bool {
+    (name != ADMIN_SCOPE || holdings.client.admin) && tree.client_may_have(name, &holdings.access, grant_type)
+}
+
+impl Holdings {
+    /// A client's holdings with no consent on record yet.
+    pub fn new(client: Client, assigned: BTreeSet<String>) -> Self {
+        let access = ClientScopeAccess { security_level: client.security_level, assigned };
+        Self { client, access, consent_id: None, grants: BTreeMap::new() }
+    }
+}
+
+/// Why a scope is not in the effective scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// No longer in the registry.
+    Unknown,
+    /// The client may not hold it (level, visibility, grant type, admin scope).
+    NotAdmitted,
+    /// No grant row: never consented, or the consent was revoked.
+    NotGranted,
+    Lapsed {
+        at: DateTime<Utc>,
+    },
+    Exhausted,
+    /// Usable by itself, but one of its descendants is dropped and a parent implies them all.
+    ImpliesDropped,
+}
+
+impl Dropped {
+    /// Whether the scope itself is the reason (rather than a descendant of it).
+    pub fn is_own(&self) -> bool {
+        !matches!(self, Self::ImpliesDropped)
+    }
+}
+
+/// A usable scope's limits, and the grant its accesses count on (None: no grant yet, or the
+/// scope counts nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usable {
+    pub expires_at: Option<DateTime<Utc>>,
+    pub remaining: Option<u64>,
+    pub grant_id: Option<i64>,
+}
+
+/// The rule's answer: the effective scope with each scope's limits, and every scope left out
+/// with its reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entitlement {
+    pub usable: BTreeMap<String, Usable>,
+    pub dropped: BTreeMap<String, Dropped>,
+}
+
+/// The inputs of one evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule<'a> {
+    pub tree: &'a ScopeTree,
+    pub holdings: &'a Holdings,
+    pub grant_type: GrantType,
+    pub without_grant: WithoutGrant,
+    pub now: DateTime<Utc>,
+}
+
+impl Rule<'_> {
+    /// The effective scope of `granted` (scope names as a token, code or request carries them).
+    pub fn evaluate<'n>(&self, granted: impl IntoIterator<Item = &'n str>) -> Entitlement {
+        let granted: Vec<&str> = granted.into_iter().collect();
+        let mut entitlement = Entitlement::default();
+        for name in granted.iter().filter(|name| !self.tree.contains(name)) {
+            entitlement.dropped.insert(name.to_string(), Dropped::Unknown);
+        }
+        for name in self.tree.expand(granted.iter().copied()) {
+            match self.own_state(&name) {
+                Ok(usable) => {
+                    entitlement.usable.insert(name, usable);
+                }
+                Err(reason) => {
+                    entitlement.dropped.insert(name, reason);
+                }
+            }
+        }
+        entitlement.drop_ancestors_of_dropped(self.tree);
+        entitlement
+    }
+
+    /// What the client may be offered for `named`: admission alone, as if every grant started
+    /// now. The consent page shows this; it is downward closed like every effective scope.
+    pub fn offer<'n>(&self, named: impl IntoIterator<Item = &'n str>) -> Entitlement {
+        let admission_only = Holdings { grants: BTreeMap::new(), consent_id: None, ..self.holdings.clone() };
+        Rule { holdings: &admission_only, without_grant: WithoutGrant::StartsNow, ..*self }.evaluate(named)
+    }
+
+    /// A scope by itself, before the ancestor rule.
+    fn own_state(&self, name: &str) -> Result<Usable, Dropped> {
+        let Some(scope) = self.tree.get(name) else { return Err(Dropped::Unknown) };
+        if !admits(self.tree, self.holdings, self.grant_type, name) {
+            return Err(Dropped::NotAdmitted);
+        }
+        let (usage, grant_id) = match (self.holdings.grants.get(name), self.without_grant) {
+            (Some(grant), _) => (grant.usage, Some(grant.id)),
+            (None, WithoutGrant::StartsNow) => (GrantUsage { granted_at: self.now, access_count: 0 }, None),
+            (None, WithoutGrant::UnlimitedOnly) if !has_limits(scope) => {
+                return Ok(Usable { expires_at: None, remaining: None, grant_id: None })
+            }
+            (None, WithoutGrant::NotUsable | WithoutGrant::UnlimitedOnly) => return Err(Dropped::NotGranted),
+        };
+        match grant_state(scope, usage, self.now) {
+            GrantState::Live { expires_at, remaining } => Ok(Usable { expires_at, remaining, grant_id }),
+            GrantState::Lapsed { at } => Err(Dropped::Lapsed { at }),
+            GrantState::Exhausted => Err(Dropped::Exhausted),
+        }
+    }
+}
+
+impl Entitlement {
+    /// The effective scope as the `scope` parameter writes it.
+    pub fn scope(&self) -> String {
+        self.usable.keys().map(String::as_str).collect::<Vec<_>>().join(" ")
+    }
+
+    pub fn names(&self) -> BTreeSet<String> {
+        self.usable.keys().cloned().collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.usable.is_empty()
+    }
+
+    /// Usable scopes whose accesses are counted, with the grant each counts on.
+    pub fn counted(&self) -> Vec<(String, i64)> {
+        self.usable
+            .iter()
+            .filter(|(_, usable)| usable.remaining.is_some())
+            .filter_map(|(name, usable)| usable.grant_id.map(|id| (name.clone(), id)))
+            .collect()
+    }
+
+    /// Applies the outcome of counting one access on each counted scope: `Some(count)` is the
+    /// grant's count after this access, `None` means another access took the last one first.
+    /// A scope that lost the race is exhausted, and its ancestors go with it.
+    pub fn record_accesses(&mut self, tree: &ScopeTree, counts: &BTreeMap<String, Option<u64>>) {
+        for (name, count) in counts {
+            let Some(usable) = self.usable.get_mut(name) else { continue };
+            match (count, tree.get(name)) {
+                (Some(count), Some(scope)) => {
+                    usable.remaining = Some(u64::from(scope.max_access_count).saturating_sub(*count));
+                }
+                _ => {
+                    self.usable.remove(name);
+                    self.dropped.insert(name.clone(), Dropped::Exhausted);
+                }
+            }
+        }
+        self.drop_ancestors_of_dropped(tree);
+    }
+
+    fn drop_ancestors_of_dropped(&mut self, tree: &ScopeTree) {
+        let fallen: BTreeSet<String> = self
+            .dropped
+            .keys()
+            .flat_map(|name| tree.ancestors(name).map(|ancestor| ancestor.name.clone()).collect::<Vec<_>>())
+            .filter(|ancestor| self.usable.contains_key(ancestor))
+            .collect();
+        for ancestor in fallen {
+            self.usable.remove(&ancestor);
+            self.dropped.insert(ancestor, Dropped::ImpliesDropped);
+        }
+    }
+}
+
+/// Which scopes does a client-credentials request get? Its named scopes (or its default ones)
+/// evaluated with [`WithoutGrant::StartsNow`]. A named scope whose own grant lapsed or ran out
+/// is refused (an administrator renews it by assigning it again); a scope dropped only because
+/// a descendant is spent leaves its remaining descendants. Nothing usable left is refused too.
+pub fn client_credentials(rule: &Rule<'_>, named: &BTreeSet<String>) -> Result<Entitlement, CredentialsRefusal> {
+    debug_assert_eq!(rule.without_grant, WithoutGrant::StartsNow);
+    let entitlement = rule.evaluate(named.iter().map(String::as_str));
+    for name in named {
+        if matches!(entitlement.dropped.get(name), Some(Dropped::Lapsed { .. } | Dropped::Exhausted)) {
+            return Err(CredentialsRefusal::Spent(name.clone()));
+        }
+    }
+    if entitlement.is_empty() {
+        return Err(CredentialsRefusal::NothingUsable);
+    }
+    Ok(entitlement)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsRefusal {
+    #[error("scope {0:?} has lapsed or run out for this client; an administrator must assign it again")]
+    Spent(String),
+    #[error("no usable scope remains for this request")]
+    NothingUsable,
+}
+
+/// The `prompt` parameter (OpenID Connect Core §3.1.2.1, which OAuth servers follow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    Unspecified,
+    /// Never show a page: answer `login_required` / `consent_required` instead.
+    None,
+    /// Sign in again even with a session.
+    Login,
+    /// Show the consent page even when everything is remembered.
+    Consent,
+}
+
+impl Prompt {
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value {
+            None => Ok(Self::Unspecified),
+            Some("none") => Ok(Self::None),
+            Some("login") => Ok(Self::Login),
+            Some("consent") => Ok(Self::Consent),
+            Some(other) => Err(format!("prompt {other:?} is not supported")),
+        }
+    }
+}
+
+/// What the user did on the consent page, if she was there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// No decision yet: ask if needed.
+    Ask,
+    /// Grant exactly these scopes (computed by `consent::decide` from the ticked boxes).
+    Approve(BTreeSet<String>),
+    Deny,
+}
+
+/// The next step of an authorization request for a signed-in (or not) user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizationStep {
+    /// Show the sign-in page.
+    SignIn,
+    /// Redirect back with this error code (`login_required`, `consent_required`, `access_denied`).
+    Refuse(&'static str),
+    /// Show the consent page; `reauthorize` gives, per scope consented before, why it is asked again.
+    Ask { reauthorize: BTreeMap<String, Dropped> },
+    /// Issue a code for `scopes`, starting a fresh grant for each of `start`.
+    Issue { scopes: BTreeSet<String>, start: BTreeSet<String> },
+}
+
+/// The facts about one authorization request that decide its next step.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizationFacts<'a> {
+    pub prompt: Prompt,
+    pub signed_in: bool,
+    /// What the client may be offered ([`Rule::offer`]).
+    pub offered: &'a Entitlement,
+    /// What the user's consent holds of the offer ([`Rule::evaluate`] with `NotUsable`).
+    pub held: &'a Entitlement,
+}
+
+/// When is the consent page skipped? When the user is signed in, `prompt` is not `consent`, and
+/// every offered scope that needs user authorization has a live grant of its own. Scopes that
+/// need no authorization never cause a page: their grants start (again) silently. A scope left
+/// out only because a descendant is spent is not asked about itself: the descendant is.
+pub fn authorization_step(tree: &ScopeTree, facts: AuthorizationFacts<'_>, decision: &Decision) -> AuthorizationStep {
+    if !facts.signed_in {
+        return match facts.prompt {
+            Prompt::None => AuthorizationStep::Refuse("login_required"),
+            _ => AuthorizationStep::SignIn,
+        };
+    }
+    let offered = facts.offered.names();
+    if offered.is_empty() {
+        return AuthorizationStep::Refuse("invalid_scope");
+    }
+    let needs_user = |name: &str| tree.get(name).is_some_and(|scope| scope.user_authorization_required);
+    let not_live_by_itself = |name: &str| {
+        !facts.held.usable.contains_key(name) && facts.held.dropped.get(name) != Some(&Dropped::ImpliesDropped)
+    };
+    match decision {
+        Decision::Deny => AuthorizationStep::Refuse("access_denied"),
+        Decision::Approve(chosen) => {
+            let scopes: BTreeSet<String> = chosen.intersection(&offered).cloned().collect();
+            if scopes.is_empty() {
+                return AuthorizationStep::Refuse("access_denied");
+            }
+            // A fresh decision restarts the days and counts of what the user was asked about.
+            let start = scopes.iter().filter(|name| needs_user(name) || not_live_by_itself(name)).cloned().collect();
+            AuthorizationStep::Issue { scopes, start }
+        }
+        Decision::Ask if facts.prompt == Prompt::Login => AuthorizationStep::SignIn,
+        Decision::Ask => {
+            let asking = offered.iter().any(|name| needs_user(name) && not_live_by_itself(name));
+            if asking || facts.prompt == Prompt::Consent {
+                if facts.prompt == Prompt::None {
+                    return AuthorizationStep::Refuse("consent_required");
+                }
+                let reauthorize = facts
+                    .held
+                    .dropped
+                    .iter()
+                    .filter(|(name, reason)| {
+                        offered.contains(*name) && matches!(reason, Dropped::Lapsed { .. } | Dropped::Exhausted)
+                    })
+                    .map(|(name, reason)| (name.clone(), *reason))
+                    .collect();
+                return AuthorizationStep::Ask { reauthorize };
+            }
+            let start = offered.iter().filter(|name| not_live_by_itself(name)).cloned().collect();
+            AuthorizationStep::Issue { scopes: offered, start }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "entitlement_tests.rs"]
+mod tests;

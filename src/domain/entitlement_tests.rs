@@ -1,0 +1,481 @@
+//! Unit and property tests of the entitlement rule, the latter against a brute-force oracle
+//! written straight from SPEC's wording.
+
+use super::*;
+use crate::domain::client::TokenFormat;
+use crate::domain::consent;
+use crate::domain::scope::{SecurityLevel, Visibility};
+use chrono::TimeZone;
+use proptest::prelude::*;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
+}
+
+fn client(level: SecurityLevel, admin: bool) -> Client {
+    Client {
+        client_id: "c".into(),
+        name: "c".into(),
+        confidential: true,
+        redirect_uris: vec![],
+        grant_types: GrantType::ALL.to_vec(),
+        security_level: level,
+        token_format: TokenFormat::Jwt,
+        can_introspect: false,
+        admin,
+        created_at: now(),
+    }
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn child(name: &str, parent: &str, position: u32) -> Scope {
+    Scope { parent: Some(parent.into()), position, ..Scope::new(name, name) }
+}
+
+/// accounts > accounts.balance (90 days), accounts.transactions (100 accesses);
+/// profile (no authorization needed).
+fn bank() -> ScopeTree {
+    ScopeTree::from_scopes(vec![
+        Scope { security_level: SecurityLevel::C, ..Scope::new("accounts", "Accounts") },
+        Scope { access_duration_days: 90, ..child("accounts.balance", "accounts", 0) },
+        Scope { max_access_count: 100, ..child("accounts.transactions", "accounts", 1) },
+        Scope { position: 1, user_authorization_required: false, ..Scope::new("profile", "Profile") },
+    ])
+    .unwrap()
+}
+
+fn holdings(grants: &[(&str, i64, u64)]) -> Holdings {
+    let mut holdings = Holdings::new(client(SecurityLevel::C, false), BTreeSet::new());
+    holdings.consent_id = Some("g_1".into());
+    for (index, (name, days_ago, count)) in grants.iter().enumerate() {
+        let usage = GrantUsage { granted_at: now() - Duration::days(*days_ago), access_count: *count };
+        holdings.grants.insert(name.to_string(), HeldGrant { id: index as i64 + 1, usage });
+    }
+    holdings
+}
+
+fn rule<'a>(tree: &'a ScopeTree, holdings: &'a Holdings, without_grant: WithoutGrant) -> Rule<'a> {
+    Rule { tree, holdings, grant_type: GrantType::AuthorizationCode, without_grant, now: now() }
+}
+
+const ALL_HELD: [(&str, i64, u64); 4] =
+    [("accounts", 1, 0), ("accounts.balance", 1, 0), ("accounts.transactions", 1, 0), ("profile", 1, 0)];
+
+#[test]
+fn a_live_consent_reports_the_parent_and_its_children_with_their_limits() {
+    let tree = bank();
+    let holdings = holdings(&ALL_HELD);
+    let entitlement = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate(["accounts"]);
+    assert_eq!(entitlement.scope(), "accounts accounts.balance accounts.transactions");
+    assert_eq!(entitlement.usable["accounts.transactions"].remaining, Some(100));
+    assert_eq!(entitlement.usable["accounts.balance"].expires_at, Some(now() + Duration::days(89)));
+    assert_eq!(entitlement.counted(), vec![("accounts.transactions".to_string(), 3)]);
+}
+
+#[test]
+fn a_spent_child_takes_its_parent_out_and_leaves_its_siblings() {
+    let tree = bank();
+    let holdings = holdings(&[("accounts", 1, 0), ("accounts.balance", 1, 0), ("accounts.transactions", 1, 100)]);
+    let entitlement = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate(["accounts"]);
+    assert_eq!(entitlement.scope(), "accounts.balance");
+    assert_eq!(entitlement.dropped["accounts.transactions"], Dropped::Exhausted);
+    assert_eq!(entitlement.dropped["accounts"], Dropped::ImpliesDropped);
+}
+
+#[test]
+fn without_a_grant_row_a_users_scope_is_gone() {
+    let tree = bank();
+    let revoked = holdings(&[]);
+    let entitlement = rule(&tree, &revoked, WithoutGrant::NotUsable).evaluate(["accounts", "profile"]);
+    assert!(entitlement.is_empty());
+    assert_eq!(entitlement.dropped["accounts.balance"], Dropped::NotGranted);
+}
+
+#[test]
+fn lapse_follows_the_scopes_current_duration() {
+    let mut scopes = bank().scopes();
+    let holdings = holdings(&[("accounts.balance", 2, 0)]);
+    let tree = ScopeTree::from_scopes(scopes.clone()).unwrap();
+    assert_eq!(
+        rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate(["accounts.balance"]).scope(),
+        "accounts.balance"
+    );
+    for scope in &mut scopes {
+        if scope.name == "accounts.balance" {
+            scope.access_duration_days = 1;
+        }
+    }
+    let shortened = ScopeTree::from_scopes(scopes).unwrap();
+    let entitlement = rule(&shortened, &holdings, WithoutGrant::NotUsable).evaluate(["accounts.balance"]);
+    assert_eq!(entitlement.dropped["accounts.balance"], Dropped::Lapsed { at: now() - Duration::days(1) });
+}
+
+#[test]
+fn losing_the_last_access_to_another_request_drops_the_scope_and_its_ancestors() {
+    let tree = bank();
+    let holdings = holdings(&ALL_HELD);
+    let mut entitlement = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate(["accounts"]);
+    entitlement.record_accesses(&tree, &BTreeMap::from([("accounts.transactions".to_string(), None)]));
+    assert_eq!(entitlement.scope(), "accounts.balance");
+    let mut counted = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate(["accounts"]);
+    counted.record_accesses(&tree, &BTreeMap::from([("accounts.transactions".to_string(), Some(100))]));
+    assert_eq!(counted.usable["accounts.transactions"].remaining, Some(0), "the last access is still reported");
+}
+
+#[test]
+fn client_credentials_start_grants_refuse_spent_scopes_and_keep_siblings_of_spent_ones() {
+    let tree = bank();
+    let fresh = Holdings::new(client(SecurityLevel::C, false), BTreeSet::new());
+    let cc = |holdings| Rule {
+        tree: &tree,
+        holdings,
+        grant_type: GrantType::ClientCredentials,
+        without_grant: WithoutGrant::StartsNow,
+        now: now(),
+    };
+    let first = client_credentials(&cc(&fresh), &set(&["accounts"])).unwrap();
+    assert_eq!(first.scope(), "accounts accounts.balance accounts.transactions");
+    assert_eq!(first.counted(), vec![], "nothing to count on until the grants exist");
+
+    let spent = holdings(&[("accounts.transactions", 1, 100)]);
+    assert_eq!(
+        client_credentials(&cc(&spent), &set(&["accounts.transactions"])),
+        Err(CredentialsRefusal::Spent("accounts.transactions".into()))
+    );
+    assert_eq!(client_credentials(&cc(&spent), &set(&["accounts"])).unwrap().scope(), "accounts.balance");
+}
+
+#[test]
+fn a_level_or_grant_type_the_client_may_not_have_drops_the_parent_too() {
+    let mut scopes = bank().scopes();
+    scopes.push(Scope { security_level: SecurityLevel::B, ..child("accounts.secret", "accounts", 2) });
+    scopes.push(Scope { auth_types: vec![GrantType::ClientCredentials], ..child("accounts.batch", "accounts", 3) });
+    let tree = ScopeTree::from_scopes(scopes).unwrap();
+    let offer = rule(&tree, &holdings(&[]), WithoutGrant::NotUsable).offer(["accounts"]);
+    assert_eq!(offer.scope(), "accounts.balance accounts.transactions");
+    assert_eq!(offer.dropped["accounts.secret"], Dropped::NotAdmitted);
+    assert_eq!(offer.dropped["accounts.batch"], Dropped::NotAdmitted);
+    assert_eq!(offer.dropped["accounts"], Dropped::ImpliesDropped);
+}
+
+#[test]
+fn a_clients_own_token_keeps_an_unlimited_child_added_later_but_not_a_limited_one() {
+    let mut scopes = bank().scopes();
+    scopes.push(child("accounts.standing_orders", "accounts", 2));
+    let tree = ScopeTree::from_scopes(scopes.clone()).unwrap();
+    let held = holdings(&ALL_HELD[..3]);
+    let own = Rule { without_grant: WithoutGrant::UnlimitedOnly, ..rule(&tree, &held, WithoutGrant::UnlimitedOnly) };
+    assert_eq!(
+        own.evaluate(["accounts"]).scope(),
+        "accounts accounts.balance accounts.standing_orders accounts.transactions"
+    );
+    scopes.push(Scope { max_access_count: 3, ..child("accounts.loans", "accounts", 3) });
+    let tree = ScopeTree::from_scopes(scopes).unwrap();
+    let own = rule(&tree, &held, WithoutGrant::UnlimitedOnly);
+    let entitlement = own.evaluate(["accounts"]);
+    assert_eq!(entitlement.dropped["accounts.loans"], Dropped::NotGranted);
+    assert_eq!(entitlement.scope(), "accounts.balance accounts.standing_orders accounts.transactions");
+}
+
+#[test]
+fn the_admin_scope_is_admitted_for_admin_clients_only() {
+    let tree = ScopeTree::from_scopes(vec![Scope {
+        visibility: Visibility::Private,
+        user_authorization_required: false,
+        ..Scope::new(ADMIN_SCOPE, "Admin")
+    }])
+    .unwrap();
+    let assigned = set(&[ADMIN_SCOPE]);
+    let plain = Holdings::new(client(SecurityLevel::F, false), assigned.clone());
+    let admin = Holdings::new(client(SecurityLevel::F, true), assigned);
+    assert!(!admits(&tree, &plain, GrantType::ClientCredentials, ADMIN_SCOPE));
+    assert!(admits(&tree, &admin, GrantType::ClientCredentials, ADMIN_SCOPE));
+}
+
+fn step(tree: &ScopeTree, held: &Holdings, prompt: Prompt, signed_in: bool, decision: Decision) -> AuthorizationStep {
+    let r = rule(tree, held, WithoutGrant::NotUsable);
+    let offered = r.offer(["accounts", "profile"]);
+    let held = r.evaluate(offered.usable.keys().map(String::as_str));
+    authorization_step(tree, AuthorizationFacts { prompt, signed_in, offered: &offered, held: &held }, &decision)
+}
+
+#[test]
+fn the_consent_page_is_skipped_only_when_every_scope_needing_the_user_is_held() {
+    let tree = bank();
+    let everything = set(&["accounts", "accounts.balance", "accounts.transactions", "profile"]);
+    // Remembered: no page, and the no-authorization scope's grant is there already.
+    assert_eq!(
+        step(&tree, &holdings(&ALL_HELD), Prompt::Unspecified, true, Decision::Ask),
+        AuthorizationStep::Issue { scopes: everything.clone(), start: BTreeSet::new() }
+    );
+    // A new no-authorization scope starts silently.
+    let without_profile = holdings(&ALL_HELD[..3]);
+    assert_eq!(
+        step(&tree, &without_profile, Prompt::Unspecified, true, Decision::Ask),
+        AuthorizationStep::Issue { scopes: everything.clone(), start: set(&["profile"]) }
+    );
+    // prompt=consent asks anyway; prompt=none cannot ask.
+    assert!(matches!(
+        step(&tree, &holdings(&ALL_HELD), Prompt::Consent, true, Decision::Ask),
+        AuthorizationStep::Ask { .. }
+    ));
+    assert_eq!(
+        step(&tree, &holdings(&[]), Prompt::None, true, Decision::Ask),
+        AuthorizationStep::Refuse("consent_required")
+    );
+    // A spent child is asked about again, with its reason; its parent is asked too.
+    let spent = holdings(&[("accounts", 1, 0), ("accounts.balance", 1, 0), ("accounts.transactions", 1, 100)]);
+    assert_eq!(
+        step(&tree, &spent, Prompt::Unspecified, true, Decision::Ask),
+        AuthorizationStep::Ask { reauthorize: BTreeMap::from([("accounts.transactions".into(), Dropped::Exhausted)]) }
+    );
+}
+
+#[test]
+fn signing_in_deciding_and_denying_are_steps_too() {
+    let tree = bank();
+    let none = holdings(&[]);
+    assert_eq!(step(&tree, &none, Prompt::Unspecified, false, Decision::Ask), AuthorizationStep::SignIn);
+    assert_eq!(step(&tree, &none, Prompt::None, false, Decision::Ask), AuthorizationStep::Refuse("login_required"));
+    assert_eq!(step(&tree, &holdings(&ALL_HELD), Prompt::Login, true, Decision::Ask), AuthorizationStep::SignIn);
+    assert_eq!(
+        step(&tree, &none, Prompt::Unspecified, true, Decision::Deny),
+        AuthorizationStep::Refuse("access_denied")
+    );
+    assert_eq!(
+        step(&tree, &none, Prompt::Unspecified, true, Decision::Approve(set(&["payments"]))),
+        AuthorizationStep::Refuse("access_denied"),
+        "approving only what was not offered grants nothing"
+    );
+    assert_eq!(
+        step(
+            &tree,
+            &holdings(&ALL_HELD),
+            Prompt::Unspecified,
+            true,
+            Decision::Approve(set(&["accounts.balance", "profile"]))
+        ),
+        AuthorizationStep::Issue { scopes: set(&["accounts.balance", "profile"]), start: set(&["accounts.balance"]) },
+        "a fresh decision restarts what needs the user; a live no-authorization grant is kept"
+    );
+}
+
+// ---- property tests against a brute-force oracle ----
+
+const NAMES: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", ADMIN_SCOPE];
+
+#[derive(Debug, Clone)]
+struct World {
+    scopes: Vec<Scope>,
+    client: Client,
+    assigned: BTreeSet<String>,
+    /// Per scope name: days since granted, access count.
+    grants: BTreeMap<String, (i64, u64)>,
+    granted: BTreeSet<String>,
+    grant_type: GrantType,
+    without_grant: WithoutGrant,
+}
+
+fn level() -> impl Strategy<Value = SecurityLevel> {
+    proptest::sample::select(SecurityLevel::ALL.to_vec())
+}
+
+fn grant_type() -> impl Strategy<Value = GrantType> {
+    proptest::sample::select(GrantType::ALL.to_vec())
+}
+
+fn scope_at(index: usize) -> impl Strategy<Value = Scope> {
+    let parent = if index == 0 { Just(None).boxed() } else { proptest::option::of(0..index).boxed() };
+    (
+        parent,
+        level(),
+        any::<bool>(),
+        any::<bool>(),
+        proptest::sample::select(vec![0u32, 0, 1, 3]),
+        proptest::sample::select(vec![0u32, 0, 1, 2]),
+        proptest::collection::vec(grant_type(), 0..2),
+    )
+        .prop_map(move |(parent, security_level, private, asks, days, max, auth_types)| Scope {
+            parent: parent.map(|p: usize| NAMES[p].to_string()),
+            position: index as u32,
+            security_level,
+            visibility: if private { Visibility::Private } else { Visibility::Public },
+            user_authorization_required: asks,
+            access_duration_days: days,
+            max_access_count: max,
+            auth_types,
+            ..Scope::new(NAMES[index], NAMES[index])
+        })
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (2..=NAMES.len())
+        .prop_flat_map(|count| {
+            let scopes: Vec<_> = (0..count).map(scope_at).collect();
+            let names = NAMES[..count].iter().map(|name| name.to_string()).collect::<Vec<_>>();
+            let grant = (0i64..5, 0u64..3);
+            (
+                scopes,
+                level(),
+                any::<bool>(),
+                proptest::collection::btree_set(proptest::sample::select(names.clone()), 0..3),
+                proptest::collection::btree_map(proptest::sample::select(names.clone()), grant, 0..count),
+                proptest::collection::btree_set(proptest::sample::select(names), 0..4),
+                grant_type(),
+                proptest::sample::select(vec![
+                    WithoutGrant::NotUsable,
+                    WithoutGrant::StartsNow,
+                    WithoutGrant::UnlimitedOnly,
+                ]),
+            )
+        })
+        .prop_map(|(scopes, level, admin, assigned, grants, granted, grant_type, without_grant)| World {
+            scopes,
+            client: client(level, admin),
+            assigned,
+            grants,
+            granted,
+            grant_type,
+            without_grant,
+        })
+}
+
+impl World {
+    fn tree(&self) -> ScopeTree {
+        ScopeTree::from_scopes(self.scopes.clone()).unwrap()
+    }
+
+    fn holdings(&self) -> Holdings {
+        let mut holdings = Holdings::new(self.client.clone(), self.assigned.clone());
+        for (index, (name, (days_ago, count))) in self.grants.iter().enumerate() {
+            let usage = GrantUsage { granted_at: now() - Duration::days(*days_ago), access_count: *count };
+            holdings.grants.insert(name.clone(), HeldGrant { id: index as i64, usage });
+        }
+        holdings
+    }
+
+    fn scope(&self, name: &str) -> Option<&Scope> {
+        self.scopes.iter().find(|scope| scope.name == name)
+    }
+
+    /// `name` itself or any ancestor of it is in `set`, climbing parent links one by one.
+    fn at_or_under(&self, name: &str, set: &BTreeSet<String>) -> bool {
+        let mut at = Some(name.to_string());
+        while let Some(current) = at {
+            if set.contains(&current) {
+                return true;
+            }
+            at = self.scope(&current).and_then(|scope| scope.parent.clone());
+        }
+        false
+    }
+
+    fn descendants_and_self(&self, name: &str) -> Vec<String> {
+        let me = BTreeSet::from([name.to_string()]);
+        self.scopes.iter().filter(|scope| self.at_or_under(&scope.name, &me)).map(|scope| scope.name.clone()).collect()
+    }
+
+    /// SPEC, read literally, one scope at a time.
+    fn usable_by_itself(&self, name: &str) -> bool {
+        let Some(scope) = self.scope(name) else { return false };
+        let admitted = (name != ADMIN_SCOPE || self.client.admin)
+            && self.client.security_level <= scope.security_level
+            && (scope.auth_types.is_empty() || scope.auth_types.contains(&self.grant_type))
+            && (scope.visibility == Visibility::Public || self.at_or_under(name, &self.assigned));
+        let grant_live = match self.grants.get(name) {
+            Some((days_ago, count)) => {
+                let lapsed = scope.access_duration_days > 0 && *days_ago >= i64::from(scope.access_duration_days);
+                let exhausted = scope.max_access_count > 0 && *count >= u64::from(scope.max_access_count);
+                !lapsed && !exhausted
+            }
+            None => match self.without_grant {
+                WithoutGrant::StartsNow => true,
+                WithoutGrant::UnlimitedOnly => scope.access_duration_days == 0 && scope.max_access_count == 0,
+                WithoutGrant::NotUsable => false,
+            },
+        };
+        admitted && grant_live
+    }
+
+    /// The effective scope of `granted`: every scope at or under a granted one whose whole
+    /// subtree is usable by itself.
+    fn oracle(&self, granted: &BTreeSet<String>) -> BTreeSet<String> {
+        self.scopes
+            .iter()
+            .map(|scope| scope.name.clone())
+            .filter(|name| self.at_or_under(name, granted))
+            .filter(|name| self.descendants_and_self(name).iter().all(|d| self.usable_by_itself(d)))
+            .collect()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn the_rule_matches_the_brute_force_oracle(world in world()) {
+        let tree = world.tree();
+        let holdings = world.holdings();
+        let rule = Rule { tree: &tree, holdings: &holdings, grant_type: world.grant_type, without_grant: world.without_grant, now: now() };
+        let entitlement = rule.evaluate(world.granted.iter().map(String::as_str));
+        prop_assert_eq!(entitlement.names(), world.oracle(&world.granted));
+        // Every expanded scope is either usable or dropped with a reason, never both.
+        for name in tree.expand(world.granted.iter().map(String::as_str)) {
+            prop_assert!(entitlement.usable.contains_key(&name) != entitlement.dropped.contains_key(&name));
+        }
+        // An exhausted or lapsed scope is never reported, and neither is any ancestor of it.
+        for (name, reason) in &entitlement.dropped {
+            for ancestor in tree.ancestors(name) {
+                prop_assert!(!entitlement.usable.contains_key(&ancestor.name), "{} reported over dropped {} ({:?})", ancestor.name, name, reason);
+            }
+        }
+        // Remaining accesses and expiry are the scope's current limits minus the grant's use.
+        for (name, usable) in &entitlement.usable {
+            let scope = tree.get(name).unwrap();
+            let (days_ago, count) = world.grants.get(name).copied().unwrap_or((0, 0));
+            let max = u64::from(scope.max_access_count);
+            prop_assert_eq!(usable.remaining, (max > 0).then(|| max - count));
+            let expected_end = (scope.access_duration_days > 0)
+                .then(|| now() - Duration::days(days_ago) + Duration::days(i64::from(scope.access_duration_days)));
+            prop_assert_eq!(usable.expires_at, expected_end);
+        }
+    }
+
+    #[test]
+    fn the_rule_applied_to_its_own_answer_changes_nothing(world in world()) {
+        let tree = world.tree();
+        let holdings = world.holdings();
+        let rule = Rule { tree: &tree, holdings: &holdings, grant_type: world.grant_type, without_grant: world.without_grant, now: now() };
+        let once = rule.evaluate(world.granted.iter().map(String::as_str)).names();
+        let twice = rule.evaluate(once.iter().map(String::as_str)).names();
+        prop_assert_eq!(&twice, &once);
+        // Downward closed: a reported parent's current children are all reported.
+        for name in &once {
+            for child in tree.children(name) {
+                prop_assert!(once.contains(&child.name));
+            }
+        }
+    }
+
+    #[test]
+    fn a_consent_decision_is_idempotent_and_survives_the_rule(world in world(), ticked in proptest::collection::btree_set(proptest::sample::select(NAMES.to_vec()), 0..6)) {
+        let tree = world.tree();
+        let holdings = world.holdings();
+        let rule = Rule { tree: &tree, holdings: &holdings, grant_type: GrantType::AuthorizationCode, without_grant: WithoutGrant::NotUsable, now: now() };
+        let offered = rule.offer(world.granted.iter().map(String::as_str)).names();
+        let ticked: BTreeSet<String> = ticked.into_iter().map(str::to_string).collect();
+        let decided = consent::decide(&tree, &offered, &ticked);
+        prop_assert!(decided.is_subset(&offered));
+        prop_assert_eq!(consent::decide(&tree, &offered, &decided), decided.clone(), "re-submitting the decision grants the same");
+        // Grants freshly started for exactly the decided scopes: the rule reports exactly them.
+        let mut fresh = Holdings::new(world.client.clone(), world.assigned.clone());
+        for (id, name) in decided.iter().enumerate() {
+            fresh.grants.insert(name.clone(), HeldGrant { id: id as i64, usage: GrantUsage { granted_at: now(), access_count: 0 } });
+        }
+        let after = Rule { holdings: &fresh, ..rule }.evaluate(decided.iter().map(String::as_str));
+        prop_assert_eq!(after.names(), decided);
+    }
+}

@@ -1,0 +1,105 @@
+//! The back channel of the built-in Online Bank demo app (SPEC "The demo"): it exchanges the
+//! code as the seeded `online-bank` client and asks the bank's API, which introspects as the
+//! seeded `bank-api` resource server. It calls the same operations `/token` and `/introspect`
+//! call, in process.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::tokens::TokenResponse;
+use super::{clients, introspection, OAuthContext};
+use crate::error::AppError;
+use crate::oauth::code_exchange::{self, ExchangeRequest};
+use crate::storage::DbConnection;
+
+pub const APP_CLIENT: (&str, &str) = ("online-bank", "online-bank-secret");
+const RESOURCE_SERVER: (&str, &str) = ("bank-api", "bank-api-secret");
+/// What the demo app asks for.
+pub const APP_SCOPE: &str = "profile accounts";
+
+/// What the demo app shows after the customer came back.
+pub struct DemoResult {
+    pub tokens: TokenResponse,
+    /// What the bank's API learned by introspection.
+    pub introspection: Value,
+    pub balance: BalanceAnswer,
+}
+
+/// The bank's balance API's answer.
+pub enum BalanceAnswer {
+    Balance(Value),
+    /// The token is not active (401).
+    Inactive,
+    /// The token is active without `accounts.balance` (403).
+    MissingScope,
+}
+
+/// Exchanges the code (with the PKCE verifier the app kept), then introspects the token and
+/// asks for the balance, as the demo app would over HTTP.
+pub fn complete(
+    connection: &mut DbConnection,
+    context: &OAuthContext<'_>,
+    code: String,
+    verifier: String,
+    now: DateTime<Utc>,
+) -> Result<DemoResult, AppError> {
+    let request = ExchangeRequest {
+        client_id: APP_CLIENT.0.into(),
+        client_secret: Some(APP_CLIENT.1.into()),
+        code: Some(code),
+        redirect_uri: Some(callback_uri(context.issuer)),
+        code_verifier: Some(verifier),
+        refresh_token: None,
+        scope: None,
+        grant_type: "authorization_code",
+    };
+    let tokens = code_exchange::exchange_in_transaction(connection, context, &request, now)?;
+    let introspection = introspect_as_bank(connection, context, &tokens.access_token, now)?;
+    let balance = balance(connection, context, &tokens.access_token, now)?;
+    Ok(DemoResult { tokens, introspection, balance })
+}
+
+pub fn callback_uri(issuer: &str) -> String {
+    format!("{issuer}/demo/callback")
+}
+
+/// What the bank's API learns about a token, asking as the `bank-api` resource server.
+fn introspect_as_bank(
+    connection: &mut DbConnection,
+    context: &OAuthContext<'_>,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Value, AppError> {
+    let bank =
+        clients::authenticate(connection, context.hasher, RESOURCE_SERVER.0, RESOURCE_SERVER.1)?.ok_or_else(|| {
+            AppError::Unavailable("the demo's bank-api client is missing: start the server with --demo".into())
+        })?;
+    Ok(match introspection::introspect(connection, context, &bank, token, now)? {
+        Some(active) => serde_json::to_value(active).map_err(AppError::internal)?,
+        None => json!({ "active": false }),
+    })
+}
+
+/// The demo account's balance, for a token whose introspection reports `accounts.balance`.
+pub fn balance(
+    connection: &mut DbConnection,
+    context: &OAuthContext<'_>,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<BalanceAnswer, AppError> {
+    let introspected = introspect_as_bank(connection, context, token, now)?;
+    if introspected["active"] != json!(true) {
+        return Ok(BalanceAnswer::Inactive);
+    }
+    let scopes = introspected["scope"].as_str().unwrap_or_default();
+    if !scopes.split(' ').any(|scope| scope == "accounts.balance") {
+        return Ok(BalanceAnswer::MissingScope);
+    }
+    Ok(BalanceAnswer::Balance(json!({
+        "account": "DE89 3704 0044 0532 0130 00",
+        "type": "demand deposit",
+        "owner": introspected["username"],
+        "balance": "2,481.17",
+        "currency": "EUR",
+    })))
+}

@@ -1,0 +1,106 @@
+//! Open Bank Project compatibility: OBP's consumer-scope operations (a consumer is a client, a
+//! role name a scope), with OBP's rules on bank-level and system-level roles. The HTTP layer
+//! words the refusals in OBP's messages.
+
+use chrono::{DateTime, Utc};
+
+use super::clients as client_service;
+use crate::domain::scope_tree::ScopeTree;
+use crate::error::AppError;
+use crate::storage::{clients, write_transaction, DbConnection};
+
+/// One assignment in OBP's shape.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ObpScope {
+    pub scope_id: String,
+    pub role_name: String,
+    pub bank_id: String,
+}
+
+impl From<clients::ScopeAssignment> for ObpScope {
+    fn from(assignment: clients::ScopeAssignment) -> Self {
+        Self { scope_id: assignment.id.to_string(), role_name: assignment.scope_name, bank_id: assignment.bank_id }
+    }
+}
+
+/// Why an OBP operation was refused.
+#[derive(Debug)]
+pub enum ObpRefusal {
+    ConsumerNotFound,
+    UnknownRole(String),
+    /// A bank-level role needs a `bank_id`.
+    BankRoleWithoutBank,
+    /// A system-level role must have an empty `bank_id`.
+    SystemRoleWithBank,
+    AlreadyAssigned,
+    ScopeNotFound,
+    /// Any other refusal (security level, admin scope) or failure, as scopegate words it.
+    Other(AppError),
+}
+
+impl From<AppError> for ObpRefusal {
+    fn from(error: AppError) -> Self {
+        Self::Other(error)
+    }
+}
+
+impl From<crate::storage::StorageError> for ObpRefusal {
+    fn from(error: crate::storage::StorageError) -> Self {
+        Self::Other(error.into())
+    }
+}
+
+impl From<diesel::result::Error> for ObpRefusal {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Other(error.into())
+    }
+}
+
+fn consumer(connection: &mut DbConnection, consumer_id: &str) -> Result<crate::domain::client::Client, ObpRefusal> {
+    clients::find(connection, consumer_id)?.ok_or(ObpRefusal::ConsumerNotFound)
+}
+
+pub fn add_scope(
+    connection: &mut DbConnection,
+    tree: &ScopeTree,
+    consumer_id: &str,
+    role_name: &str,
+    bank_id: &str,
+    now: DateTime<Utc>,
+) -> Result<ObpScope, ObpRefusal> {
+    let scope = tree.get(role_name).ok_or_else(|| ObpRefusal::UnknownRole(role_name.to_string()))?;
+    if scope.bank_level && bank_id.is_empty() {
+        return Err(ObpRefusal::BankRoleWithoutBank);
+    }
+    if !scope.bank_level && !bank_id.is_empty() {
+        return Err(ObpRefusal::SystemRoleWithBank);
+    }
+    write_transaction(connection, |connection| {
+        let client = consumer(connection, consumer_id)?;
+        let existing = clients::assignments(connection, &client.client_id)?;
+        if existing.iter().any(|a| a.scope_name == role_name && a.bank_id == bank_id) {
+            return Err(ObpRefusal::AlreadyAssigned);
+        }
+        client_service::check_assignable(connection, &client, role_name)?;
+        match clients::assign(connection, &client.client_id, role_name, bank_id, now) {
+            Ok(assignment) => Ok(ObpScope::from(assignment)),
+            Err(crate::storage::StorageError::UniqueViolation) => Err(ObpRefusal::AlreadyAssigned),
+            Err(error) => Err(error.into()),
+        }
+    })
+}
+
+pub fn list_scopes(connection: &mut DbConnection, consumer_id: &str) -> Result<Vec<ObpScope>, ObpRefusal> {
+    consumer(connection, consumer_id)?;
+    Ok(clients::assignments(connection, consumer_id)?.into_iter().map(ObpScope::from).collect())
+}
+
+pub fn delete_scope(connection: &mut DbConnection, consumer_id: &str, scope_id: &str) -> Result<(), ObpRefusal> {
+    let scope_id: i64 = scope_id.parse().map_err(|_| ObpRefusal::ScopeNotFound)?;
+    consumer(connection, consumer_id)?;
+    if clients::unassign(connection, consumer_id, scope_id)? {
+        Ok(())
+    } else {
+        Err(ObpRefusal::ScopeNotFound)
+    }
+}

@@ -1,0 +1,108 @@
+//! `POST /token` as one operation (RFC 6749 §3.2): the grant-type dispatch, what each grant
+//! type requires of the request, and the transaction policy. The HTTP handler parses the form
+//! and renders the answer; everything between is here.
+
+use chrono::{DateTime, Utc};
+
+use super::tokens::TokenResponse;
+use super::OAuthContext;
+use crate::error::AppError;
+use crate::oauth::client_credentials::{self, ClientCredentialsRequest};
+use crate::oauth::code_exchange::{self, ExchangeRequest};
+use crate::storage::{write_transaction, DbConnection};
+
+/// How the client presented itself (RFC 6749 §2.3.1), already parsed from the header or body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresentedClient {
+    /// A client id and secret, from the Basic header or the body.
+    Secret {
+        client_id: String,
+        client_secret: String,
+    },
+    /// Only a `client_id` in the body: a public client.
+    Public {
+        client_id: String,
+    },
+    None,
+}
+
+/// The token request's parameters.
+#[derive(Debug, Clone)]
+pub struct TokenParameters {
+    pub grant_type: String,
+    pub client: PresentedClient,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+}
+
+fn required(value: &Option<String>, name: &str) -> Result<(), AppError> {
+    match value {
+        Some(_) => Ok(()),
+        None => Err(AppError::invalid_request(format!("the {name} parameter is required"))),
+    }
+}
+
+/// Issues tokens for one request. Client credentials run in one write transaction that a
+/// refusal rolls back; code and refresh exchanges commit their refusals too (a replayed code or
+/// a reused refresh token revokes what it produced), and roll back only internal failures.
+pub fn token(
+    connection: &mut DbConnection,
+    context: &OAuthContext<'_>,
+    parameters: TokenParameters,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, AppError> {
+    validate_scope_syntax(parameters.scope.as_deref())?;
+    let TokenParameters { grant_type, client, code, redirect_uri, code_verifier, refresh_token, scope } = parameters;
+    match grant_type.as_str() {
+        "client_credentials" => {
+            let PresentedClient::Secret { client_id, client_secret } = client else {
+                return Err(AppError::invalid_client("client_credentials requires client authentication"));
+            };
+            let request = ClientCredentialsRequest { client_id, client_secret, scope };
+            write_transaction(connection, |connection| client_credentials::exchange(connection, context, &request, now))
+        }
+        "authorization_code" | "refresh_token" => {
+            let (client_id, client_secret) = match client {
+                PresentedClient::Secret { client_id, client_secret } => (client_id, Some(client_secret)),
+                PresentedClient::Public { client_id } => (client_id, None),
+                PresentedClient::None => return Err(AppError::invalid_client("client authentication is required")),
+            };
+            let is_refresh = grant_type == "refresh_token";
+            if is_refresh {
+                required(&refresh_token, "refresh_token")?;
+            } else {
+                required(&code, "code")?;
+                required(&redirect_uri, "redirect_uri")?;
+            }
+            let request = ExchangeRequest {
+                client_id,
+                client_secret,
+                code,
+                redirect_uri,
+                code_verifier,
+                refresh_token,
+                scope,
+                grant_type: if is_refresh { "refresh_token" } else { "authorization_code" },
+            };
+            code_exchange::exchange_in_transaction(connection, context, &request, now)
+        }
+        other => {
+            Err(AppError::bad_request("unsupported_grant_type", format!("grant type {other:?} is not supported here")))
+        }
+    }
+}
+
+/// RFC 6749 §3.3: scope tokens are printable ASCII without space, `"` or `\`.
+fn validate_scope_syntax(scope: Option<&str>) -> Result<(), AppError> {
+    let valid = scope.is_none_or(|scope| {
+        scope.bytes().all(|b| b == b' ' || (b'\x21'..=b'\x7e').contains(&b) && b != b'"' && b != b'\\')
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(AppError::bad_request("invalid_scope", "the scope parameter is malformed"))
+    }
+}

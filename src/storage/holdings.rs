@@ -1,0 +1,47 @@
+//! Loads what the entitlement rule needs in one call: the client, its assigned scopes, and
+//! the grants of one consent.
+
+use std::collections::BTreeSet;
+
+use super::{clients, grants, DbConnection, StorageError};
+use crate::domain::client::Client;
+use crate::domain::entitlement::{HeldGrant, Holdings};
+
+/// Which consent's grants to load.
+#[derive(Debug, Clone, Copy)]
+pub enum ConsentKey<'a> {
+    /// The consent a code, family or token belongs to; None when it has none (any more).
+    Id(Option<&'a str>),
+    /// The subject's default consent with the client, if there is one.
+    DefaultOf(&'a str),
+}
+
+/// The holdings of `client` under the consent `key` names.
+pub fn load(connection: &mut DbConnection, client: Client, key: ConsentKey<'_>) -> Result<Holdings, StorageError> {
+    let assigned: BTreeSet<String> =
+        clients::assignments(connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
+    let consent_id = match key {
+        ConsentKey::Id(id) => id.map(str::to_string),
+        ConsentKey::DefaultOf(subject) => grants::find_default(connection, subject, &client.client_id)?,
+    };
+    let mut holdings = Holdings::new(client, assigned);
+    if let Some(consent_id) = &consent_id {
+        for row in grants::grants_of(connection, consent_id)? {
+            holdings.grants.insert(row.scope_name.clone(), HeldGrant { id: row.id, usage: row.usage() });
+        }
+    }
+    holdings.consent_id = consent_id;
+    Ok(holdings)
+}
+
+/// As [`load`], for a client known by id; None when the client no longer exists.
+pub fn load_for(
+    connection: &mut DbConnection,
+    client_id: &str,
+    key: ConsentKey<'_>,
+) -> Result<Option<Holdings>, StorageError> {
+    match clients::find(connection, client_id)? {
+        Some(client) => Ok(Some(load(connection, client, key)?)),
+        None => Ok(None),
+    }
+}
