@@ -15,29 +15,10 @@ use rand::RngCore;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use crate::storage::{signing_keys, DbConnection, StorageError};
-
-/// A private key file: writable by its owner only.
-pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    Ok(())
-}
 
 /// A private signing key loaded from the keys directory.
 #[derive(Clone)]
@@ -81,7 +62,7 @@ pub fn generate(keys_dir: &Path, now: DateTime<Utc>) -> anyhow::Result<SigningKe
     let pem =
         secret.to_pkcs8_pem(LineEnding::LF).map_err(|error| anyhow::anyhow!("cannot encode the new key: {error}"))?;
     let kid = new_kid(now);
-    write_private_file(&key_path(keys_dir, &kid), pem.as_bytes())?;
+    crate::secrets::write_private_file(&key_path(keys_dir, &kid), pem.as_bytes())?;
     load(keys_dir, &kid)
 }
 

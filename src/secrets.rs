@@ -9,6 +9,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
+use std::io::Write;
 use std::path::Path;
 use subtle::ConstantTimeEq;
 
@@ -59,7 +60,7 @@ impl SecretHasher {
         }
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
-        crate::keys::write_private_file(&path, hex::encode(key).as_bytes())?;
+        write_private_file(&path, hex::encode(key).as_bytes())?;
         Ok(Self::new(key))
     }
 
@@ -127,6 +128,24 @@ pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     PasswordHash::new(stored_hash)
         .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
+}
+
+/// A private key file: writable by its owner only.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::clock::Clock;
+use crate::error::AppError;
 use crate::keys::{self, CurrentSigningKey, VerificationKeys};
 use crate::secrets::SecretHasher;
 use crate::services::registry::{Registry, Snapshot};
 use crate::services::{Lifetimes, OAuthContext};
-use crate::storage::{self, signing_keys, Database};
+use crate::storage::{self, signing_keys, Database, DbConnection};
+use chrono::{DateTime, Utc};
 
 pub struct AppState {
     pub settings: Settings,
@@ -66,5 +68,24 @@ impl AppState {
             verification_keys: &self.verification_keys,
             tree: &snapshot.tree,
         }
+    }
+}
+
+impl AppState {
+    /// Runs an OAuth operation on the blocking pool, with the narrow context over the current
+    /// scope tree and the request's time, read once.
+    pub async fn oauth_operation<T, F>(self: &Arc<Self>, work: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection, &OAuthContext<'_>, DateTime<Utc>) -> Result<T, AppError> + Send + 'static,
+    {
+        let now = self.clock.now();
+        let state = Arc::clone(self);
+        self.db
+            .run(move |connection| {
+                let snapshot = state.registry.snapshot();
+                work(connection, &state.oauth(&snapshot), now)
+            })
+            .await
     }
 }

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use super::form::HtmlForm;
-use super::oauth_operation;
 use super::pages::{error_page, render, see_other};
 use super::session::{check_csrf, csrf_token, current_user};
 use crate::domain::consent;
@@ -99,10 +98,11 @@ async fn run(
     user: Option<User>,
     decision: Decision,
 ) -> Result<AuthorizeOutcome, AppError> {
-    oauth_operation(state, move |connection, context, now| {
-        authorization::authorize_in_transaction(connection, context, &params, user.as_ref(), decision, now)
-    })
-    .await
+    state
+        .oauth_operation(move |connection, context, now| {
+            authorization::authorize_in_transaction(connection, context, &params, user.as_ref(), decision, now)
+        })
+        .await
 }
 
 fn respond(

@@ -8,7 +8,7 @@ use base64::Engine;
 
 use super::form::OAuthForm;
 use crate::error::AppError;
-pub use crate::services::token_endpoint::PresentedClient;
+pub use crate::services::clients::PresentedClient;
 
 fn invalid_client(description: &str) -> AppError {
     AppError::invalid_client(description)

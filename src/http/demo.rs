@@ -15,11 +15,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::admin::auth::bearer_token;
-use super::oauth_operation;
 use super::pages::{render, see_other};
 use crate::error::AppError;
+use crate::oauth::demo_app::{self, BalanceAnswer, APP_CLIENT, APP_SCOPE};
 use crate::secrets::random_token;
-use crate::services::demo_app::{self, BalanceAnswer, APP_CLIENT, APP_SCOPE};
 use crate::state::AppState;
 use crate::views::{DemoPage, DemoResultPage};
 
@@ -87,24 +86,13 @@ pub async fn callback(
     let verifier: Option<String> = session.get(VERIFIER).ok().flatten();
     session.remove(STATE);
     session.remove(VERIFIER);
-    let refusal = match (&query.error, query.iss.as_deref() == Some(state.settings.issuer.as_str())) {
-        (Some(error), _) => Some(format!("The bank answered: {error}.")),
-        (None, false) => Some("The answer did not come from our bank (iss).".to_string()),
-        _ if query.code.is_none() || verifier.is_none() => {
-            Some("The sign-in was not started here. Start again.".into())
-        }
-        _ if expected_state.is_none() || query.state != expected_state => {
-            Some("The answer does not belong to this session (state).".into())
-        }
-        _ => None,
-    };
+    let refusal = callback_refusal(&query, expected_state.as_deref(), verifier.is_some(), &state.settings.issuer);
     let (Some(code), Some(verifier), None) = (query.code, verifier, refusal.clone()) else {
         return Ok(result_page(refusal, None));
     };
-    let completed = oauth_operation(&state, move |connection, context, now| {
-        demo_app::complete(connection, context, code, verifier, now)
-    })
-    .await;
+    let completed = state
+        .oauth_operation(move |connection, context, now| demo_app::complete(connection, context, code, verifier, now))
+        .await;
     Ok(match completed {
         Ok(result) => result_page(None, Some(result)),
         Err(AppError::Unavailable(why)) => result_page(Some(format!("The demo is not set up: {why}.")), None),
@@ -113,6 +101,29 @@ pub async fn callback(
         }
         Err(error) => return Err(error),
     })
+}
+
+/// Why the answer cannot be used, if it cannot: the bank refused, it is not from our bank
+/// (RFC 9207 `iss`), or it does not belong to the sign-in this session started (`state`).
+fn callback_refusal(
+    query: &CallbackQuery,
+    expected_state: Option<&str>,
+    has_verifier: bool,
+    issuer: &str,
+) -> Option<String> {
+    if let Some(error) = &query.error {
+        return Some(format!("The bank answered: {error}."));
+    }
+    if query.iss.as_deref() != Some(issuer) {
+        return Some("The answer did not come from our bank (iss).".into());
+    }
+    if query.code.is_none() || !has_verifier {
+        return Some("The sign-in was not started here. Start again.".into());
+    }
+    if expected_state.is_none() || query.state.as_deref() != expected_state {
+        return Some("The answer does not belong to this session (state).".into());
+    }
+    None
 }
 
 /// The status, `WWW-Authenticate` challenge and body of a refused balance request (RFC 6750 §3).
@@ -138,9 +149,9 @@ pub async fn balance(request: HttpRequest, state: web::Data<AppState>) -> Result
             .insert_header(("WWW-Authenticate", r#"Bearer realm="online-bank-demo""#))
             .json(json!({"error": "invalid_token", "error_description": "a bearer token is required"})));
     };
-    let answer =
-        oauth_operation(&state, move |connection, context, now| demo_app::balance(connection, context, &token, now))
-            .await?;
+    let answer = state
+        .oauth_operation(move |connection, context, now| demo_app::balance(connection, context, &token, now))
+        .await?;
     let (status, body, challenge) = match answer {
         BalanceAnswer::Balance(balance) => (StatusCode::OK, balance, ""),
         refused => balance_error(&refused),

@@ -11,9 +11,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness: the database answers too; 503 when it does not.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    state.db.ping().await.map_err(|error| match error {
-        AppError::Internal(cause) => AppError::Unavailable(format!("{cause:#}")),
-        other => other,
-    })?;
+    // Any failure to answer means not ready, whatever its cause.
+    state.db.ping().await.map_err(|error| AppError::Unavailable(error.to_string()))?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }

@@ -5,7 +5,6 @@ use serde_json::json;
 
 use super::client_auth::presented_client;
 use super::form::OAuthForm;
-use super::oauth_operation;
 use crate::error::AppError;
 use crate::services::{clients, introspection, revocation};
 use crate::state::AppState;
@@ -17,11 +16,12 @@ pub async fn introspect(
 ) -> Result<HttpResponse, AppError> {
     let presented = presented_client(&request, &form)?;
     let token = form.required("token")?.to_string();
-    let answer = oauth_operation(&state, move |connection, context, now| {
-        let caller = clients::authenticate_presented(connection, context.hasher, &presented)?;
-        introspection::introspect(connection, context, &caller, &token, now)
-    })
-    .await?;
+    let answer = state
+        .oauth_operation(move |connection, context, now| {
+            let caller = clients::authenticate_presented(connection, context.hasher, &presented)?;
+            introspection::introspect(connection, context, &caller, &token, now)
+        })
+        .await?;
     let body = match answer {
         Some(active) => serde_json::to_value(active).map_err(AppError::internal)?,
         None => json!({ "active": false }),
@@ -37,10 +37,11 @@ pub async fn revoke(
     let presented = presented_client(&request, &form)?;
     let token = form.required("token")?.to_string();
     let hint = form.get("token_type_hint").map(str::to_string);
-    oauth_operation(&state, move |connection, context, now| {
-        let caller = clients::authenticate_presented(connection, context.hasher, &presented)?;
-        revocation::revoke(connection, context, &caller, &token, hint.as_deref(), now)
-    })
-    .await?;
+    state
+        .oauth_operation(move |connection, context, now| {
+            let caller = clients::authenticate_presented(connection, context.hasher, &presented)?;
+            revocation::revoke(connection, context, &caller, &token, hint.as_deref(), now)
+        })
+        .await?;
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).finish())
 }

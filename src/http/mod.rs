@@ -19,12 +19,8 @@ pub mod session;
 mod token;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
 
 use crate::error::AppError;
-use crate::services::OAuthContext;
-use crate::state::AppState;
-use crate::storage::DbConnection;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -70,22 +66,4 @@ pub fn routes(config: &mut web::ServiceConfig) {
 /// Unknown routes answer in the same JSON error shape as everything else.
 pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, AppError> {
     Err(AppError::not_found("not_found", format!("no route for {} {}", request.method(), request.path())))
-}
-
-/// Runs an OAuth operation on the blocking pool, with the narrow context over the current
-/// scope tree and the request's time read once.
-pub async fn oauth_operation<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, AppError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConnection, &OAuthContext<'_>, DateTime<Utc>) -> Result<T, AppError> + Send + 'static,
-{
-    let now = state.clock.now();
-    let shared = state.clone();
-    state
-        .db
-        .run(move |connection| {
-            let snapshot = shared.registry.snapshot();
-            work(connection, &shared.oauth(&snapshot), now)
-        })
-        .await
 }

@@ -104,10 +104,11 @@ pub async fn add_scope(
             let wanted: CreateScopeJson =
                 parse_json(&body).map_err(|_| ObpError::new(400, "OBP-10001: Incorrect json format."))?;
             let (snapshot, now) = (state.registry.snapshot(), state.clock.now());
-            let added = obp_operation(&state, move |connection| {
-                obp::add_scope(connection, &snapshot.tree, &consumer_id, &wanted.role_name, &wanted.bank_id, now)
-            })
-            .await?;
+            let CreateScopeJson { role_name, bank_id } = wanted;
+            let add = move |connection: &mut _| {
+                Ok(obp::add_scope(connection, &snapshot.tree, &consumer_id, &role_name, &bank_id, now))
+            };
+            let added = obp_answer(state.db.run(add).await)?;
             Ok(HttpResponse::Created().json(added))
         }
         .await,
@@ -123,7 +124,8 @@ pub async fn list_scopes(
     outcome(
         async move {
             authorize(&request).await?;
-            let list = obp_operation(&state, move |connection| obp::list_scopes(connection, &consumer_id)).await?;
+            let list =
+                obp_answer(state.db.run(move |connection| Ok(obp::list_scopes(connection, &consumer_id))).await)?;
             Ok(HttpResponse::Ok().json(json!({ "list": list })))
         }
         .await,
@@ -140,23 +142,18 @@ pub async fn delete_scope(
         async move {
             authorize(&request).await?;
             let (consumer_id, scope_id) = path.into_inner();
-            obp_operation(&state, move |connection| obp::delete_scope(connection, &consumer_id, &scope_id)).await?;
+            obp_answer(
+                state.db.run(move |connection| Ok(obp::delete_scope(connection, &consumer_id, &scope_id))).await,
+            )?;
             Ok(HttpResponse::Ok().json(true))
         }
         .await,
     )
 }
 
-/// Runs an OBP operation on the blocking pool; its refusal becomes OBP's answer.
-async fn obp_operation<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, ObpError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut crate::storage::DbConnection) -> Result<T, ObpRefusal> + Send + 'static,
-{
-    match state.db.run(move |connection| Ok(work(connection))).await {
-        Ok(answer) => answer.map_err(ObpError::from),
-        Err(error) => Err(ObpError::from(error)),
-    }
+/// An OBP operation's answer: a database failure or its refusal, in OBP's words.
+fn obp_answer<T>(answer: Result<Result<T, ObpRefusal>, AppError>) -> Result<T, ObpError> {
+    answer.map_err(ObpError::from)?.map_err(ObpError::from)
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

@@ -4,9 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::client_auth::presented_client;
 use super::form::OAuthForm;
-use super::oauth_operation;
 use crate::error::AppError;
-use crate::services::token_endpoint::{self, TokenParameters};
+use crate::oauth::token_endpoint::{self, TokenParameters};
 use crate::services::tokens::TokenResponse;
 use crate::state::AppState;
 
@@ -26,10 +25,9 @@ pub async fn token(
         refresh_token: owned("refresh_token"),
         scope: owned("scope"),
     };
-    let response = oauth_operation(&state, move |connection, context, now| {
-        token_endpoint::token(connection, context, parameters, now)
-    })
-    .await?;
+    let response = state
+        .oauth_operation(move |connection, context, now| token_endpoint::token(connection, context, parameters, now))
+        .await?;
     Ok(token_response(&response))
 }
 

@@ -6,7 +6,6 @@ use crate::domain::client::{Client, ClientRegistration};
 use crate::domain::scope::SecurityLevel;
 use crate::error::AppError;
 use crate::secrets::{new_client_secret, random_token, SecretHasher};
-use crate::services::token_endpoint::PresentedClient;
 use crate::storage::{clients, parse_column, write_transaction, DbConnection, StorageError};
 
 /// A registered client and, for a confidential one, its secret in clear: shown once, never stored.
@@ -134,6 +133,21 @@ pub fn authenticate(
             Ok(None)
         }
     }
+}
+
+/// How the client presented itself (RFC 6749 §2.3.1), already parsed from the header or body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresentedClient {
+    /// A client id and secret, from the Basic header or the body.
+    Secret {
+        client_id: String,
+        client_secret: String,
+    },
+    /// Only a `client_id` in the body: a public client.
+    Public {
+        client_id: String,
+    },
+    None,
 }
 
 /// A confidential client proven by its secret, as `/introspect` and `/revoke` require; anything

@@ -6,14 +6,12 @@ pub mod account;
 pub mod bearer;
 pub mod clients;
 pub mod demo;
-pub mod demo_app;
 pub mod grants;
 pub mod housekeeping;
 pub mod introspection;
 pub mod obp;
 pub mod registry;
 pub mod revocation;
-pub mod token_endpoint;
 pub mod tokens;
 pub mod users;
 

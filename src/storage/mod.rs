@@ -18,8 +18,6 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
-use crate::error::AppError;
-
 /// What storage can fail with. Storage never picks an API error code: a service decides what a
 /// unique violation means (`client_exists`, `user_exists`, …), and `error.rs` maps the rest.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +33,9 @@ pub enum StorageError {
     Unreachable(String),
     #[error("database error: {0}")]
     Database(diesel::result::Error),
+    /// The blocking task running the work was cancelled or panicked.
+    #[error("the database work was interrupted: {0}")]
+    Interrupted(String),
 }
 
 impl From<diesel::result::Error> for StorageError {
@@ -170,21 +171,28 @@ impl Database {
 
     /// Runs `work` with a pooled connection on actix's blocking thread pool, never on an
     /// async worker: both `pool.get()` and every diesel call block.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, AppError>
+    /// The caller's error type (the services' `AppError`) says what a pool or thread failure
+    /// means to it, so storage does not depend on the HTTP error mapping.
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut connection = pool.get()?;
+        let ran = actix_web::web::block(move || {
+            let mut connection = pool.get().map_err(StorageError::from)?;
             work(&mut connection)
         })
-        .await?
+        .await;
+        match ran {
+            Ok(answer) => answer,
+            Err(blocking) => Err(StorageError::Interrupted(blocking.to_string()).into()),
+        }
     }
 
     /// Readiness: a trivial query answers.
-    pub async fn ping(&self) -> Result<(), AppError> {
+    pub async fn ping(&self) -> Result<(), StorageError> {
         self.run(|connection| {
             connection.batch_execute("SELECT 1")?;
             Ok(())

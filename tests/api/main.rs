@@ -5,6 +5,7 @@
 mod admin;
 mod browser_flow;
 mod cli;
+mod entitlement;
 mod health;
 mod helpers;
 mod keys;

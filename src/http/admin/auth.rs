@@ -27,10 +27,7 @@ pub async fn authorize(request: &HttpRequest) -> Result<Result<Client, BearerDen
     let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
         return Err(AppError::internal(anyhow::anyhow!("application state missing")));
     };
-    crate::http::oauth_operation(&state, move |connection, context, now| {
-        bearer::admin_client(connection, context, &token, now)
-    })
-    .await
+    state.oauth_operation(move |connection, context, now| bearer::admin_client(connection, context, &token, now)).await
 }
 
 /// RFC 6750 §3 answers for the admin API.

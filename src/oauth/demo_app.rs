@@ -6,10 +6,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::tokens::TokenResponse;
-use super::{clients, introspection, OAuthContext};
+use super::code_exchange::{self, ExchangeRequest};
 use crate::error::AppError;
-use crate::oauth::code_exchange::{self, ExchangeRequest};
+use crate::services::tokens::TokenResponse;
+use crate::services::{clients, introspection, OAuthContext};
 use crate::storage::DbConnection;
 
 pub const APP_CLIENT: (&str, &str) = ("online-bank", "online-bank-secret");

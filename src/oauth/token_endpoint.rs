@@ -4,27 +4,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::tokens::TokenResponse;
-use super::OAuthContext;
+use super::client_credentials::{self, ClientCredentialsRequest};
+use super::code_exchange::{self, ExchangeRequest};
 use crate::error::AppError;
-use crate::oauth::client_credentials::{self, ClientCredentialsRequest};
-use crate::oauth::code_exchange::{self, ExchangeRequest};
+use crate::services::clients::PresentedClient;
+use crate::services::tokens::TokenResponse;
+use crate::services::OAuthContext;
 use crate::storage::{write_transaction, DbConnection};
-
-/// How the client presented itself (RFC 6749 §2.3.1), already parsed from the header or body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PresentedClient {
-    /// A client id and secret, from the Basic header or the body.
-    Secret {
-        client_id: String,
-        client_secret: String,
-    },
-    /// Only a `client_id` in the body: a public client.
-    Public {
-        client_id: String,
-    },
-    None,
-}
 
 /// The token request's parameters.
 #[derive(Debug, Clone)]
