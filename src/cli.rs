@@ -139,6 +139,7 @@ pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCOPEGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stderr: stdout is for the JSON a command returns.
+    // A second initialisation (tests start several servers in one process) keeps the first.
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 

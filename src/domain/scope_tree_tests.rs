@@ -314,22 +314,6 @@ fn a_client_gets_public_scopes_its_level_admits_and_private_ones_assigned_to_it_
     assert_eq!(allowed, expected);
 }
 
-#[test]
-fn every_error_has_its_api_code() {
-    let codes = [
-        (ScopeTreeError::invalid("name", "x"), "invalid_request"),
-        (ScopeTreeError::DuplicateName("a".into()), "scope_exists"),
-        (ScopeTreeError::UnknownScope("a".into()), "scope_not_found"),
-        (ScopeTreeError::UnknownParent("a".into()), "invalid_request"),
-        (ScopeTreeError::NameImmutable { name: "a".into() }, "scope_name_immutable"),
-        (ScopeTreeError::InvalidMove("x".into()), "invalid_move"),
-        (ScopeTreeError::InUse("a".into()), "scope_in_use"),
-    ];
-    for (error, code) in codes {
-        assert_eq!(error.code(), code);
-    }
-}
-
 // ---- property tests ----
 
 /// A small alphabet so that adds collide; the last name is invalid.

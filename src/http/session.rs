@@ -35,7 +35,10 @@ pub fn csrf_token(session: &Session) -> String {
         return token;
     }
     let token = random_token(24);
-    let _ = session.insert(CSRF, &token);
+    // A token that cannot be kept makes the form fail its CSRF check later, with a clear page.
+    if let Err(error) = session.insert(CSRF, &token) {
+        tracing::warn!(%error, "cannot store the CSRF token in the session");
+    }
     token
 }
 

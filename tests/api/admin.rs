@@ -434,3 +434,20 @@ async fn an_admin_change_reaches_the_token_path_of_another_instance_within_two_s
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn an_unknown_scope_is_404_scope_not_found_and_an_unknown_parent_is_400() {
+    let admin = setup().await;
+    for (method, path, body) in [
+        (Method::GET, "/admin/v1/scopes/nope", None),
+        (Method::PATCH, "/admin/v1/scopes/nope", Some(json!({"alias": "x"}))),
+        (Method::POST, "/admin/v1/scopes/nope/move", Some(json!({"parent": null}))),
+        (Method::DELETE, "/admin/v1/scopes/nope", None),
+    ] {
+        let (status, body) = admin.call(method.clone(), path, body).await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("scope_not_found")), "{method} {path}");
+    }
+    let orphan = json!({"name": "child", "short_description": "C", "parent": "nope"});
+    let (status, body) = admin.call(Method::POST, "/admin/v1/scopes", Some(orphan)).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+}

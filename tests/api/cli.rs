@@ -1,4 +1,5 @@
-use crate::helpers::{cli_json, fresh_settings, run_cli, spawn_app_with};
+use crate::browser_flow::Browser;
+use crate::helpers::{cli_json, fresh_settings, run_cli, spawn_app_with, TestClient};
 use diesel::prelude::*;
 use scopegate::secrets::SecretHasher;
 use scopegate::services::{clients, users};
@@ -30,9 +31,21 @@ async fn a_user_and_a_client_made_by_the_cli_survive_a_restart_and_wrong_credent
     assert_eq!(client["security_level"], "C");
     assert_eq!(client["confidential"], true);
 
-    // A server start on the same database sees them.
+    // A server started on the same database sees them: the client gets a token with its
+    // secret, and the user signs in with her password.
     let app = spawn_app_with(settings.clone(), dir).await;
-    assert_eq!(app.get("/healthz").await.status(), 200);
+    let cli_client = TestClient { id: client_id.clone(), secret: secret.clone() };
+    let token = app.client_credentials(&cli_client, Some("scopegate:admin")).await;
+    assert_eq!(token.status(), 400, "a non-admin client cannot get the admin scope");
+    app.import_scopes(r#"{"scopes": [{"name": "reports", "short_description": "Reports"}]}"#);
+    let token: serde_json::Value = app.client_credentials(&cli_client, Some("reports")).await.json().await.unwrap();
+    assert_eq!(token["scope"], "reports", "{token}");
+    let browser = Browser::new(&app);
+    let signed_in = browser.login("carol", "carol-password", "/account").await;
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers().get("location").unwrap(), "/account");
+    let refused = Browser::new(&app).login("carol", "carol-passwore", "/account").await;
+    assert_eq!(refused.status(), 401);
 
     let db = Database::connect(&settings.database_url, 1).unwrap();
     let hasher = SecretHasher::load_or_create(&settings.keys_dir).unwrap();

@@ -28,22 +28,29 @@ async fn an_unknown_route_is_a_json_404() {
     assert!(body["error_description"].as_str().unwrap().contains("/no/such/thing"));
 }
 
-/// PostgreSQL only: dropping the database under the running server makes it unreachable,
-/// which SQLite (a file the process holds open) cannot be made to be.
+/// Readiness follows the database: with every pooled connection taken (both backends), and
+/// on PostgreSQL with the database dropped under the running server, `/readyz` answers 503
+/// while `/healthz` still answers.
 #[tokio::test]
-async fn readyz_is_503_when_the_database_is_gone() {
-    if !is_postgres() {
-        eprintln!("skipped on SQLite: an open SQLite file cannot be made unreachable");
-        return;
-    }
+async fn readyz_is_503_while_the_database_cannot_answer() {
     let app = spawn_app().await;
     assert_eq!(app.get("/readyz").await.status(), 200);
-    let admin_url = std::env::var("SCOPEGATE_TEST_POSTGRES_URL").unwrap();
-    let name = app.settings.database_url.rsplit('/').next().unwrap().to_string();
-    let mut admin = diesel::PgConnection::establish(&admin_url).unwrap();
-    admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).unwrap();
+    let held: Vec<_> = (0..app.settings.pool_size).map(|_| app.state.db.get().unwrap()).collect();
     let response = app.get("/readyz").await;
-    assert_eq!(response.status(), 503);
+    assert_eq!(response.status(), 503, "no connection could be had within the pool's timeout");
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    drop(held);
+    assert_eq!(app.get("/readyz").await.status(), 200, "ready again once connections are free");
+
+    if is_postgres() {
+        let admin_url = std::env::var("SCOPEGATE_TEST_POSTGRES_URL").unwrap();
+        let name = app.settings.database_url.rsplit('/').next().unwrap().to_string();
+        let mut admin = diesel::PgConnection::establish(&admin_url).unwrap();
+        admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).unwrap();
+        let response = app.get("/readyz").await;
+        assert_eq!(response.status(), 503, "the database is gone");
+        assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"], "temporarily_unavailable");
+    }
 }
