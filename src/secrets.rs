@@ -26,6 +26,29 @@ pub fn new_client_secret() -> String {
     random_token(32)
 }
 
+/// The keyed hash of a token, code or client secret: what storage keeps and looks rows up by,
+/// instead of the secret itself. Its own type so that a presented token can never be passed
+/// where its hash is expected; only [`SecretHasher::hash`] makes one from a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    /// A hash read back from storage. Crate-private: outside storage, hashes come from
+    /// [`SecretHasher::hash`] only.
+    pub(crate) fn from_stored(hex: String) -> Self {
+        Self(hex)
+    }
+
+    /// The lowercase hex text, as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// HMAC-SHA-256 under a server secret. Client secrets, tokens and codes are random and
 /// high-entropy, so a fast keyed hash is right for them (argon2 is for guessable passwords);
 /// the key means a stolen database alone cannot confirm a guess.
@@ -64,13 +87,13 @@ impl SecretHasher {
         Ok(Self::new(key))
     }
 
-    pub fn hash(&self, secret: &str) -> String {
-        hex::encode(self.mac(secret))
+    pub fn hash(&self, secret: &str) -> TokenHash {
+        TokenHash(hex::encode(self.mac(secret)))
     }
 
     /// Constant-time comparison of a presented secret with a stored hash.
-    pub fn verify(&self, secret: &str, stored_hash: &str) -> bool {
-        let Ok(stored) = hex::decode(stored_hash) else {
+    pub fn verify(&self, secret: &str, stored_hash: &TokenHash) -> bool {
+        let Ok(stored) = hex::decode(stored_hash.as_str()) else {
             return false;
         };
         self.mac(secret).as_slice().ct_eq(stored.as_slice()).into()
@@ -159,7 +182,8 @@ mod tests {
         assert!(hasher.verify("s3cret", &stored));
         assert!(!hasher.verify("s3cret!", &stored));
         assert!(!SecretHasher::new([8; 32]).verify("s3cret", &stored));
-        assert!(!hasher.verify("s3cret", "not hex"));
+        assert!(!hasher.verify("s3cret", &TokenHash::from_stored("not hex".into())));
+        assert_eq!(stored.as_str().len(), 64, "HMAC-SHA-256 in hex");
     }
 
     #[test]

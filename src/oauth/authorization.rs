@@ -241,13 +241,13 @@ impl Authorizer for AuthorizationEndpoint<'_> {
             redirect_uri: grant.redirect_uri.to_string(),
             scope: grant.scope.to_string(),
             extensions: extensions::to_json(&grant.extensions),
-            created_at: now.naive_utc(),
-            expires_at: (now + Duration::seconds(self.core.context.lifetimes.code)).naive_utc(),
+            created_at: now,
+            expires_at: now + Duration::seconds(self.core.context.lifetimes.code),
             used_at: None,
             family_id: None,
             consent_id: self.consent_id.clone(),
         };
-        match codes::insert(&mut self.core.db(), &row) {
+        match codes::insert(&mut self.core.db(), row) {
             Ok(()) => Ok(code),
             Err(error) => self.core.fail(error),
         }

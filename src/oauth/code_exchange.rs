@@ -23,7 +23,7 @@ use crate::domain::negotiation::format_scope;
 use crate::domain::scope::GrantType;
 use crate::domain::token::Subject;
 use crate::error::AppError;
-use crate::secrets::random_token;
+use crate::secrets::{random_token, TokenHash};
 use crate::services::tokens::{self, AccessTokenRequest, TokenResponse};
 use crate::services::OAuthContext;
 use crate::storage::codes::{self, Redemption};
@@ -103,14 +103,14 @@ impl refresh_flow::Request for ExchangeRequest {
 
 /// The refresh token being rotated, found by `recover_refresh`.
 struct Rotating {
-    token_hash: String,
+    token_hash: TokenHash,
     family: RefreshFamilyRow,
     holdings: Holdings,
 }
 
 /// The code being redeemed, found by `extract`.
 struct Redeemed {
-    code_hash: String,
+    code_hash: TokenHash,
     consent_id: Option<String>,
 }
 
@@ -164,12 +164,12 @@ impl ExchangeEndpoint<'_> {
             let token = random_token(32);
             token_store::insert_refresh_token(
                 &mut connection,
-                &RefreshTokenRow {
+                RefreshTokenRow {
                     token_hash: context.hasher.hash(&token),
                     family_id: family.id.clone(),
                     scope: format_scope(scopes),
-                    issued_at: now.naive_utc(),
-                    expires_at: (now + Duration::seconds(context.lifetimes.refresh_token)).naive_utc(),
+                    issued_at: now,
+                    expires_at: now + Duration::seconds(context.lifetimes.refresh_token),
                     used_at: None,
                 },
             )?;
@@ -324,13 +324,13 @@ impl Issuer for ExchangeEndpoint<'_> {
             subject: grant.owner_id.clone(),
             user_id: Some(grant.owner_id.clone()),
             scope: format_scope(&scopes),
-            created_at: self.core.now.naive_utc(),
+            created_at: self.core.now,
             revoked_at: None,
             consent_id: redeemed.consent_id,
         };
         let stored = {
             let mut connection = self.core.db();
-            token_store::insert_family(&mut connection, &family)
+            token_store::insert_family(&mut connection, family.clone())
                 .and_then(|()| codes::set_family(&mut connection, &redeemed.code_hash, &family.id))
         };
         if let Err(error) = stored {
@@ -414,7 +414,7 @@ impl Issuer for ExchangeEndpoint<'_> {
             self.core.refuse(invalid_grant("the refresh token was already used; every token of this grant is revoked"));
             return Ok(None);
         }
-        if family.revoked_at.is_some() || row.expires_at.and_utc() <= now {
+        if family.revoked_at.is_some() || row.expires_at <= now {
             self.core.refuse(invalid_grant("the refresh token is expired or revoked"));
             return Ok(None);
         }
@@ -448,7 +448,7 @@ impl Issuer for ExchangeEndpoint<'_> {
             client_id: family.client_id,
             scope,
             redirect_uri,
-            until: Utc::now() + (row.expires_at.and_utc() - now),
+            until: Utc::now() + (row.expires_at - now),
             extensions: Extensions::new(),
         }))
     }

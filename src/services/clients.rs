@@ -6,7 +6,7 @@ use crate::domain::client::{Client, ClientRegistration};
 use crate::domain::scope::SecurityLevel;
 use crate::error::AppError;
 use crate::secrets::{new_client_secret, random_token, SecretHasher};
-use crate::storage::{clients, parse_column, write_transaction, DbConnection, StorageError};
+use crate::storage::{clients, write_transaction, DbConnection, StorageError};
 
 /// A registered client and, for a confidential one, its secret in clear: shown once, never stored.
 #[derive(Debug, serde::Serialize)]
@@ -103,8 +103,7 @@ pub fn check_assignable(connection: &mut DbConnection, client: &Client, name: &s
     let Some((_, level)) = levels.first() else {
         return Err(AppError::invalid_request(format!("scope {name:?} does not exist")));
     };
-    let level: SecurityLevel = parse_column("scopes.security_level", level)?;
-    if !client.security_level.admits(level) {
+    if !client.security_level.admits(*level) {
         return Err(AppError::bad_request(
             "security_level_mismatch",
             format!(
@@ -129,7 +128,7 @@ pub fn authenticate(
         Some(_) => Ok(None),
         None => {
             // Spend the same HMAC work for an unknown id as for a known one.
-            hasher.verify(client_secret, "00");
+            std::hint::black_box(hasher.hash(client_secret));
             Ok(None)
         }
     }
@@ -230,7 +229,6 @@ pub fn update(connection: &mut DbConnection, client: &Client, patch: ClientPatch
     let assigned: Vec<String> =
         clients::assignments(connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
     for (name, level) in clients::scope_levels(connection, &assigned)? {
-        let level: SecurityLevel = parse_column("scopes.security_level", &level)?;
         if !updated.security_level.admits(level) {
             return Err(AppError::bad_request(
                 "security_level_mismatch",

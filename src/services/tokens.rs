@@ -76,18 +76,18 @@ pub fn issue_access_token(
     };
     tokens::insert_access_token(
         connection,
-        &AccessTokenRow {
+        AccessTokenRow {
             jti,
             token_hash,
-            format: format.as_str().to_string(),
+            format,
             client_id: request.client.client_id.clone(),
             subject: request.subject.id().to_string(),
             user_id: request.subject.user_id().map(str::to_string),
             scope,
             family_id: request.family_id.map(str::to_string),
             consent_id: request.consent_id.map(str::to_string),
-            issued_at: now.naive_utc(),
-            expires_at: expires_at.naive_utc(),
+            issued_at: now,
+            expires_at,
             revoked_at: None,
         },
     )?;

@@ -1,13 +1,15 @@
 //! The `clients` and `client_scopes` tables.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::columns::{JsonList, TextEnum, UtcTimestamp};
 use super::schema::{client_scopes, clients, scopes};
+use super::DbConnection;
 use super::StorageError;
-use super::{from_json_text, parse_column, to_json_text, DbConnection};
-use crate::domain::client::Client;
-use crate::domain::scope::GrantType;
+use crate::domain::client::{Client, TokenFormat};
+use crate::domain::scope::{GrantType, SecurityLevel};
+use crate::secrets::TokenHash;
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = clients)]
@@ -15,72 +17,76 @@ struct ClientRow {
     client_id: String,
     name: String,
     confidential: bool,
-    secret_hash: Option<String>,
-    redirect_uris: String,
-    grant_types: String,
-    security_level: String,
-    token_format: String,
+    secret_hash: Option<TokenHash>,
+    #[diesel(serialize_as = JsonList<String>, deserialize_as = JsonList<String>)]
+    redirect_uris: Vec<String>,
+    #[diesel(serialize_as = JsonList<GrantType>, deserialize_as = JsonList<GrantType>)]
+    grant_types: Vec<GrantType>,
+    #[diesel(serialize_as = TextEnum<SecurityLevel>, deserialize_as = TextEnum<SecurityLevel>)]
+    security_level: SecurityLevel,
+    #[diesel(serialize_as = TextEnum<TokenFormat>, deserialize_as = TextEnum<TokenFormat>)]
+    token_format: TokenFormat,
     can_introspect: bool,
     admin: bool,
-    created_at: NaiveDateTime,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    created_at: DateTime<Utc>,
 }
 
 impl ClientRow {
-    fn new(client: &Client, secret_hash: Option<String>) -> Self {
+    fn new(client: &Client, secret_hash: Option<TokenHash>) -> Self {
         Self {
             client_id: client.client_id.clone(),
             name: client.name.clone(),
             confidential: client.confidential,
             secret_hash,
-            redirect_uris: to_json_text(&client.redirect_uris),
-            grant_types: to_json_text(&client.grant_types),
-            security_level: client.security_level.to_string(),
-            token_format: client.token_format.as_str().to_string(),
+            redirect_uris: client.redirect_uris.clone(),
+            grant_types: client.grant_types.clone(),
+            security_level: client.security_level,
+            token_format: client.token_format,
             can_introspect: client.can_introspect,
             admin: client.admin,
-            created_at: client.created_at.naive_utc(),
+            created_at: client.created_at,
         }
     }
 
-    fn into_client(self) -> Result<(Client, Option<String>), StorageError> {
-        let grant_types: Vec<String> = from_json_text("clients.grant_types", &self.grant_types)?;
+    fn into_client(self) -> (Client, Option<TokenHash>) {
         let client = Client {
             client_id: self.client_id,
             name: self.name,
             confidential: self.confidential,
-            redirect_uris: from_json_text("clients.redirect_uris", &self.redirect_uris)?,
-            grant_types: grant_types
-                .iter()
-                .map(|t| parse_column::<GrantType>("clients.grant_types", t))
-                .collect::<Result<_, _>>()?,
-            security_level: parse_column("clients.security_level", &self.security_level)?,
-            token_format: parse_column("clients.token_format", &self.token_format)?,
+            redirect_uris: self.redirect_uris,
+            grant_types: self.grant_types,
+            security_level: self.security_level,
+            token_format: self.token_format,
             can_introspect: self.can_introspect,
             admin: self.admin,
-            created_at: self.created_at.and_utc(),
+            created_at: self.created_at,
         };
-        Ok((client, self.secret_hash))
+        (client, self.secret_hash)
     }
 }
 
-pub fn insert(connection: &mut DbConnection, client: &Client, secret_hash: Option<String>) -> Result<(), StorageError> {
+pub fn insert(
+    connection: &mut DbConnection,
+    client: &Client,
+    secret_hash: Option<TokenHash>,
+) -> Result<(), StorageError> {
     diesel::insert_into(clients::table).values(ClientRow::new(client, secret_hash)).execute(connection)?;
     Ok(())
 }
 
 /// Replaces every field but the id, the creation time and (unless given) the secret.
 pub fn update(connection: &mut DbConnection, client: &Client) -> Result<(), StorageError> {
-    let row = ClientRow::new(client, None);
     diesel::update(clients::table.find(&client.client_id))
         .set((
-            clients::name.eq(row.name),
-            clients::confidential.eq(row.confidential),
-            clients::redirect_uris.eq(row.redirect_uris),
-            clients::grant_types.eq(row.grant_types),
-            clients::security_level.eq(row.security_level),
-            clients::token_format.eq(row.token_format),
-            clients::can_introspect.eq(row.can_introspect),
-            clients::admin.eq(row.admin),
+            clients::name.eq(&client.name),
+            clients::confidential.eq(client.confidential),
+            clients::redirect_uris.eq(JsonList::from(client.redirect_uris.clone())),
+            clients::grant_types.eq(JsonList::from(client.grant_types.clone())),
+            clients::security_level.eq(TextEnum(client.security_level)),
+            clients::token_format.eq(TextEnum(client.token_format)),
+            clients::can_introspect.eq(client.can_introspect),
+            clients::admin.eq(client.admin),
         ))
         .execute(connection)?;
     Ok(())
@@ -90,14 +96,13 @@ pub fn update(connection: &mut DbConnection, client: &Client) -> Result<(), Stor
 pub fn find_with_secret(
     connection: &mut DbConnection,
     client_id: &str,
-) -> Result<Option<(Client, Option<String>)>, StorageError> {
-    clients::table
+) -> Result<Option<(Client, Option<TokenHash>)>, StorageError> {
+    Ok(clients::table
         .find(client_id)
         .select(ClientRow::as_select())
         .first(connection)
         .optional()?
-        .map(ClientRow::into_client)
-        .transpose()
+        .map(ClientRow::into_client))
 }
 
 pub fn find(connection: &mut DbConnection, client_id: &str) -> Result<Option<Client>, StorageError> {
@@ -105,13 +110,13 @@ pub fn find(connection: &mut DbConnection, client_id: &str) -> Result<Option<Cli
 }
 
 pub fn list(connection: &mut DbConnection) -> Result<Vec<Client>, StorageError> {
-    clients::table
+    Ok(clients::table
         .order(clients::created_at.asc())
         .select(ClientRow::as_select())
         .load(connection)?
         .into_iter()
-        .map(|row| row.into_client().map(|(client, _)| client))
-        .collect()
+        .map(|row| row.into_client().0)
+        .collect())
 }
 
 /// Deletes the client; its assignments, grants, codes and tokens go with it.
@@ -127,8 +132,8 @@ pub struct ScopeAssignment {
     pub client_id: String,
     pub scope_name: String,
     pub bank_id: String,
-    /// UTC.
-    pub assigned_at: NaiveDateTime,
+    #[diesel(deserialize_as = UtcTimestamp)]
+    pub assigned_at: DateTime<Utc>,
 }
 
 pub fn assignments(connection: &mut DbConnection, client_id: &str) -> Result<Vec<ScopeAssignment>, StorageError> {
@@ -176,9 +181,15 @@ pub fn unassign_all(connection: &mut DbConnection, client_id: &str) -> Result<us
 }
 
 /// Which of `names` exist in the registry table, with their security level.
-pub fn scope_levels(connection: &mut DbConnection, names: &[String]) -> Result<Vec<(String, String)>, StorageError> {
+pub fn scope_levels(
+    connection: &mut DbConnection,
+    names: &[String],
+) -> Result<Vec<(String, SecurityLevel)>, StorageError> {
     Ok(scopes::table
         .filter(scopes::name.eq_any(names))
         .select((scopes::name, scopes::security_level))
-        .load(connection)?)
+        .load::<(String, TextEnum<SecurityLevel>)>(connection)?
+        .into_iter()
+        .map(|(name, level)| (name, level.0))
+        .collect())
 }

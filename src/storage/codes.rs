@@ -1,31 +1,36 @@
 //! The `authorization_codes` table: single-use codes, stored as keyed hashes.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::columns::{NullableUtcTimestamp, UtcTimestamp};
 use super::schema::authorization_codes;
 use super::DbConnection;
 use super::StorageError;
+use crate::secrets::TokenHash;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = authorization_codes)]
 pub struct CodeRow {
-    pub code_hash: String,
+    pub code_hash: TokenHash,
     pub client_id: String,
     pub user_id: String,
     pub redirect_uri: String,
     pub scope: String,
     /// oxide-auth's grant extensions (the PKCE challenge), as a JSON object.
     pub extensions: String,
-    pub created_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub used_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub expires_at: DateTime<Utc>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub used_at: Option<DateTime<Utc>>,
     pub family_id: Option<String>,
     /// The consent the code was issued under: revoking it deletes the code.
     pub consent_id: Option<String>,
 }
 
-pub fn insert(connection: &mut DbConnection, row: &CodeRow) -> Result<(), StorageError> {
+pub fn insert(connection: &mut DbConnection, row: CodeRow) -> Result<(), StorageError> {
     diesel::insert_into(authorization_codes::table).values(row).execute(connection)?;
     Ok(())
 }
@@ -41,7 +46,11 @@ pub enum Redemption {
 }
 
 /// Spends a code. The conditional UPDATE makes exactly one of two concurrent redemptions win.
-pub fn redeem(connection: &mut DbConnection, code_hash: &str, now: DateTime<Utc>) -> Result<Redemption, StorageError> {
+pub fn redeem(
+    connection: &mut DbConnection,
+    code_hash: &TokenHash,
+    now: DateTime<Utc>,
+) -> Result<Redemption, StorageError> {
     let spent = diesel::update(
         authorization_codes::table
             .find(code_hash)
@@ -59,7 +68,7 @@ pub fn redeem(connection: &mut DbConnection, code_hash: &str, now: DateTime<Utc>
 }
 
 /// Links the code to the refresh family its tokens belong to, so a replay can end them.
-pub fn set_family(connection: &mut DbConnection, code_hash: &str, family_id: &str) -> Result<(), StorageError> {
+pub fn set_family(connection: &mut DbConnection, code_hash: &TokenHash, family_id: &str) -> Result<(), StorageError> {
     diesel::update(authorization_codes::table.find(code_hash))
         .set(authorization_codes::family_id.eq(family_id))
         .execute(connection)?;

@@ -4,10 +4,11 @@
 //! and its access count. Whether a grant is still live is decided in `domain::entitlement`;
 //! nothing here stores that result.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use std::collections::BTreeSet;
 
+use super::columns::UtcTimestamp;
 use super::schema::{access_tokens, authorization_codes, consents, grants, refresh_families};
 use super::{DbConnection, StorageError};
 use crate::domain::entitlement::GrantUsage;
@@ -21,8 +22,10 @@ pub struct ConsentRow {
     pub user_id: Option<String>,
     pub client_id: String,
     pub is_default: bool,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    #[diesel(deserialize_as = UtcTimestamp)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = UtcTimestamp)]
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -31,14 +34,15 @@ pub struct GrantRow {
     pub id: i64,
     pub consent_id: String,
     pub scope_name: String,
-    pub granted_at: NaiveDateTime,
+    #[diesel(deserialize_as = UtcTimestamp)]
+    pub granted_at: DateTime<Utc>,
     pub access_count: i64,
 }
 
 impl GrantRow {
     pub fn usage(&self) -> GrantUsage {
         GrantUsage {
-            granted_at: self.granted_at.and_utc(),
+            granted_at: self.granted_at,
             // The count only grows from 0; a negative one was edited by hand and counts as 0.
             access_count: u64::try_from(self.access_count).unwrap_or(0),
         }

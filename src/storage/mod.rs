@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod codes;
+pub mod columns;
 pub mod grants;
 pub mod holdings;
 pub mod schema;
@@ -26,6 +27,8 @@ pub enum StorageError {
     #[error("a row with the same unique key exists")]
     UniqueViolation,
     /// A stored value does not parse: the database was edited by hand or by a newer version.
+    /// `column` names the column, or the kind of value when a typed column failed to decode
+    /// (`detail` then names the column).
     #[error("stored {column} is invalid: {detail}")]
     CorruptColumn { column: &'static str, detail: String },
     /// The database could not be reached (connection lost, pool exhausted).
@@ -47,9 +50,34 @@ impl From<diesel::result::Error> for StorageError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
             ) => Self::Unreachable(info.message().to_string()),
+            Error::DeserializationError(cause) => match corrupt_column(cause.as_ref()) {
+                Some(corrupt) => corrupt,
+                None => Self::Database(Error::DeserializationError(cause)),
+            },
             other => Self::Database(other),
         }
     }
+}
+
+/// The `CorruptColumn` behind a failed row decoding, when a typed column (`columns.rs`) refused
+/// its stored value; diesel wraps that refusal in a `DeserializeFieldError` naming the column.
+fn corrupt_column(cause: &(dyn std::error::Error + 'static)) -> Option<StorageError> {
+    let mut column = None;
+    let mut error = Some(cause);
+    while let Some(current) = error {
+        if let Some(field) = current.downcast_ref::<diesel::result::DeserializeFieldError>() {
+            column = column.or(field.field_name.clone());
+        }
+        if let Some(invalid) = current.downcast_ref::<columns::InvalidStoredValue>() {
+            let detail = match column {
+                Some(column) => format!("{} (column {column})", invalid.detail),
+                None => invalid.detail.clone(),
+            };
+            return Some(StorageError::CorruptColumn { column: invalid.kind, detail });
+        }
+        error = current.source();
+    }
+    None
 }
 
 impl From<diesel::r2d2::PoolError> for StorageError {
@@ -272,19 +300,4 @@ impl Drop for SqliteWriteGate {
 
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
     matches!(error, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
-}
-
-/// Lists are stored as JSON text: portable across both backends.
-pub fn to_json_text<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "[]".to_string())
-}
-
-pub fn from_json_text<T: serde::de::DeserializeOwned>(column: &'static str, text: &str) -> Result<T, StorageError> {
-    serde_json::from_str(text)
-        .map_err(|error| StorageError::CorruptColumn { column, detail: format!("not valid JSON: {error}") })
-}
-
-/// A stored enum text that does not parse means the database was edited by hand.
-pub fn parse_column<T: std::str::FromStr<Err = String>>(column: &'static str, text: &str) -> Result<T, StorageError> {
-    text.parse().map_err(|detail: String| StorageError::CorruptColumn { column, detail })
 }

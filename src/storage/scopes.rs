@@ -4,10 +4,11 @@
 use diesel::prelude::*;
 use std::collections::BTreeSet;
 
+use super::columns::{JsonList, TextEnum};
 use super::schema::{client_scopes, registry_version, scopes};
+use super::DbConnection;
 use super::StorageError;
-use super::{from_json_text, parse_column, to_json_text, DbConnection};
-use crate::domain::scope::{GrantType, Scope};
+use crate::domain::scope::{GrantType, Scope, SecurityLevel, Visibility};
 use crate::domain::scope_tree::ScopeTree;
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
@@ -19,14 +20,18 @@ struct ScopeRow {
     alias: Option<String>,
     short_description: String,
     description: Option<String>,
-    visibility: String,
+    #[diesel(serialize_as = TextEnum<Visibility>, deserialize_as = TextEnum<Visibility>)]
+    visibility: Visibility,
     default_scope: bool,
     user_authorization_required: bool,
     access_duration_days: i32,
     max_access_count: i32,
-    security_level: String,
-    auth_types: String,
-    operations: String,
+    #[diesel(serialize_as = TextEnum<SecurityLevel>, deserialize_as = TextEnum<SecurityLevel>)]
+    security_level: SecurityLevel,
+    #[diesel(serialize_as = JsonList<GrantType>, deserialize_as = JsonList<GrantType>)]
+    auth_types: Vec<GrantType>,
+    #[diesel(serialize_as = JsonList<String>, deserialize_as = JsonList<String>)]
+    operations: Vec<String>,
     bank_level: bool,
 }
 
@@ -49,14 +54,14 @@ impl From<&Scope> for ScopeRow {
             alias: scope.alias.clone(),
             short_description: scope.short_description.clone(),
             description: scope.description.clone(),
-            visibility: scope.visibility.as_str().to_string(),
+            visibility: scope.visibility,
             default_scope: scope.default_scope,
             user_authorization_required: scope.user_authorization_required,
             access_duration_days: to_i32(scope.access_duration_days),
             max_access_count: to_i32(scope.max_access_count),
-            security_level: scope.security_level.to_string(),
-            auth_types: to_json_text(&scope.auth_types),
-            operations: to_json_text(&scope.operations),
+            security_level: scope.security_level,
+            auth_types: scope.auth_types.clone(),
+            operations: scope.operations.clone(),
             bank_level: scope.bank_level,
         }
     }
@@ -64,18 +69,14 @@ impl From<&Scope> for ScopeRow {
 
 impl ScopeRow {
     fn into_scope(self) -> Result<Scope, StorageError> {
-        let auth_types: Vec<String> = from_json_text("scopes.auth_types", &self.auth_types)?;
         Ok(Scope {
             position: to_u32("scopes.position", self.position)?,
             access_duration_days: to_u32("scopes.access_duration_days", self.access_duration_days)?,
             max_access_count: to_u32("scopes.max_access_count", self.max_access_count)?,
-            visibility: parse_column("scopes.visibility", &self.visibility)?,
-            security_level: parse_column("scopes.security_level", &self.security_level)?,
-            auth_types: auth_types
-                .iter()
-                .map(|t| parse_column::<GrantType>("scopes.auth_types", t))
-                .collect::<Result<_, _>>()?,
-            operations: from_json_text("scopes.operations", &self.operations)?,
+            visibility: self.visibility,
+            security_level: self.security_level,
+            auth_types: self.auth_types,
+            operations: self.operations,
             name: self.name,
             parent: self.parent,
             alias: self.alias,
@@ -162,11 +163,12 @@ fn flush_inserts(
         return Ok(());
     }
     // Multi-row INSERT exists on both backends but not through MultiConnection's generic path.
+    // The rows go by value: typed columns (`serialize_as`) insert only owned rows.
+    let batch = std::mem::take(rows);
     counts.created += match connection {
-        DbConnection::Postgresql(pg) => diesel::insert_into(scopes::table).values(rows.as_slice()).execute(pg)?,
-        DbConnection::Sqlite(sqlite) => diesel::insert_into(scopes::table).values(rows.as_slice()).execute(sqlite)?,
+        DbConnection::Postgresql(pg) => diesel::insert_into(scopes::table).values(batch).execute(pg)?,
+        DbConnection::Sqlite(sqlite) => diesel::insert_into(scopes::table).values(batch).execute(sqlite)?,
     };
-    rows.clear();
     Ok(())
 }
 

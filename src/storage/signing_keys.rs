@@ -1,8 +1,9 @@
 //! The `signing_keys` table: the public half of every signing key, for the JWKS.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::columns::{NullableUtcTimestamp, UtcTimestamp};
 use super::schema::signing_keys;
 use super::DbConnection;
 use super::StorageError;
@@ -13,8 +14,10 @@ pub struct PublishedKey {
     pub kid: String,
     pub algorithm: String,
     pub public_key_pem: String,
-    pub created_at: NaiveDateTime,
-    pub retired_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = UtcTimestamp)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = NullableUtcTimestamp)]
+    pub retired_at: Option<DateTime<Utc>>,
 }
 
 /// Registers a key as current if it is new, retiring every older key from signing (they stay

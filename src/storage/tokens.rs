@@ -1,38 +1,46 @@
 //! The `access_tokens`, `refresh_tokens` and `refresh_families` tables. Opaque tokens are
 //! found by their keyed hash, JWTs by their `jti`; nothing is stored in clear.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::columns::{NullableUtcTimestamp, TextEnum, UtcTimestamp};
 use super::schema::{access_tokens, refresh_families, refresh_tokens};
 use super::DbConnection;
 use super::StorageError;
+use crate::domain::client::TokenFormat;
+use crate::secrets::TokenHash;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = access_tokens)]
 pub struct AccessTokenRow {
     pub jti: String,
-    pub token_hash: Option<String>,
-    pub format: String,
+    /// Opaque tokens only; a JWT is found by its `jti`.
+    pub token_hash: Option<TokenHash>,
+    #[diesel(serialize_as = TextEnum<TokenFormat>, deserialize_as = TextEnum<TokenFormat>)]
+    pub format: TokenFormat,
     pub client_id: String,
     pub subject: String,
     pub user_id: Option<String>,
     /// Space-delimited granted scope names.
     pub scope: String,
     pub family_id: Option<String>,
-    pub issued_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub revoked_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub issued_at: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub expires_at: DateTime<Utc>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub revoked_at: Option<DateTime<Utc>>,
     pub consent_id: Option<String>,
 }
 
 impl AccessTokenRow {
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        self.revoked_at.is_none() && self.expires_at.and_utc() > now
+        self.revoked_at.is_none() && self.expires_at > now
     }
 }
 
-pub fn insert_access_token(connection: &mut DbConnection, row: &AccessTokenRow) -> Result<(), StorageError> {
+pub fn insert_access_token(connection: &mut DbConnection, row: AccessTokenRow) -> Result<(), StorageError> {
     diesel::insert_into(access_tokens::table).values(row).execute(connection)?;
     Ok(())
 }
@@ -43,7 +51,7 @@ pub fn find_access_by_jti(connection: &mut DbConnection, jti: &str) -> Result<Op
 
 pub fn find_access_by_hash(
     connection: &mut DbConnection,
-    token_hash: &str,
+    token_hash: &TokenHash,
 ) -> Result<Option<AccessTokenRow>, StorageError> {
     Ok(access_tokens::table
         .filter(access_tokens::token_hash.eq(token_hash))
@@ -81,12 +89,14 @@ pub struct RefreshFamilyRow {
     pub subject: String,
     pub user_id: Option<String>,
     pub scope: String,
-    pub created_at: NaiveDateTime,
-    pub revoked_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub revoked_at: Option<DateTime<Utc>>,
     pub consent_id: Option<String>,
 }
 
-pub fn insert_family(connection: &mut DbConnection, row: &RefreshFamilyRow) -> Result<(), StorageError> {
+pub fn insert_family(connection: &mut DbConnection, row: RefreshFamilyRow) -> Result<(), StorageError> {
     diesel::insert_into(refresh_families::table).values(row).execute(connection)?;
     Ok(())
 }
@@ -98,22 +108,25 @@ pub fn find_family(connection: &mut DbConnection, id: &str) -> Result<Option<Ref
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refresh_tokens)]
 pub struct RefreshTokenRow {
-    pub token_hash: String,
+    pub token_hash: TokenHash,
     pub family_id: String,
     pub scope: String,
-    pub issued_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub used_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub issued_at: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub expires_at: DateTime<Utc>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub used_at: Option<DateTime<Utc>>,
 }
 
-pub fn insert_refresh_token(connection: &mut DbConnection, row: &RefreshTokenRow) -> Result<(), StorageError> {
+pub fn insert_refresh_token(connection: &mut DbConnection, row: RefreshTokenRow) -> Result<(), StorageError> {
     diesel::insert_into(refresh_tokens::table).values(row).execute(connection)?;
     Ok(())
 }
 
 pub fn find_refresh_token(
     connection: &mut DbConnection,
-    token_hash: &str,
+    token_hash: &TokenHash,
 ) -> Result<Option<RefreshTokenRow>, StorageError> {
     Ok(refresh_tokens::table.find(token_hash).select(RefreshTokenRow::as_select()).first(connection).optional()?)
 }
@@ -122,7 +135,7 @@ pub fn find_refresh_token(
 /// returns whether this call did.
 pub fn spend_refresh_token(
     connection: &mut DbConnection,
-    token_hash: &str,
+    token_hash: &TokenHash,
     now: DateTime<Utc>,
 ) -> Result<bool, StorageError> {
     Ok(diesel::update(refresh_tokens::table.find(token_hash).filter(refresh_tokens::used_at.is_null()))

@@ -1,8 +1,9 @@
 //! The `users` table.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::columns::UtcTimestamp;
 use super::schema::users;
 use super::DbConnection;
 use super::StorageError;
@@ -15,17 +16,13 @@ struct UserRow {
     username: String,
     password_hash: String,
     display_name: Option<String>,
-    created_at: NaiveDateTime,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    created_at: DateTime<Utc>,
 }
 
 impl From<UserRow> for User {
     fn from(row: UserRow) -> Self {
-        User {
-            id: row.id,
-            username: row.username,
-            display_name: row.display_name,
-            created_at: row.created_at.and_utc(),
-        }
+        User { id: row.id, username: row.username, display_name: row.display_name, created_at: row.created_at }
     }
 }
 
@@ -35,9 +32,9 @@ pub fn insert(connection: &mut DbConnection, user: &User, password_hash: &str) -
         username: user.username.clone(),
         password_hash: password_hash.to_string(),
         display_name: user.display_name.clone(),
-        created_at: user.created_at.naive_utc(),
+        created_at: user.created_at,
     };
-    diesel::insert_into(users::table).values(&row).execute(connection)?;
+    diesel::insert_into(users::table).values(row).execute(connection)?;
     Ok(())
 }
 

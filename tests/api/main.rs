@@ -11,4 +11,5 @@ mod helpers;
 mod keys;
 mod limits;
 mod scopes;
+mod storage;
 mod tokens;
