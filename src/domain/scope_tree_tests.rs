@@ -14,16 +14,16 @@ fn scope(name: &str, parent: Option<&str>, position: u32) -> Scope {
 /// accounts (C) > accounts.balance, accounts.transactions; payments (A, private) > payments.transfer; profile
 fn bank() -> ScopeTree {
     let mut accounts = scope("accounts", None, 0);
-    accounts.security_level = SecurityLevel::C;
+    accounts.fields.security_level = SecurityLevel::C;
     let mut payments = scope("payments", None, 1);
-    payments.security_level = SecurityLevel::A;
-    payments.visibility = Visibility::Private;
+    payments.fields.security_level = SecurityLevel::A;
+    payments.fields.visibility = Visibility::Private;
     let mut transfer = scope("payments.transfer", Some("payments"), 0);
-    transfer.visibility = Visibility::Private;
-    transfer.auth_types = vec![GrantType::AuthorizationCode];
+    transfer.fields.visibility = Visibility::Private;
+    transfer.fields.auth_types = vec![GrantType::AuthorizationCode];
     let mut profile = scope("profile", None, 2);
-    profile.default_scope = true;
-    profile.alias = Some("Your Profile".to_owned());
+    profile.fields.default_scope = true;
+    profile.fields.alias = Some("Your Profile".to_owned());
     ScopeTree::from_scopes(vec![
         scope("accounts.transactions", Some("accounts"), 1),
         accounts,
@@ -156,11 +156,11 @@ fn editing_changes_only_the_patched_fields() {
         )
         .unwrap()
         .clone();
-    assert_eq!(edited.short_description, "Who you are");
-    assert_eq!(edited.security_level, SecurityLevel::B);
-    assert_eq!(edited.auth_types, [GrantType::RefreshToken]);
-    assert_eq!(edited.alias.as_deref(), Some("Your Profile"), "a missing key keeps the value");
-    assert!(edited.default_scope);
+    assert_eq!(edited.fields.short_description, "Who you are");
+    assert_eq!(edited.fields.security_level, SecurityLevel::B);
+    assert_eq!(edited.fields.auth_types, [GrantType::RefreshToken]);
+    assert_eq!(edited.fields.alias.as_deref(), Some("Your Profile"), "a missing key keeps the value");
+    assert!(edited.fields.default_scope);
 }
 
 #[test]
@@ -169,8 +169,8 @@ fn an_explicit_null_clears_an_optional_field() {
     assert_eq!(patch(r#"{"alias": null}"#).alias, Some(None));
     assert_eq!(patch("{}").alias, None);
     tree.edit("profile", patch(r#"{"alias": null, "description": "longer"}"#)).unwrap();
-    assert_eq!(tree.get("profile").unwrap().alias, None);
-    assert_eq!(tree.get("profile").unwrap().description.as_deref(), Some("longer"));
+    assert_eq!(tree.get("profile").unwrap().fields.alias, None);
+    assert_eq!(tree.get("profile").unwrap().fields.description.as_deref(), Some("longer"));
 }
 
 #[test]
@@ -412,11 +412,11 @@ fn apply(tree: &mut ScopeTree, op: &Op) -> Result<(), ScopeTreeError> {
         Op::Add { name, parent, position, level, private, blank } => {
             let parent = parent.as_ref().map(|parent| parent.resolve(tree));
             let mut added = scope(NAMES[*name], parent.as_deref(), *position);
-            added.security_level = SecurityLevel::ALL[*level];
-            added.auth_types = if *private { vec![GrantType::AuthorizationCode] } else { Vec::new() };
-            added.visibility = if *private { Visibility::Private } else { Visibility::Public };
+            added.fields.security_level = SecurityLevel::ALL[*level];
+            added.fields.auth_types = if *private { vec![GrantType::AuthorizationCode] } else { Vec::new() };
+            added.fields.visibility = if *private { Visibility::Private } else { Visibility::Public };
             if *blank {
-                added.short_description.clear();
+                added.fields.short_description.clear();
             }
             let siblings = sibling_count(tree, parent.as_deref());
             tree.add(added)?;
@@ -444,7 +444,7 @@ fn apply(tree: &mut ScopeTree, op: &Op) -> Result<(), ScopeTreeError> {
             };
             let edited = tree.edit(&name, patch)?;
             if let Some(alias) = alias {
-                assert_eq!(&edited.alias, alias);
+                assert_eq!(&edited.fields.alias, alias);
             }
         }
         Op::Remove { target, in_use } => {
@@ -510,9 +510,9 @@ proptest! {
             let mut allowed = BTreeSet::new();
             for name in NAMES {
                 let expected = scopes.iter().find(|scope| scope.name == name).is_some_and(|scope| {
-                    access.security_level.admits(scope.security_level)
-                        && (scope.auth_types.is_empty() || scope.auth_types.contains(&grant))
-                        && (scope.visibility == Visibility::Public
+                    access.security_level.admits(scope.fields.security_level)
+                        && (scope.fields.auth_types.is_empty() || scope.fields.auth_types.contains(&grant))
+                        && (scope.fields.visibility == Visibility::Public
                             || brute_force_under(&scopes, name, &access.assigned))
                 });
                 prop_assert_eq!(tree.client_may_have(name, &access, grant), expected);

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::schema::{client_scopes, registry_version, scopes};
 use super::StorageError;
 use super::{from_json_text, parse_column, to_json_text, DbConnection};
-use crate::domain::scope::{GrantType, Scope};
+use crate::domain::scope::{GrantType, Scope, ScopeFields};
 use crate::domain::scope_tree::ScopeTree;
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
@@ -40,24 +40,41 @@ fn to_u32(column: &'static str, value: i32) -> Result<u32, StorageError> {
     u32::try_from(value).map_err(|_| StorageError::CorruptColumn { column, detail: format!("negative: {value}") })
 }
 
+/// Both conversions spell out every field of `Scope` and `ScopeFields` (no `..`), so a new
+/// field does not compile until it has a column.
 impl From<&Scope> for ScopeRow {
     fn from(scope: &Scope) -> Self {
+        let Scope { name, parent, position, fields } = scope;
+        let ScopeFields {
+            alias,
+            short_description,
+            description,
+            visibility,
+            default_scope,
+            user_authorization_required,
+            access_duration_days,
+            max_access_count,
+            security_level,
+            auth_types,
+            operations,
+            bank_level,
+        } = fields;
         Self {
-            name: scope.name.clone(),
-            parent: scope.parent.clone(),
-            position: to_i32(scope.position),
-            alias: scope.alias.clone(),
-            short_description: scope.short_description.clone(),
-            description: scope.description.clone(),
-            visibility: scope.visibility.as_str().to_string(),
-            default_scope: scope.default_scope,
-            user_authorization_required: scope.user_authorization_required,
-            access_duration_days: to_i32(scope.access_duration_days),
-            max_access_count: to_i32(scope.max_access_count),
-            security_level: scope.security_level.to_string(),
-            auth_types: to_json_text(&scope.auth_types),
-            operations: to_json_text(&scope.operations),
-            bank_level: scope.bank_level,
+            name: name.clone(),
+            parent: parent.clone(),
+            position: to_i32(*position),
+            alias: alias.clone(),
+            short_description: short_description.clone(),
+            description: description.clone(),
+            visibility: visibility.as_str().to_string(),
+            default_scope: *default_scope,
+            user_authorization_required: *user_authorization_required,
+            access_duration_days: to_i32(*access_duration_days),
+            max_access_count: to_i32(*max_access_count),
+            security_level: security_level.to_string(),
+            auth_types: to_json_text(auth_types),
+            operations: to_json_text(operations),
+            bank_level: *bank_level,
         }
     }
 }
@@ -65,26 +82,24 @@ impl From<&Scope> for ScopeRow {
 impl ScopeRow {
     fn into_scope(self) -> Result<Scope, StorageError> {
         let auth_types: Vec<String> = from_json_text("scopes.auth_types", &self.auth_types)?;
-        Ok(Scope {
-            position: to_u32("scopes.position", self.position)?,
+        let fields = ScopeFields {
+            alias: self.alias,
+            short_description: self.short_description,
+            description: self.description,
+            visibility: parse_column("scopes.visibility", &self.visibility)?,
+            default_scope: self.default_scope,
+            user_authorization_required: self.user_authorization_required,
             access_duration_days: to_u32("scopes.access_duration_days", self.access_duration_days)?,
             max_access_count: to_u32("scopes.max_access_count", self.max_access_count)?,
-            visibility: parse_column("scopes.visibility", &self.visibility)?,
             security_level: parse_column("scopes.security_level", &self.security_level)?,
             auth_types: auth_types
                 .iter()
                 .map(|t| parse_column::<GrantType>("scopes.auth_types", t))
                 .collect::<Result<_, _>>()?,
             operations: from_json_text("scopes.operations", &self.operations)?,
-            name: self.name,
-            parent: self.parent,
-            alias: self.alias,
-            short_description: self.short_description,
-            description: self.description,
-            default_scope: self.default_scope,
-            user_authorization_required: self.user_authorization_required,
             bank_level: self.bank_level,
-        })
+        };
+        Ok(Scope { name: self.name, parent: self.parent, position: to_u32("scopes.position", self.position)?, fields })
     }
 }
 
@@ -140,7 +155,8 @@ pub fn save_difference(
             None => pending_inserts.push(ScopeRow::from(scope)),
             Some(old) if old != scope => {
                 flush_inserts(connection, &mut pending_inserts, &mut counts)?;
-                diesel::update(scopes::table.find(&scope.name)).set(ScopeRow::from(scope)).execute(connection)?;
+                let row = ScopeRow::from(scope);
+                diesel::update(scopes::table.find(&scope.name)).set(row).execute(connection)?;
                 counts.updated += 1;
             }
             Some(_) => {}

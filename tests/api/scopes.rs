@@ -1,6 +1,7 @@
 use crate::helpers::{cli_json, fresh_settings, run_cli, scopegate_binary, spawn_app, spawn_app_with};
 use scopegate::domain::scope_document::ScopeDocument;
 use scopegate::services::registry::Registry;
+use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -80,7 +81,8 @@ async fn a_malformed_document_is_refused_whole_naming_the_bad_node() {
     let output = run_cli(&settings, &["scope", "import", &write(dir.path(), "bad2.json", bad_level)], None);
     assert!(!output.status.success());
     let message = String::from_utf8_lossy(&output.stderr);
-    assert!(message.contains("scopes[0].children[0].security_level"), "{message}");
+    // The node's path, then the field within it (serde reports a flattened field's name apart).
+    assert!(message.contains("scopes[0].children[0]: security_level: unknown variant `Q`"), "{message}");
 
     let duplicate =
         r#"{"scopes": [{"name": "dup", "short_description": "a"}, {"name": "dup", "short_description": "b"}]}"#;
@@ -220,4 +222,39 @@ async fn serve_demo_twice_leaves_exactly_one_copy_of_the_demo_data() {
     assert_eq!(ids, vec!["bank-api", "demo-admin", "online-bank"]);
     let assigned = scopegate::storage::clients::assignments(&mut connection, "online-bank").unwrap();
     assert_eq!(assigned.iter().map(|a| a.scope_name.as_str()).collect::<Vec<_>>(), vec!["profile", "accounts"]);
+}
+
+fn names_the_field(body: &serde_json::Value, field: &str) -> bool {
+    body["error"] == "invalid_request" && body["error_description"].as_str().is_some_and(|text| text.contains(field))
+}
+
+#[tokio::test]
+async fn unknown_keys_in_a_create_body_are_refused_beside_the_scope_fields() {
+    let admin = crate::admin::setup().await;
+    for unknown in ["colour", "children"] {
+        let body = json!({"name": "statements", "short_description": "Statements", unknown: []});
+        let (status, answer) = admin.call(reqwest::Method::POST, "/admin/v1/scopes", Some(body)).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(names_the_field(&answer, &format!("unknown field `{unknown}`")), "{answer}");
+    }
+    let (status, answer) = admin
+        .call(
+            reqwest::Method::POST,
+            "/admin/v1/scopes",
+            Some(json!({"name": "statements", "short_description": "Statements", "security_level": "Q"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(names_the_field(&answer, "security_level"), "{answer}");
+    let (status, answer) = admin
+        .call(
+            reqwest::Method::POST,
+            "/admin/v1/scopes",
+            Some(json!({"name": "statements", "short_description": "Statements", "parent": "profile", "position": 0,
+                "alias": "Your statements", "visibility": "private", "auth_types": ["authorization_code"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!((answer["parent"].as_str(), answer["alias"].as_str()), (Some("profile"), Some("Your statements")));
+    assert_eq!((answer["visibility"].as_str(), answer["security_level"].as_str()), (Some("private"), Some("F")));
 }
