@@ -142,7 +142,9 @@ impl From<crate::storage::StorageError> for AppError {
         use crate::storage::StorageError as E;
         match error {
             E::Unreachable(cause) => Self::Unavailable(cause),
-            other @ (E::UniqueViolation | E::CorruptColumn { .. } | E::Database(_)) => Self::Internal(other.into()),
+            other @ (E::UniqueViolation | E::CorruptColumn { .. } | E::OutOfRange { .. } | E::Database(_)) => {
+                Self::Internal(other.into())
+            }
         }
     }
 }

@@ -178,9 +178,11 @@ pub struct ScopeFields {
     pub user_authorization_required: bool,
     /// 0 = unlimited; else a consent lapses that many days after it was given.
     #[serde(default)]
+    #[schema(maximum = 36500)] // MAX_ACCESS_DURATION_DAYS; a unit test keeps them equal.
     pub access_duration_days: u32,
     /// 0 = unlimited; else how many accesses one consent allows.
     #[serde(default)]
+    #[schema(maximum = 2147483647)] // MAX_ACCESS_COUNT; a unit test keeps them equal.
     pub max_access_count: u32,
     #[serde(default = "least_sensitive")]
     pub security_level: SecurityLevel,
@@ -203,6 +205,11 @@ fn least_sensitive() -> SecurityLevel {
 }
 
 impl ScopeFields {
+    /// SPEC.md "Field bounds": 100 years is as long as a consent may be limited to.
+    pub const MAX_ACCESS_DURATION_DAYS: u32 = 36_500;
+    /// SPEC.md "Field bounds": what a signed 32-bit column holds on both backends.
+    pub const MAX_ACCESS_COUNT: u32 = i32::MAX.unsigned_abs();
+
     /// The fields of a scope with SPEC's defaults (the serde defaults above) for all but the
     /// short description.
     pub fn new(short_description: impl Into<String>) -> Self {
@@ -305,6 +312,15 @@ mod tests {
             "bank_level": false
         });
         assert_eq!(json, expected);
+    }
+
+    #[test]
+    fn the_openapi_schema_states_the_field_bounds() {
+        let schema = serde_json::to_value(<ScopeFields as utoipa::PartialSchema>::schema()).unwrap();
+        let maximum = |field: &str| schema["properties"][field]["maximum"].as_f64();
+        assert_eq!(maximum("access_duration_days"), Some(f64::from(ScopeFields::MAX_ACCESS_DURATION_DAYS)));
+        assert_eq!(maximum("max_access_count"), Some(f64::from(ScopeFields::MAX_ACCESS_COUNT)));
+        assert_eq!(schema["required"], serde_json::json!(["short_description"]));
     }
 
     #[test]

@@ -292,6 +292,27 @@ mod tests {
     }
 
     #[test]
+    fn importing_refuses_a_field_out_of_bounds_and_names_node_and_field() {
+        let tree = bank();
+        let error = tree
+            .import(&document(
+                r#"[{"name": "accounts", "short_description": "a",
+                     "children": [{"name": "accounts.balance", "short_description": "b", "access_duration_days": 36501}]}]"#,
+            ))
+            .unwrap_err();
+        assert_eq!(error.path, "accounts > accounts.balance");
+        assert!(error.message.contains("access_duration_days"), "{}", error.message);
+        let error = tree
+            .import(&document(r#"[{"name": "profile", "short_description": "p", "max_access_count": 2147483648}]"#))
+            .unwrap_err();
+        assert!(error.message.contains("max_access_count"), "{}", error.message);
+        let limits = r#"[{"name": "profile", "short_description": "p", "max_access_count": 2147483647, "access_duration_days": 36500}]"#;
+        let imported = tree.import(&document(limits)).unwrap();
+        let profile = &imported.get("profile").unwrap().fields;
+        assert_eq!((profile.max_access_count, profile.access_duration_days), (2_147_483_647, 36_500));
+    }
+
+    #[test]
     fn importing_creates_missing_scopes_and_overwrites_existing_ones() {
         let tree = bank();
         let imported = tree

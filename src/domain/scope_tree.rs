@@ -43,7 +43,8 @@ impl ScopeTreeError {
     }
 }
 
-/// The field rules a scope must meet wherever it comes from (add, edit, load, import).
+/// The field rules a scope must meet wherever it comes from (add, edit, load, import), so
+/// the admin API, `scope import` and the registry import refuse the same scopes.
 pub fn validate_scope(scope: &Scope) -> Result<(), ScopeTreeError> {
     validate_scope_name(&scope.name).map_err(|message| ScopeTreeError::invalid("name", message))?;
     let fields = &scope.fields;
@@ -51,6 +52,20 @@ pub fn validate_scope(scope: &Scope) -> Result<(), ScopeTreeError> {
         return Err(ScopeTreeError::invalid(
             "short_description",
             format!("scope {:?} needs a short_description", scope.name),
+        ));
+    }
+    // SPEC.md "Field bounds": refusing here, rather than clamping where the value is stored,
+    // keeps what the API answers equal to what every instance reads back.
+    within_bound(scope, "access_duration_days", fields.access_duration_days, ScopeFields::MAX_ACCESS_DURATION_DAYS)?;
+    within_bound(scope, "max_access_count", fields.max_access_count, ScopeFields::MAX_ACCESS_COUNT)?;
+    Ok(())
+}
+
+fn within_bound(scope: &Scope, field: &str, value: u32, max: u32) -> Result<(), ScopeTreeError> {
+    if value > max {
+        return Err(ScopeTreeError::invalid(
+            field,
+            format!("{field} of scope {:?} must be between 0 and {max}, not {value}", scope.name),
         ));
     }
     Ok(())

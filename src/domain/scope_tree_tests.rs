@@ -146,6 +146,59 @@ fn adding_refuses_invalid_fields_duplicates_and_unknown_parents() {
     assert_eq!(tree, before);
 }
 
+fn bounded(field: &str, value: u32) -> Scope {
+    let mut scope = scope("bounded", None, 0);
+    match field {
+        "access_duration_days" => scope.fields.access_duration_days = value,
+        _ => scope.fields.max_access_count = value,
+    }
+    scope
+}
+
+fn refused_field(error: &ScopeTreeError) -> Option<&str> {
+    match error {
+        ScopeTreeError::InvalidScope { field, .. } => Some(field),
+        _ => None,
+    }
+}
+
+#[test]
+fn field_bounds_admit_their_limits_and_refuse_one_more_naming_the_field() {
+    for (field, max) in [
+        ("access_duration_days", ScopeFields::MAX_ACCESS_DURATION_DAYS),
+        ("max_access_count", ScopeFields::MAX_ACCESS_COUNT),
+    ] {
+        assert_eq!(validate_scope(&bounded(field, 0)), Ok(()));
+        assert_eq!(validate_scope(&bounded(field, max)), Ok(()));
+        for too_big in [max + 1, u32::MAX] {
+            let error = validate_scope(&bounded(field, too_big)).unwrap_err();
+            assert_eq!(refused_field(&error), Some(field));
+            assert_eq!(error.code(), "invalid_request");
+            assert!(error.to_string().contains(field), "{error}");
+            assert!(error.to_string().contains(&too_big.to_string()), "{error}");
+        }
+    }
+    assert_eq!(ScopeFields::MAX_ACCESS_DURATION_DAYS, 36_500, "SPEC.md Field bounds");
+    assert_eq!(i64::from(ScopeFields::MAX_ACCESS_COUNT), i64::from(i32::MAX), "SPEC.md Field bounds");
+}
+
+#[test]
+fn adding_editing_and_loading_refuse_out_of_bound_fields_and_change_nothing() {
+    let mut tree = bank();
+    let before = tree.clone();
+    let added = tree.add(bounded("access_duration_days", 36_501)).unwrap_err();
+    assert_eq!(refused_field(&added), Some("access_duration_days"));
+    let edited = tree.edit("profile", patch(r#"{"max_access_count": 3000000000}"#)).unwrap_err();
+    assert_eq!(refused_field(&edited), Some("max_access_count"));
+    assert_eq!(tree, before, "a refused add or edit leaves the tree unchanged");
+    let loaded = ScopeTree::from_scopes(vec![bounded("max_access_count", 2_147_483_648)]).unwrap_err();
+    assert_eq!(refused_field(&loaded), Some("max_access_count"));
+
+    let edited = tree.edit("profile", patch(r#"{"max_access_count": 2147483647, "access_duration_days": 36500}"#));
+    let fields = &edited.unwrap().fields;
+    assert_eq!((fields.max_access_count, fields.access_duration_days), (2_147_483_647, 36_500));
+}
+
 #[test]
 fn editing_changes_only_the_patched_fields() {
     let mut tree = bank();

@@ -30,10 +30,11 @@ struct ScopeRow {
     bank_level: bool,
 }
 
-/// Counts kept within i32 range by the domain (u32 days or counts above i32::MAX are refused
-/// there); saturate rather than wrap if one ever slips through.
-fn to_i32(value: u32) -> i32 {
-    i32::try_from(value).unwrap_or(i32::MAX)
+/// The domain admits only values that fit (SPEC.md "Field bounds"), so a failure here is a
+/// bug; it is reported rather than clamped, since a clamped row would disagree with the
+/// registry that was answered to the client.
+fn to_i32(column: &'static str, value: u32) -> Result<i32, StorageError> {
+    i32::try_from(value).map_err(|_| StorageError::OutOfRange { column, value: value.into() })
 }
 
 fn to_u32(column: &'static str, value: i32) -> Result<u32, StorageError> {
@@ -42,8 +43,10 @@ fn to_u32(column: &'static str, value: i32) -> Result<u32, StorageError> {
 
 /// Both conversions spell out every field of `Scope` and `ScopeFields` (no `..`), so a new
 /// field does not compile until it has a column.
-impl From<&Scope> for ScopeRow {
-    fn from(scope: &Scope) -> Self {
+impl TryFrom<&Scope> for ScopeRow {
+    type Error = StorageError;
+
+    fn try_from(scope: &Scope) -> Result<Self, StorageError> {
         let Scope { name, parent, position, fields } = scope;
         let ScopeFields {
             alias,
@@ -59,23 +62,23 @@ impl From<&Scope> for ScopeRow {
             operations,
             bank_level,
         } = fields;
-        Self {
+        Ok(Self {
             name: name.clone(),
             parent: parent.clone(),
-            position: to_i32(*position),
+            position: to_i32("scopes.position", *position)?,
             alias: alias.clone(),
             short_description: short_description.clone(),
             description: description.clone(),
             visibility: visibility.as_str().to_string(),
             default_scope: *default_scope,
             user_authorization_required: *user_authorization_required,
-            access_duration_days: to_i32(*access_duration_days),
-            max_access_count: to_i32(*max_access_count),
+            access_duration_days: to_i32("scopes.access_duration_days", *access_duration_days)?,
+            max_access_count: to_i32("scopes.max_access_count", *max_access_count)?,
             security_level: security_level.to_string(),
             auth_types: to_json_text(auth_types),
             operations: to_json_text(operations),
             bank_level: *bank_level,
-        }
+        })
     }
 }
 
@@ -152,10 +155,10 @@ pub fn save_difference(
     let mut pending_inserts: Vec<ScopeRow> = Vec::new();
     for scope in after.iter() {
         match before.get(&scope.name) {
-            None => pending_inserts.push(ScopeRow::from(scope)),
+            None => pending_inserts.push(ScopeRow::try_from(scope)?),
             Some(old) if old != scope => {
                 flush_inserts(connection, &mut pending_inserts, &mut counts)?;
-                let row = ScopeRow::from(scope);
+                let row = ScopeRow::try_from(scope)?;
                 diesel::update(scopes::table.find(&scope.name)).set(row).execute(connection)?;
                 counts.updated += 1;
             }
@@ -202,4 +205,25 @@ pub fn assigned_among(
         assigned.extend(found);
     }
     Ok(assigned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_that_does_not_fit_its_column_is_an_error_not_a_clamped_row() {
+        let mut scope = Scope::new("metered", "Metered");
+        scope.fields.max_access_count = ScopeFields::MAX_ACCESS_COUNT;
+        let row = ScopeRow::try_from(&scope).unwrap();
+        assert_eq!(row.max_access_count, i32::MAX);
+        assert_eq!(row.into_scope().unwrap(), scope, "the largest allowed count round-trips");
+
+        scope.fields.max_access_count = 3_000_000_000;
+        let error = ScopeRow::try_from(&scope).unwrap_err();
+        assert!(
+            matches!(error, StorageError::OutOfRange { column: "scopes.max_access_count", value: 3_000_000_000 }),
+            "{error}"
+        );
+    }
 }
