@@ -142,9 +142,11 @@ impl From<crate::storage::StorageError> for AppError {
         use crate::storage::StorageError as E;
         match error {
             E::Unreachable(cause) => Self::Unavailable(cause),
-            other @ (E::UniqueViolation | E::CorruptColumn { .. } | E::Database(_) | E::Interrupted(_)) => {
-                Self::Internal(other.into())
-            }
+            other @ (E::UniqueViolation
+            | E::CorruptColumn { .. }
+            | E::OutOfRange { .. }
+            | E::Database(_)
+            | E::Interrupted(_)) => Self::Internal(other.into()),
         }
     }
 }

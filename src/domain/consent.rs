@@ -13,7 +13,7 @@ pub fn reauthorization_reason(tree: &ScopeTree, name: &str, reason: Dropped) -> 
         Dropped::Lapsed { .. } => Some("Your earlier consent has expired. Please confirm it again.".into()),
         Dropped::Exhausted => Some(format!(
             "All {} accesses of your earlier consent are used. Please confirm it again.",
-            scope.max_access_count
+            scope.fields.max_access_count
         )),
         _ => None,
     }
@@ -27,7 +27,7 @@ pub fn reauthorization_reason(tree: &ScopeTree, name: &str, reason: Dropped) -> 
 /// - a granted parent implies its children, so a parent with any refused offered descendant
 ///   is dropped and its remaining ticked children are granted individually.
 pub fn decide(tree: &ScopeTree, offered: &BTreeSet<String>, ticked: &BTreeSet<String>) -> BTreeSet<String> {
-    let needs_box = |name: &str| tree.get(name).is_some_and(|scope| scope.user_authorization_required);
+    let needs_box = |name: &str| tree.get(name).is_some_and(|scope| scope.fields.user_authorization_required);
     let approved = |name: &str| -> bool {
         if !needs_box(name) {
             return true;
@@ -56,15 +56,14 @@ mod tests {
 
     fn tree() -> ScopeTree {
         ScopeTree::from_scopes(vec![
-            Scope { user_authorization_required: false, ..Scope::new("profile", "P") },
+            Scope::new("profile", "P").with_fields(|fields| fields.user_authorization_required = false),
             Scope { position: 1, ..Scope::new("accounts", "A") },
             Scope { parent: Some("accounts".into()), ..Scope::new("accounts.balance", "B") },
             Scope { parent: Some("accounts".into()), position: 1, ..Scope::new("accounts.transactions", "T") },
             Scope {
                 parent: Some("accounts".into()),
                 position: 2,
-                user_authorization_required: false,
-                ..Scope::new("accounts.name", "N")
+                ..Scope::new("accounts.name", "N").with_fields(|fields| fields.user_authorization_required = false)
             },
         ])
         .unwrap()

@@ -103,8 +103,8 @@ impl GrantState {
 
 /// When a consent given at `granted_at` to `scope` lapses; None when the scope has no duration.
 pub fn expiry(scope: &Scope, granted_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    (scope.access_duration_days > 0)
-        .then(|| granted_at.checked_add_signed(Duration::days(i64::from(scope.access_duration_days))))
+    (scope.fields.access_duration_days > 0)
+        .then(|| granted_at.checked_add_signed(Duration::days(i64::from(scope.fields.access_duration_days))))
         // A duration past the end of the calendar is as good as unlimited.
         .flatten()
 }
@@ -117,7 +117,7 @@ pub fn grant_state(scope: &Scope, usage: GrantUsage, now: DateTime<Utc>) -> Gran
     if let Some(at) = expires_at.filter(|end| now >= *end) {
         return GrantState::Lapsed { at };
     }
-    let max = u64::from(scope.max_access_count);
+    let max = u64::from(scope.fields.max_access_count);
     if max > 0 && usage.access_count >= max {
         return GrantState::Exhausted;
     }
@@ -272,7 +272,7 @@ impl Entitlement {
             let Some(usable) = self.usable.get_mut(name) else { continue };
             match (count, tree.get(name)) {
                 (Some(count), Some(scope)) => {
-                    usable.remaining = Some(u64::from(scope.max_access_count).saturating_sub(*count));
+                    usable.remaining = Some(u64::from(scope.fields.max_access_count).saturating_sub(*count));
                 }
                 _ => {
                     self.usable.remove(name);
@@ -396,7 +396,7 @@ pub fn authorization_step(tree: &ScopeTree, facts: AuthorizationFacts<'_>, decis
     if offered.is_empty() {
         return AuthorizationStep::Refuse("invalid_scope");
     }
-    let needs_user = |name: &str| tree.get(name).is_some_and(|scope| scope.user_authorization_required);
+    let needs_user = |name: &str| tree.get(name).is_some_and(|scope| scope.fields.user_authorization_required);
     let not_live_by_itself = |name: &str| {
         !facts.held.usable.contains_key(name) && facts.held.dropped.get(name) != Some(&Dropped::ImpliesDropped)
     };

@@ -4,7 +4,7 @@
 use super::*;
 use crate::domain::client::TokenFormat;
 use crate::domain::consent;
-use crate::domain::scope::{SecurityLevel, Visibility};
+use crate::domain::scope::{ScopeFields, SecurityLevel, Visibility};
 use chrono::TimeZone;
 use proptest::prelude::*;
 
@@ -39,10 +39,13 @@ fn child(name: &str, parent: &str, position: u32) -> Scope {
 /// profile (no authorization needed).
 fn bank() -> ScopeTree {
     ScopeTree::from_scopes(vec![
-        Scope { security_level: SecurityLevel::C, ..Scope::new("accounts", "Accounts") },
-        Scope { access_duration_days: 90, ..child("accounts.balance", "accounts", 0) },
-        Scope { max_access_count: 100, ..child("accounts.transactions", "accounts", 1) },
-        Scope { position: 1, user_authorization_required: false, ..Scope::new("profile", "Profile") },
+        Scope::new("accounts", "Accounts").with_fields(|fields| fields.security_level = SecurityLevel::C),
+        child("accounts.balance", "accounts", 0).with_fields(|fields| fields.access_duration_days = 90),
+        child("accounts.transactions", "accounts", 1).with_fields(|fields| fields.max_access_count = 100),
+        Scope {
+            position: 1,
+            ..Scope::new("profile", "Profile").with_fields(|fields| fields.user_authorization_required = false)
+        },
     ])
     .unwrap()
 }
@@ -105,7 +108,7 @@ fn lapse_follows_the_scopes_current_duration() {
     );
     for scope in &mut scopes {
         if scope.name == "accounts.balance" {
-            scope.access_duration_days = 1;
+            scope.fields.access_duration_days = 1;
         }
     }
     let shortened = ScopeTree::from_scopes(scopes).unwrap();
@@ -151,8 +154,11 @@ fn client_credentials_start_grants_refuse_spent_scopes_and_keep_siblings_of_spen
 #[test]
 fn a_level_or_grant_type_the_client_may_not_have_drops_the_parent_too() {
     let mut scopes = bank().scopes();
-    scopes.push(Scope { security_level: SecurityLevel::B, ..child("accounts.secret", "accounts", 2) });
-    scopes.push(Scope { auth_types: vec![GrantType::ClientCredentials], ..child("accounts.batch", "accounts", 3) });
+    scopes.push(child("accounts.secret", "accounts", 2).with_fields(|fields| fields.security_level = SecurityLevel::B));
+    scopes.push(
+        child("accounts.batch", "accounts", 3)
+            .with_fields(|fields| fields.auth_types = vec![GrantType::ClientCredentials]),
+    );
     let tree = ScopeTree::from_scopes(scopes).unwrap();
     let offer = rule(&tree, &holdings(&[]), WithoutGrant::NotUsable).offer(["accounts"]);
     assert_eq!(offer.scope(), "accounts.balance accounts.transactions");
@@ -172,7 +178,7 @@ fn a_clients_own_token_keeps_an_unlimited_child_added_later_but_not_a_limited_on
         own.evaluate(["accounts"]).scope(),
         "accounts accounts.balance accounts.standing_orders accounts.transactions"
     );
-    scopes.push(Scope { max_access_count: 3, ..child("accounts.loans", "accounts", 3) });
+    scopes.push(child("accounts.loans", "accounts", 3).with_fields(|fields| fields.max_access_count = 3));
     let tree = ScopeTree::from_scopes(scopes).unwrap();
     let own = rule(&tree, &held, WithoutGrant::UnlimitedOnly);
     let entitlement = own.evaluate(["accounts"]);
@@ -182,11 +188,10 @@ fn a_clients_own_token_keeps_an_unlimited_child_added_later_but_not_a_limited_on
 
 #[test]
 fn the_admin_scope_is_admitted_for_admin_clients_only() {
-    let tree = ScopeTree::from_scopes(vec![Scope {
-        visibility: Visibility::Private,
-        user_authorization_required: false,
-        ..Scope::new(ADMIN_SCOPE, "Admin")
-    }])
+    let tree = ScopeTree::from_scopes(vec![Scope::new(ADMIN_SCOPE, "Admin").with_fields(|fields| {
+        fields.visibility = Visibility::Private;
+        fields.user_authorization_required = false;
+    })])
     .unwrap();
     let assigned = set(&[ADMIN_SCOPE]);
     let plain = Holdings::new(client(SecurityLevel::F, false), assigned.clone());
@@ -301,12 +306,15 @@ fn scope_at(index: usize) -> impl Strategy<Value = Scope> {
         .prop_map(move |(parent, security_level, private, asks, days, max, auth_types)| Scope {
             parent: parent.map(|p: usize| NAMES[p].to_string()),
             position: index as u32,
-            security_level,
-            visibility: if private { Visibility::Private } else { Visibility::Public },
-            user_authorization_required: asks,
-            access_duration_days: days,
-            max_access_count: max,
-            auth_types,
+            fields: ScopeFields {
+                security_level,
+                visibility: if private { Visibility::Private } else { Visibility::Public },
+                user_authorization_required: asks,
+                access_duration_days: days,
+                max_access_count: max,
+                auth_types,
+                ..ScopeFields::new(NAMES[index])
+            },
             ..Scope::new(NAMES[index], NAMES[index])
         })
 }
@@ -382,18 +390,21 @@ impl World {
     fn usable_by_itself(&self, name: &str) -> bool {
         let Some(scope) = self.scope(name) else { return false };
         let admitted = (name != ADMIN_SCOPE || self.client.admin)
-            && self.client.security_level <= scope.security_level
-            && (scope.auth_types.is_empty() || scope.auth_types.contains(&self.grant_type))
-            && (scope.visibility == Visibility::Public || self.at_or_under(name, &self.assigned));
+            && self.client.security_level <= scope.fields.security_level
+            && (scope.fields.auth_types.is_empty() || scope.fields.auth_types.contains(&self.grant_type))
+            && (scope.fields.visibility == Visibility::Public || self.at_or_under(name, &self.assigned));
         let grant_live = match self.grants.get(name) {
             Some((days_ago, count)) => {
-                let lapsed = scope.access_duration_days > 0 && *days_ago >= i64::from(scope.access_duration_days);
-                let exhausted = scope.max_access_count > 0 && *count >= u64::from(scope.max_access_count);
+                let lapsed =
+                    scope.fields.access_duration_days > 0 && *days_ago >= i64::from(scope.fields.access_duration_days);
+                let exhausted = scope.fields.max_access_count > 0 && *count >= u64::from(scope.fields.max_access_count);
                 !lapsed && !exhausted
             }
             None => match self.without_grant {
                 WithoutGrant::StartsNow => true,
-                WithoutGrant::UnlimitedOnly => scope.access_duration_days == 0 && scope.max_access_count == 0,
+                WithoutGrant::UnlimitedOnly => {
+                    scope.fields.access_duration_days == 0 && scope.fields.max_access_count == 0
+                }
                 WithoutGrant::NotUsable => false,
             },
         };
@@ -436,10 +447,10 @@ proptest! {
         for (name, usable) in &entitlement.usable {
             let scope = tree.get(name).unwrap();
             let (days_ago, count) = world.grants.get(name).copied().unwrap_or((0, 0));
-            let max = u64::from(scope.max_access_count);
+            let max = u64::from(scope.fields.max_access_count);
             prop_assert_eq!(usable.remaining, (max > 0).then(|| max - count));
-            let expected_end = (scope.access_duration_days > 0)
-                .then(|| now() - Duration::days(days_ago) + Duration::days(i64::from(scope.access_duration_days)));
+            let expected_end = (scope.fields.access_duration_days > 0)
+                .then(|| now() - Duration::days(days_ago) + Duration::days(i64::from(scope.fields.access_duration_days)));
             prop_assert_eq!(usable.expires_at, expected_end);
         }
     }

@@ -5,18 +5,18 @@ use super::scope::Scope;
 
 /// Whether the scope sets any limit (introspection reports `scope_limits` only for these).
 pub fn has_limits(scope: &Scope) -> bool {
-    scope.access_duration_days > 0 || scope.max_access_count > 0
+    scope.fields.access_duration_days > 0 || scope.fields.max_access_count > 0
 }
 
 /// The limits in words, as the consent and account pages show them: "for 90 days",
 /// "up to 100 accesses".
 pub fn describe(scope: &Scope) -> Option<String> {
-    let days = match scope.access_duration_days {
+    let days = match scope.fields.access_duration_days {
         0 => None,
         1 => Some("for 1 day".to_string()),
         n => Some(format!("for {n} days")),
     };
-    let accesses = match scope.max_access_count {
+    let accesses = match scope.fields.max_access_count {
         0 => None,
         1 => Some("up to 1 access".to_string()),
         n => Some(format!("up to {n} accesses")),
@@ -32,7 +32,10 @@ mod tests {
     use super::*;
 
     fn scope(days: u32, max: u32) -> Scope {
-        Scope { access_duration_days: days, max_access_count: max, ..Scope::new("s", "S") }
+        Scope::new("s", "S").with_fields(|fields| {
+            fields.access_duration_days = days;
+            fields.max_access_count = max;
+        })
     }
 
     #[test]

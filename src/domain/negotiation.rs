@@ -73,36 +73,38 @@ mod tests {
 
     fn tree() -> ScopeTree {
         let mut scopes = vec![
-            Scope { default_scope: true, user_authorization_required: false, ..Scope::new("profile", "Profile") },
-            Scope { security_level: SecurityLevel::C, ..Scope::new("accounts", "Accounts") },
+            Scope::new("profile", "Profile").with_fields(|fields| {
+                fields.default_scope = true;
+                fields.user_authorization_required = false;
+            }),
+            Scope::new("accounts", "Accounts").with_fields(|fields| fields.security_level = SecurityLevel::C),
             Scope {
                 parent: Some("accounts".into()),
-                security_level: SecurityLevel::C,
-                ..Scope::new("accounts.balance", "B")
+                ..Scope::new("accounts.balance", "B").with_fields(|fields| fields.security_level = SecurityLevel::C)
             },
             Scope {
                 parent: Some("accounts".into()),
-                security_level: SecurityLevel::B,
                 position: 1,
-                ..Scope::new("accounts.secret", "S")
+                ..Scope::new("accounts.secret", "S").with_fields(|fields| fields.security_level = SecurityLevel::B)
             },
             Scope {
                 parent: Some("accounts".into()),
-                auth_types: vec![GrantType::AuthorizationCode],
                 position: 2,
                 ..Scope::new("accounts.user_only", "U")
+                    .with_fields(|fields| fields.auth_types = vec![GrantType::AuthorizationCode])
             },
-            Scope { visibility: Visibility::Private, security_level: SecurityLevel::A, ..Scope::new("payments", "P") },
+            Scope::new("payments", "P").with_fields(|fields| {
+                fields.visibility = Visibility::Private;
+                fields.security_level = SecurityLevel::A;
+            }),
             Scope {
                 parent: Some("payments".into()),
-                security_level: SecurityLevel::A,
-                ..Scope::new("payments.transfer", "T")
+                ..Scope::new("payments.transfer", "T").with_fields(|fields| fields.security_level = SecurityLevel::A)
             },
-            Scope {
-                visibility: Visibility::Private,
-                user_authorization_required: false,
-                ..Scope::new(ADMIN_SCOPE, "Admin")
-            },
+            Scope::new(ADMIN_SCOPE, "Admin").with_fields(|fields| {
+                fields.visibility = Visibility::Private;
+                fields.user_authorization_required = false;
+            }),
         ];
         for (index, scope) in scopes.iter_mut().enumerate() {
             if scope.parent.is_none() {

@@ -1,6 +1,7 @@
 //! One scope of the registry and the small value types its fields use.
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
@@ -129,60 +130,143 @@ pub fn validate_scope_name(name: &str) -> Result<(), String> {
 }
 
 /// One node of the registry, as SPEC.md "Scope registry" lists its fields.
+// Its name and its place in the tree are here; everything else is in `fields`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Scope {
     pub name: String,
-    pub alias: Option<String>,
-    pub short_description: String,
-    pub description: Option<String>,
     /// The parent's name; `None` at the top level.
     pub parent: Option<String>,
     /// Order among siblings, dense from 0.
     pub position: u32,
+    #[serde(flatten)]
+    pub fields: ScopeFields,
+}
+
+/// A scope's own fields: everything but its name and its place in the tree. Fields left out
+/// take SPEC's defaults.
+// (The notes below are plain comments because utoipa publishes doc comments in the OpenAPI
+// document.)
+//
+// This is the one list of them: `Scope`, the import/export document's `ScopeNode` and the
+// admin API's create body flatten it, so a new field is added here, to `ScopePatch` and to the
+// storage row (the compiler points at both), and nowhere else. The serde defaults are SPEC's
+// defaults, and `ScopeFields::new` uses the same ones.
+//
+// Deserialize it only flattened into a shape marked `deny_unknown_fields`, through
+// `ScopeFields::deserialize_flattened`:
+// - serde refuses unknown keys for such a shape as long as the flattened struct is a plain
+//   struct: one that flattens something itself makes serde refuse known keys too
+//   (serde-rs/serde#1547), so keep this one free of `flatten`. Marking this struct itself
+//   `deny_unknown_fields` would add nothing, since it is only ever handed the keys it knows.
+// - serde loses the path of a bad value inside a flattened struct (dtolnay/path-to-error#9);
+//   `deserialize_flattened` puts the field's name back into the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScopeFields {
+    /// Display name on the consent page when set.
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// One line shown on the consent page; required.
+    pub short_description: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
     pub visibility: Visibility,
+    #[serde(default)]
     pub default_scope: bool,
+    /// Asking the user is the safe default (SPEC).
+    #[serde(default = "asks_the_user")]
     pub user_authorization_required: bool,
-    /// 0 = unlimited.
+    /// 0 = unlimited; else a consent lapses that many days after it was given.
+    #[serde(default)]
+    #[schema(maximum = 36500)] // MAX_ACCESS_DURATION_DAYS; a unit test keeps them equal.
     pub access_duration_days: u32,
-    /// 0 = unlimited.
+    /// 0 = unlimited; else how many accesses one consent allows.
+    #[serde(default)]
+    #[schema(maximum = 2147483647)] // MAX_ACCESS_COUNT; a unit test keeps them equal.
     pub max_access_count: u32,
+    #[serde(default = "least_sensitive")]
     pub security_level: SecurityLevel,
     /// Empty = every grant type.
+    #[serde(default)]
     pub auth_types: Vec<GrantType>,
+    #[serde(default)]
     pub operations: Vec<String>,
     /// OBP compatibility: a bank-level scope is assigned with a `bank_id`.
+    #[serde(default)]
     pub bank_level: bool,
 }
 
-impl Scope {
-    /// A scope with SPEC's defaults for every field left out.
-    pub fn new(name: impl Into<String>, short_description: impl Into<String>) -> Self {
+fn asks_the_user() -> bool {
+    true
+}
+
+fn least_sensitive() -> SecurityLevel {
+    SecurityLevel::F
+}
+
+impl ScopeFields {
+    /// SPEC.md "Field bounds": 100 years is as long as a consent may be limited to.
+    pub const MAX_ACCESS_DURATION_DAYS: u32 = 36_500;
+    /// SPEC.md "Field bounds": what a signed 32-bit column holds on both backends.
+    pub const MAX_ACCESS_COUNT: u32 = i32::MAX.unsigned_abs();
+
+    /// The fields of a scope with SPEC's defaults (the serde defaults above) for all but the
+    /// short description.
+    pub fn new(short_description: impl Into<String>) -> Self {
         Self {
-            name: name.into(),
             alias: None,
             short_description: short_description.into(),
             description: None,
-            parent: None,
-            position: 0,
-            visibility: Visibility::Public,
+            visibility: Visibility::default(),
             default_scope: false,
-            user_authorization_required: true,
+            user_authorization_required: asks_the_user(),
             access_duration_days: 0,
             max_access_count: 0,
-            security_level: SecurityLevel::F,
+            security_level: least_sensitive(),
             auth_types: Vec::new(),
             operations: Vec::new(),
             bank_level: false,
         }
     }
 
+    /// For `#[serde(flatten, deserialize_with = "ScopeFields::deserialize_flattened")]`: the
+    /// derived deserializer, with the name of the field a bad value came in prefixed to the
+    /// error, since serde's flatten drops that path.
+    pub fn deserialize_flattened<'de, D>(deserializer: D) -> Result<Self, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            if error.path().iter().next().is_none() {
+                // Not about one value (a missing required field): serde's message says which.
+                return error.into_inner();
+            }
+            let path = error.path().to_string();
+            D::Error::custom(format!("{path}: {}", error.into_inner()))
+        })
+    }
+}
+
+impl Scope {
+    /// A top-level scope with SPEC's defaults for every field left out.
+    pub fn new(name: impl Into<String>, short_description: impl Into<String>) -> Self {
+        Self { name: name.into(), parent: None, position: 0, fields: ScopeFields::new(short_description) }
+    }
+
+    /// The scope with some of its fields changed, for building test trees in one expression.
+    #[cfg(test)]
+    pub(crate) fn with_fields(mut self, change: impl FnOnce(&mut ScopeFields)) -> Self {
+        change(&mut self.fields);
+        self
+    }
+
     /// Whether a token request by `grant_type` may obtain this scope.
     pub fn allows_grant_type(&self, grant_type: GrantType) -> bool {
-        self.auth_types.is_empty() || self.auth_types.contains(&grant_type)
+        self.fields.auth_types.is_empty() || self.fields.auth_types.contains(&grant_type)
     }
 
     pub fn is_count_limited(&self) -> bool {
-        self.max_access_count > 0
+        self.fields.max_access_count > 0
     }
 }
 
@@ -196,6 +280,47 @@ mod tests {
         assert!(SecurityLevel::C.admits(SecurityLevel::F));
         assert!(!SecurityLevel::C.admits(SecurityLevel::B));
         assert!(!SecurityLevel::C.admits(SecurityLevel::A));
+    }
+
+    #[test]
+    fn new_fields_take_the_same_defaults_as_fields_left_out_of_a_document() {
+        let read: ScopeFields = serde_json::from_str(r#"{"short_description": "Profile"}"#).unwrap();
+        assert_eq!(read, ScopeFields::new("Profile"));
+        assert!(read.user_authorization_required, "asking the user is the safe default");
+        assert_eq!((read.visibility, read.security_level), (Visibility::Public, SecurityLevel::F));
+        assert_eq!(Scope::new("profile", "Profile").fields, read);
+    }
+
+    #[test]
+    fn a_scope_serializes_its_fields_flat_beside_its_place_in_the_tree() {
+        let json = serde_json::to_value(Scope::new("profile", "Profile")).unwrap();
+        let expected = serde_json::json!({
+            "name": "profile",
+            "parent": null,
+            "position": 0,
+            "alias": null,
+            "short_description": "Profile",
+            "description": null,
+            "visibility": "public",
+            "default_scope": false,
+            "user_authorization_required": true,
+            "access_duration_days": 0,
+            "max_access_count": 0,
+            "security_level": "F",
+            "auth_types": [],
+            "operations": [],
+            "bank_level": false
+        });
+        assert_eq!(json, expected);
+    }
+
+    #[test]
+    fn the_openapi_schema_states_the_field_bounds() {
+        let schema = serde_json::to_value(<ScopeFields as utoipa::PartialSchema>::schema()).unwrap();
+        let maximum = |field: &str| schema["properties"][field]["maximum"].as_f64();
+        assert_eq!(maximum("access_duration_days"), Some(f64::from(ScopeFields::MAX_ACCESS_DURATION_DAYS)));
+        assert_eq!(maximum("max_access_count"), Some(f64::from(ScopeFields::MAX_ACCESS_COUNT)));
+        assert_eq!(schema["required"], serde_json::json!(["short_description"]));
     }
 
     #[test]

@@ -1,41 +1,21 @@
 //! The scope tree as a nested document: `scope import` / `scope export` and the admin API's
 //! `GET /scopes` shape.
 
-use crate::domain::scope::{GrantType, Scope, SecurityLevel, Visibility};
+use crate::domain::scope::{Scope, ScopeFields};
 use crate::domain::scope_tree::{validate_scope, ScopeTree, ScopeTreeError};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 /// One scope and its children. The hierarchy is the nesting, so there is no `parent` or
 /// `position`. Every field is written on output so an export states the whole registry.
+// Unknown keys (`parent` among them) are refused; `ScopeFields` says how that holds with the
+// flattened fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeNode {
     pub name: String,
-    #[serde(default)]
-    pub alias: Option<String>,
-    pub short_description: String,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub visibility: Visibility,
-    #[serde(default)]
-    pub default_scope: bool,
-    /// Asking the user is the safe default (SPEC).
-    #[serde(default = "asks_the_user")]
-    pub user_authorization_required: bool,
-    #[serde(default)]
-    pub access_duration_days: u32,
-    #[serde(default)]
-    pub max_access_count: u32,
-    #[serde(default = "least_sensitive")]
-    pub security_level: SecurityLevel,
-    #[serde(default)]
-    pub auth_types: Vec<GrantType>,
-    #[serde(default)]
-    pub operations: Vec<String>,
-    #[serde(default)]
-    pub bank_level: bool,
+    #[serde(flatten, deserialize_with = "ScopeFields::deserialize_flattened")]
+    pub fields: ScopeFields,
     #[serde(default)]
     #[schema(no_recursion)]
     pub children: Vec<ScopeNode>,
@@ -49,53 +29,14 @@ pub struct ScopeDocument {
     pub scopes: Vec<ScopeNode>,
 }
 
-fn asks_the_user() -> bool {
-    true
-}
-
-fn least_sensitive() -> SecurityLevel {
-    SecurityLevel::F
-}
-
 impl ScopeNode {
     /// The scope's own fields, without children.
     pub fn from_scope(scope: &Scope) -> Self {
-        Self {
-            name: scope.name.clone(),
-            alias: scope.alias.clone(),
-            short_description: scope.short_description.clone(),
-            description: scope.description.clone(),
-            visibility: scope.visibility,
-            default_scope: scope.default_scope,
-            user_authorization_required: scope.user_authorization_required,
-            access_duration_days: scope.access_duration_days,
-            max_access_count: scope.max_access_count,
-            security_level: scope.security_level,
-            auth_types: scope.auth_types.clone(),
-            operations: scope.operations.clone(),
-            bank_level: scope.bank_level,
-            children: Vec::new(),
-        }
+        Self { name: scope.name.clone(), fields: scope.fields.clone(), children: Vec::new() }
     }
 
     pub fn to_scope(&self, parent: Option<&str>, position: u32) -> Scope {
-        Scope {
-            name: self.name.clone(),
-            alias: self.alias.clone(),
-            short_description: self.short_description.clone(),
-            description: self.description.clone(),
-            parent: parent.map(str::to_owned),
-            position,
-            visibility: self.visibility,
-            default_scope: self.default_scope,
-            user_authorization_required: self.user_authorization_required,
-            access_duration_days: self.access_duration_days,
-            max_access_count: self.max_access_count,
-            security_level: self.security_level,
-            auth_types: self.auth_types.clone(),
-            operations: self.operations.clone(),
-            bank_level: self.bank_level,
-        }
+        Scope { name: self.name.clone(), parent: parent.map(str::to_owned), position, fields: self.fields.clone() }
     }
 }
 
@@ -229,6 +170,7 @@ fn flatten(document: &[ScopeNode]) -> Result<Vec<Scope>, ImportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::scope::{GrantType, SecurityLevel, Visibility};
     use proptest::prelude::*;
 
     fn scope(name: &str, parent: Option<&str>, position: u32) -> Scope {
@@ -240,8 +182,8 @@ mod tests {
 
     fn bank() -> ScopeTree {
         let mut payments = scope("payments", None, 1);
-        payments.visibility = Visibility::Private;
-        payments.security_level = SecurityLevel::A;
+        payments.fields.visibility = Visibility::Private;
+        payments.fields.security_level = SecurityLevel::A;
         ScopeTree::from_scopes(vec![
             scope("accounts", None, 0),
             scope("accounts.balance", Some("accounts"), 0),
@@ -308,7 +250,7 @@ mod tests {
     fn fields_left_out_of_a_document_take_the_spec_defaults() {
         let nodes = document(r#"[{"name": "profile", "short_description": "Your profile"}]"#);
         assert_eq!(nodes[0].to_scope(None, 0), Scope::new("profile", "Your profile"));
-        assert!(nodes[0].user_authorization_required, "asking the user is the safe default");
+        assert!(nodes[0].fields.user_authorization_required, "asking the user is the safe default");
     }
 
     #[test]
@@ -322,8 +264,52 @@ mod tests {
         let full = r#"[{"name": "x", "short_description": "x", "visibility": "private", "security_level": "B",
             "auth_types": ["client_credentials"], "operations": ["GET /x"], "bank_level": true}]"#;
         let node = &document(full)[0];
-        assert_eq!((node.visibility, node.security_level), (Visibility::Private, SecurityLevel::B));
-        assert_eq!(node.auth_types, [GrantType::ClientCredentials]);
+        assert_eq!((node.fields.visibility, node.fields.security_level), (Visibility::Private, SecurityLevel::B));
+        assert_eq!(node.fields.auth_types, [GrantType::ClientCredentials]);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_beside_the_flattened_fields() {
+        let misspelt = r#"[{"name": "x", "short_description": "x", "max_acces_count": 3}]"#;
+        let error = serde_json::from_str::<Vec<ScopeNode>>(misspelt).unwrap_err().to_string();
+        assert!(error.contains("unknown field `max_acces_count`"), "{error}");
+        let nested = r#"[{"name": "x", "short_description": "x", "children": [{"name": "y", "short_description": "y", "position": 0}]}]"#;
+        assert!(serde_json::from_str::<Vec<ScopeNode>>(nested).is_err());
+        let yaml = "- name: x\n  short_description: x\n  colour: blue\n";
+        assert!(serde_yaml_ng::from_str::<Vec<ScopeNode>>(yaml).is_err());
+    }
+
+    #[test]
+    fn a_bad_value_among_the_flattened_fields_names_its_field() {
+        let negative = r#"[{"name": "x", "short_description": "x", "max_access_count": -1}]"#;
+        let error = serde_json::from_str::<Vec<ScopeNode>>(negative).unwrap_err().to_string();
+        assert!(error.starts_with("max_access_count: invalid value: integer `-1`"), "{error}");
+        let grant = r#"[{"name": "x", "short_description": "x", "auth_types": ["client_credentials", "implicit"]}]"#;
+        let error = serde_json::from_str::<Vec<ScopeNode>>(grant).unwrap_err().to_string();
+        assert!(error.starts_with("auth_types[1]: unknown variant `implicit`"), "{error}");
+        let error = serde_json::from_str::<Vec<ScopeNode>>(r#"[{"name": "x"}]"#).unwrap_err().to_string();
+        assert!(error.starts_with("missing field `short_description`"), "{error}");
+    }
+
+    #[test]
+    fn importing_refuses_a_field_out_of_bounds_and_names_node_and_field() {
+        let tree = bank();
+        let error = tree
+            .import(&document(
+                r#"[{"name": "accounts", "short_description": "a",
+                     "children": [{"name": "accounts.balance", "short_description": "b", "access_duration_days": 36501}]}]"#,
+            ))
+            .unwrap_err();
+        assert_eq!(error.path, "accounts > accounts.balance");
+        assert!(error.message.contains("access_duration_days"), "{}", error.message);
+        let error = tree
+            .import(&document(r#"[{"name": "profile", "short_description": "p", "max_access_count": 2147483648}]"#))
+            .unwrap_err();
+        assert!(error.message.contains("max_access_count"), "{}", error.message);
+        let limits = r#"[{"name": "profile", "short_description": "p", "max_access_count": 2147483647, "access_duration_days": 36500}]"#;
+        let imported = tree.import(&document(limits)).unwrap();
+        let profile = &imported.get("profile").unwrap().fields;
+        assert_eq!((profile.max_access_count, profile.access_duration_days), (2_147_483_647, 36_500));
     }
 
     #[test]
@@ -336,7 +322,10 @@ mod tests {
             ))
             .unwrap();
         let accounts = imported.get("accounts").unwrap();
-        assert_eq!((accounts.short_description.as_str(), accounts.security_level), ("Accounts", SecurityLevel::C));
+        assert_eq!(
+            (accounts.fields.short_description.as_str(), accounts.fields.security_level),
+            ("Accounts", SecurityLevel::C)
+        );
         assert_eq!(imported.get("accounts.cards").unwrap().parent.as_deref(), Some("accounts"));
         assert_eq!(imported.len(), tree.len() + 1);
         assert_eq!(tree, bank(), "the tree imported into is untouched");
@@ -348,8 +337,8 @@ mod tests {
         tree.edit("profile", serde_json::from_str(r#"{"alias": "Me", "default_scope": true}"#).unwrap()).unwrap();
         let imported = tree.import(&document(r#"[{"name": "profile", "short_description": "Profile"}]"#)).unwrap();
         let profile = imported.get("profile").unwrap();
-        assert_eq!(profile.alias, None, "an absent field takes its default, not the old value");
-        assert!(!profile.default_scope);
+        assert_eq!(profile.fields.alias, None, "an absent field takes its default, not the old value");
+        assert!(!profile.fields.default_scope);
     }
 
     #[test]
@@ -459,11 +448,11 @@ mod tests {
                 .map(|(index, (parent, position, level, private, alias, grants))| {
                     let parent = parent.filter(|_| index > 0).map(|parent| format!("s{}", parent.index(index)));
                     let mut scope = scope(&format!("s{index}"), parent.as_deref(), position);
-                    scope.security_level = SecurityLevel::ALL[level];
-                    scope.visibility = if private { Visibility::Private } else { Visibility::Public };
-                    scope.default_scope = private;
-                    scope.alias = alias;
-                    scope.auth_types = grants.into_iter().map(|grant| GrantType::ALL[grant]).collect();
+                    scope.fields.security_level = SecurityLevel::ALL[level];
+                    scope.fields.visibility = if private { Visibility::Private } else { Visibility::Public };
+                    scope.fields.default_scope = private;
+                    scope.fields.alias = alias;
+                    scope.fields.auth_types = grants.into_iter().map(|grant| GrantType::ALL[grant]).collect();
                     scope
                 })
                 .collect();

@@ -3,7 +3,7 @@
 //! Every operation validates before it changes anything, so a refused operation leaves the
 //! tree exactly as it was.
 
-use crate::domain::scope::{validate_scope_name, GrantType, Scope, SecurityLevel, Visibility};
+use crate::domain::scope::{validate_scope_name, GrantType, Scope, ScopeFields, SecurityLevel, Visibility};
 use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeSet, HashMap};
 
@@ -43,13 +43,29 @@ impl ScopeTreeError {
     }
 }
 
-/// The field rules a scope must meet wherever it comes from (add, edit, load, import).
+/// The field rules a scope must meet wherever it comes from (add, edit, load, import), so
+/// the admin API, `scope import` and the registry import refuse the same scopes.
 pub fn validate_scope(scope: &Scope) -> Result<(), ScopeTreeError> {
     validate_scope_name(&scope.name).map_err(|message| ScopeTreeError::invalid("name", message))?;
-    if scope.short_description.trim().is_empty() {
+    let fields = &scope.fields;
+    if fields.short_description.trim().is_empty() {
         return Err(ScopeTreeError::invalid(
             "short_description",
             format!("scope {:?} needs a short_description", scope.name),
+        ));
+    }
+    // SPEC.md "Field bounds": refusing here, rather than clamping where the value is stored,
+    // keeps what the API answers equal to what every instance reads back.
+    within_bound(scope, "access_duration_days", fields.access_duration_days, ScopeFields::MAX_ACCESS_DURATION_DAYS)?;
+    within_bound(scope, "max_access_count", fields.max_access_count, ScopeFields::MAX_ACCESS_COUNT)?;
+    Ok(())
+}
+
+fn within_bound(scope: &Scope, field: &str, value: u32, max: u32) -> Result<(), ScopeTreeError> {
+    if value > max {
+        return Err(ScopeTreeError::invalid(
+            field,
+            format!("{field} of scope {:?} must be between 0 and {max}, not {value}", scope.name),
         ));
     }
     Ok(())
@@ -57,6 +73,11 @@ pub fn validate_scope(scope: &Scope) -> Result<(), ScopeTreeError> {
 
 /// An edit of a scope's own fields. The hierarchy (`parent`, `position`) is changed only by
 /// `move_scope`, so a patch naming those keys fails to deserialize.
+//
+// This repeats `ScopeFields` as options instead of flattening it: a patch must tell a key left
+// out (keep the value) from every value, and for `alias` and `description` also from null
+// (clear it), which a struct of plain values cannot say. `apply_to` names every field of
+// `ScopeFields`, so a field added there does not compile until the patch covers it too.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopePatch {
@@ -94,43 +115,40 @@ impl ScopePatch {
         if self.name.is_some_and(|name| name != scope.name) {
             return Err(ScopeTreeError::NameImmutable { name: scope.name.clone() });
         }
-        if let Some(alias) = self.alias {
-            scope.alias = alias;
-        }
-        if let Some(short_description) = self.short_description {
-            scope.short_description = short_description;
-        }
-        if let Some(description) = self.description {
-            scope.description = description;
-        }
-        if let Some(visibility) = self.visibility {
-            scope.visibility = visibility;
-        }
-        if let Some(default_scope) = self.default_scope {
-            scope.default_scope = default_scope;
-        }
-        if let Some(required) = self.user_authorization_required {
-            scope.user_authorization_required = required;
-        }
-        if let Some(days) = self.access_duration_days {
-            scope.access_duration_days = days;
-        }
-        if let Some(count) = self.max_access_count {
-            scope.max_access_count = count;
-        }
-        if let Some(level) = self.security_level {
-            scope.security_level = level;
-        }
-        if let Some(auth_types) = self.auth_types {
-            scope.auth_types = auth_types;
-        }
-        if let Some(operations) = self.operations {
-            scope.operations = operations;
-        }
-        if let Some(bank_level) = self.bank_level {
-            scope.bank_level = bank_level;
-        }
+        // No `..` here: see the type's comment.
+        let ScopeFields {
+            alias,
+            short_description,
+            description,
+            visibility,
+            default_scope,
+            user_authorization_required,
+            access_duration_days,
+            max_access_count,
+            security_level,
+            auth_types,
+            operations,
+            bank_level,
+        } = &mut scope.fields;
+        replace_if_given(alias, self.alias);
+        replace_if_given(short_description, self.short_description);
+        replace_if_given(description, self.description);
+        replace_if_given(visibility, self.visibility);
+        replace_if_given(default_scope, self.default_scope);
+        replace_if_given(user_authorization_required, self.user_authorization_required);
+        replace_if_given(access_duration_days, self.access_duration_days);
+        replace_if_given(max_access_count, self.max_access_count);
+        replace_if_given(security_level, self.security_level);
+        replace_if_given(auth_types, self.auth_types);
+        replace_if_given(operations, self.operations);
+        replace_if_given(bank_level, self.bank_level);
         Ok(())
+    }
+}
+
+fn replace_if_given<T>(field: &mut T, patched: Option<T>) {
+    if let Some(value) = patched {
+        *field = value;
     }
 }
 
@@ -537,14 +555,14 @@ impl ScopeTree {
     pub fn search(&self, query: &ScopeQuery) -> Vec<&Scope> {
         let keyword = query.keyword.as_deref().map(str::to_lowercase);
         self.iter()
-            .filter(|scope| query.security_level.is_none_or(|level| scope.security_level == level))
+            .filter(|scope| query.security_level.is_none_or(|level| scope.fields.security_level == level))
             .filter(|scope| query.auth_type.is_none_or(|grant| scope.allows_grant_type(grant)))
             .filter(|scope| keyword.as_deref().is_none_or(|keyword| matches_keyword(scope, keyword)))
             .collect()
     }
 
     pub fn default_scopes(&self) -> Vec<&Scope> {
-        self.iter().filter(|scope| scope.default_scope).collect()
+        self.iter().filter(|scope| scope.fields.default_scope).collect()
     }
 
     /// Whether the scope itself or one of its ancestors is assigned (false for unknown scopes).
@@ -557,9 +575,9 @@ impl ScopeTree {
     /// SPEC's client filter: level admitted, grant type allowed, and public or assigned.
     pub fn client_may_have(&self, scope_name: &str, access: &ClientScopeAccess, grant_type: GrantType) -> bool {
         self.get(scope_name).is_some_and(|scope| {
-            access.security_level.admits(scope.security_level)
+            access.security_level.admits(scope.fields.security_level)
                 && scope.allows_grant_type(grant_type)
-                && (scope.visibility == Visibility::Public
+                && (scope.fields.visibility == Visibility::Public
                     || self.is_assigned_or_below_assigned(scope_name, &access.assigned))
         })
     }
@@ -575,9 +593,9 @@ impl ScopeTree {
             };
             let scope = &node.scope;
             let assigned = ancestor_assigned || access.assigned.contains(&scope.name);
-            if access.security_level.admits(scope.security_level)
+            if access.security_level.admits(scope.fields.security_level)
                 && scope.allows_grant_type(grant_type)
-                && (scope.visibility == Visibility::Public || assigned)
+                && (scope.fields.visibility == Visibility::Public || assigned)
             {
                 allowed.insert(scope.name.clone());
             }
@@ -590,9 +608,9 @@ impl ScopeTree {
 fn matches_keyword(scope: &Scope, lowercase_keyword: &str) -> bool {
     let matches = |text: &str| text.to_lowercase().contains(lowercase_keyword);
     matches(&scope.name)
-        || scope.alias.as_deref().is_some_and(matches)
-        || matches(&scope.short_description)
-        || scope.description.as_deref().is_some_and(matches)
+        || scope.fields.alias.as_deref().is_some_and(matches)
+        || matches(&scope.fields.short_description)
+        || scope.fields.description.as_deref().is_some_and(matches)
 }
 
 #[cfg(test)]

@@ -14,16 +14,16 @@ fn scope(name: &str, parent: Option<&str>, position: u32) -> Scope {
 /// accounts (C) > accounts.balance, accounts.transactions; payments (A, private) > payments.transfer; profile
 fn bank() -> ScopeTree {
     let mut accounts = scope("accounts", None, 0);
-    accounts.security_level = SecurityLevel::C;
+    accounts.fields.security_level = SecurityLevel::C;
     let mut payments = scope("payments", None, 1);
-    payments.security_level = SecurityLevel::A;
-    payments.visibility = Visibility::Private;
+    payments.fields.security_level = SecurityLevel::A;
+    payments.fields.visibility = Visibility::Private;
     let mut transfer = scope("payments.transfer", Some("payments"), 0);
-    transfer.visibility = Visibility::Private;
-    transfer.auth_types = vec![GrantType::AuthorizationCode];
+    transfer.fields.visibility = Visibility::Private;
+    transfer.fields.auth_types = vec![GrantType::AuthorizationCode];
     let mut profile = scope("profile", None, 2);
-    profile.default_scope = true;
-    profile.alias = Some("Your Profile".to_owned());
+    profile.fields.default_scope = true;
+    profile.fields.alias = Some("Your Profile".to_owned());
     ScopeTree::from_scopes(vec![
         scope("accounts.transactions", Some("accounts"), 1),
         accounts,
@@ -146,6 +146,59 @@ fn adding_refuses_invalid_fields_duplicates_and_unknown_parents() {
     assert_eq!(tree, before);
 }
 
+fn bounded(field: &str, value: u32) -> Scope {
+    let mut scope = scope("bounded", None, 0);
+    match field {
+        "access_duration_days" => scope.fields.access_duration_days = value,
+        _ => scope.fields.max_access_count = value,
+    }
+    scope
+}
+
+fn refused_field(error: &ScopeTreeError) -> Option<&str> {
+    match error {
+        ScopeTreeError::InvalidScope { field, .. } => Some(field),
+        _ => None,
+    }
+}
+
+#[test]
+fn field_bounds_admit_their_limits_and_refuse_one_more_naming_the_field() {
+    for (field, max) in [
+        ("access_duration_days", ScopeFields::MAX_ACCESS_DURATION_DAYS),
+        ("max_access_count", ScopeFields::MAX_ACCESS_COUNT),
+    ] {
+        assert_eq!(validate_scope(&bounded(field, 0)), Ok(()));
+        assert_eq!(validate_scope(&bounded(field, max)), Ok(()));
+        for too_big in [max + 1, u32::MAX] {
+            let error = validate_scope(&bounded(field, too_big)).unwrap_err();
+            assert_eq!(refused_field(&error), Some(field));
+            assert_eq!(error.code(), "invalid_request");
+            assert!(error.to_string().contains(field), "{error}");
+            assert!(error.to_string().contains(&too_big.to_string()), "{error}");
+        }
+    }
+    assert_eq!(ScopeFields::MAX_ACCESS_DURATION_DAYS, 36_500, "SPEC.md Field bounds");
+    assert_eq!(i64::from(ScopeFields::MAX_ACCESS_COUNT), i64::from(i32::MAX), "SPEC.md Field bounds");
+}
+
+#[test]
+fn adding_editing_and_loading_refuse_out_of_bound_fields_and_change_nothing() {
+    let mut tree = bank();
+    let before = tree.clone();
+    let added = tree.add(bounded("access_duration_days", 36_501)).unwrap_err();
+    assert_eq!(refused_field(&added), Some("access_duration_days"));
+    let edited = tree.edit("profile", patch(r#"{"max_access_count": 3000000000}"#)).unwrap_err();
+    assert_eq!(refused_field(&edited), Some("max_access_count"));
+    assert_eq!(tree, before, "a refused add or edit leaves the tree unchanged");
+    let loaded = ScopeTree::from_scopes(vec![bounded("max_access_count", 2_147_483_648)]).unwrap_err();
+    assert_eq!(refused_field(&loaded), Some("max_access_count"));
+
+    let edited = tree.edit("profile", patch(r#"{"max_access_count": 2147483647, "access_duration_days": 36500}"#));
+    let fields = &edited.unwrap().fields;
+    assert_eq!((fields.max_access_count, fields.access_duration_days), (2_147_483_647, 36_500));
+}
+
 #[test]
 fn editing_changes_only_the_patched_fields() {
     let mut tree = bank();
@@ -156,11 +209,11 @@ fn editing_changes_only_the_patched_fields() {
         )
         .unwrap()
         .clone();
-    assert_eq!(edited.short_description, "Who you are");
-    assert_eq!(edited.security_level, SecurityLevel::B);
-    assert_eq!(edited.auth_types, [GrantType::RefreshToken]);
-    assert_eq!(edited.alias.as_deref(), Some("Your Profile"), "a missing key keeps the value");
-    assert!(edited.default_scope);
+    assert_eq!(edited.fields.short_description, "Who you are");
+    assert_eq!(edited.fields.security_level, SecurityLevel::B);
+    assert_eq!(edited.fields.auth_types, [GrantType::RefreshToken]);
+    assert_eq!(edited.fields.alias.as_deref(), Some("Your Profile"), "a missing key keeps the value");
+    assert!(edited.fields.default_scope);
 }
 
 #[test]
@@ -169,8 +222,8 @@ fn an_explicit_null_clears_an_optional_field() {
     assert_eq!(patch(r#"{"alias": null}"#).alias, Some(None));
     assert_eq!(patch("{}").alias, None);
     tree.edit("profile", patch(r#"{"alias": null, "description": "longer"}"#)).unwrap();
-    assert_eq!(tree.get("profile").unwrap().alias, None);
-    assert_eq!(tree.get("profile").unwrap().description.as_deref(), Some("longer"));
+    assert_eq!(tree.get("profile").unwrap().fields.alias, None);
+    assert_eq!(tree.get("profile").unwrap().fields.description.as_deref(), Some("longer"));
 }
 
 #[test]
@@ -396,11 +449,11 @@ fn apply(tree: &mut ScopeTree, op: &Op) -> Result<(), ScopeTreeError> {
         Op::Add { name, parent, position, level, private, blank } => {
             let parent = parent.as_ref().map(|parent| parent.resolve(tree));
             let mut added = scope(NAMES[*name], parent.as_deref(), *position);
-            added.security_level = SecurityLevel::ALL[*level];
-            added.auth_types = if *private { vec![GrantType::AuthorizationCode] } else { Vec::new() };
-            added.visibility = if *private { Visibility::Private } else { Visibility::Public };
+            added.fields.security_level = SecurityLevel::ALL[*level];
+            added.fields.auth_types = if *private { vec![GrantType::AuthorizationCode] } else { Vec::new() };
+            added.fields.visibility = if *private { Visibility::Private } else { Visibility::Public };
             if *blank {
-                added.short_description.clear();
+                added.fields.short_description.clear();
             }
             let siblings = sibling_count(tree, parent.as_deref());
             tree.add(added)?;
@@ -428,7 +481,7 @@ fn apply(tree: &mut ScopeTree, op: &Op) -> Result<(), ScopeTreeError> {
             };
             let edited = tree.edit(&name, patch)?;
             if let Some(alias) = alias {
-                assert_eq!(&edited.alias, alias);
+                assert_eq!(&edited.fields.alias, alias);
             }
         }
         Op::Remove { target, in_use } => {
@@ -494,9 +547,9 @@ proptest! {
             let mut allowed = BTreeSet::new();
             for name in NAMES {
                 let expected = scopes.iter().find(|scope| scope.name == name).is_some_and(|scope| {
-                    access.security_level.admits(scope.security_level)
-                        && (scope.auth_types.is_empty() || scope.auth_types.contains(&grant))
-                        && (scope.visibility == Visibility::Public
+                    access.security_level.admits(scope.fields.security_level)
+                        && (scope.fields.auth_types.is_empty() || scope.fields.auth_types.contains(&grant))
+                        && (scope.fields.visibility == Visibility::Public
                             || brute_force_under(&scopes, name, &access.assigned))
                 });
                 prop_assert_eq!(tree.client_may_have(name, &access, grant), expected);

@@ -85,8 +85,8 @@ mod tests {
     #[test]
     fn a_count_limited_scope_forces_an_opaque_token() {
         let tree = ScopeTree::from_scopes(vec![
-            Scope { max_access_count: 5, ..Scope::new("counted", "c") },
-            Scope { position: 1, access_duration_days: 5, ..Scope::new("timed", "t") },
+            Scope::new("counted", "c").with_fields(|fields| fields.max_access_count = 5),
+            Scope { position: 1, ..Scope::new("timed", "t").with_fields(|fields| fields.access_duration_days = 5) },
         ])
         .unwrap();
         let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();

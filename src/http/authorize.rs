@@ -174,10 +174,10 @@ fn consent_rows(tree: &ScopeTree, screen: &ConsentScreen) -> Vec<ConsentRow> {
         let depth = tree.ancestors(&scope.name).filter(|a| screen.offered.contains(&a.name)).count();
         rows.push(ConsentRow {
             name: scope.name.clone(),
-            label: scope.alias.clone().unwrap_or_else(|| scope.name.clone()),
-            description: scope.short_description.clone(),
+            label: scope.fields.alias.clone().unwrap_or_else(|| scope.name.clone()),
+            description: scope.fields.short_description.clone(),
             limits: limits::describe(scope),
-            needs_authorization: scope.user_authorization_required,
+            needs_authorization: scope.fields.user_authorization_required,
             reauthorize: screen.reauthorize.get(&scope.name).cloned(),
             depth: depth.min(9),
             parent: shown_parent,

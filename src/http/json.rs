@@ -1,5 +1,6 @@
 //! JSON bodies for the admin API: a malformed body is a 400 whose message names the bad
-//! field (`at access_duration_days: invalid value …`), never a 500.
+//! field (`at parent: invalid type …`, or `access_duration_days: invalid value …` for one of
+//! the flattened `ScopeFields`, see there), never a 500.
 
 use actix_web::dev::Payload;
 use actix_web::http::header::CONTENT_TYPE;

@@ -12,7 +12,7 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     let scopes_supported: Vec<&str> = snapshot
         .tree
         .iter()
-        .filter(|scope| scope.visibility == Visibility::Public)
+        .filter(|scope| scope.fields.visibility == Visibility::Public)
         .map(|scope| scope.name.as_str())
         .collect();
     let auth_methods = ["client_secret_basic", "client_secret_post"];

@@ -35,10 +35,10 @@ pub fn authorized_apps(
         let Some(scope) = tree.get(&grant.scope_name) else { continue };
         let usage = grant.usage();
         let state = grant_state(scope, usage, now);
-        let max = u64::from(scope.max_access_count);
+        let max = u64::from(scope.fields.max_access_count);
         by_client.entry(consent.client_id.clone()).or_default().push(AuthorizedScope {
             name: scope.name.clone(),
-            label: scope.alias.clone().unwrap_or_else(|| scope.name.clone()),
+            label: scope.fields.alias.clone().unwrap_or_else(|| scope.name.clone()),
             granted_at: usage.granted_at,
             state,
             expires_at: expiry(scope, usage.granted_at),

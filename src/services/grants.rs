@@ -56,7 +56,7 @@ pub fn list(
             let usage = grant.usage();
             // Deleting a scope deletes its grants: a missing one raced with that and reads as expired.
             let scope = tree.get(&grant.scope_name);
-            let max = scope.map_or(0, |scope| u64::from(scope.max_access_count));
+            let max = scope.map_or(0, |scope| u64::from(scope.fields.max_access_count));
             GrantView {
                 id: grant.id,
                 grant_id: consent.id,

@@ -128,7 +128,7 @@ pub fn introspect(
     // Count this access on every counted scope; the conditional update decides under concurrency.
     let mut counts = BTreeMap::new();
     for (name, grant_id) in entitlement.counted() {
-        let max = tree.get(&name).map_or(0, |scope| i64::from(scope.max_access_count));
+        let max = tree.get(&name).map_or(0, |scope| i64::from(scope.fields.max_access_count));
         let count = grants::count_access(connection, grant_id, max)?;
         counts.insert(name, count.map(|count| u64::try_from(count).unwrap_or(u64::MAX)));
     }

@@ -69,10 +69,10 @@ pub fn add_scope(
     now: DateTime<Utc>,
 ) -> Result<ObpScope, ObpRefusal> {
     let scope = tree.get(role_name).ok_or_else(|| ObpRefusal::UnknownRole(role_name.to_string()))?;
-    if scope.bank_level && bank_id.is_empty() {
+    if scope.fields.bank_level && bank_id.is_empty() {
         return Err(ObpRefusal::BankRoleWithoutBank);
     }
-    if !scope.bank_level && !bank_id.is_empty() {
+    if !scope.fields.bank_level && !bank_id.is_empty() {
         return Err(ObpRefusal::SystemRoleWithBank);
     }
     write_transaction(connection, |connection| {

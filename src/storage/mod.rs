@@ -31,6 +31,10 @@ pub enum StorageError {
     /// (`detail` then names the column).
     #[error("stored {column} is invalid: {detail}")]
     CorruptColumn { column: &'static str, detail: String },
+    /// A value to be written does not fit its column. The domain's bounds should have refused
+    /// it, so this is a bug, reported instead of storing something else.
+    #[error("{value} does not fit {column}")]
+    OutOfRange { column: &'static str, value: u64 },
     /// The database could not be reached (connection lost, pool exhausted).
     #[error("the database is unreachable: {0}")]
     Unreachable(String),

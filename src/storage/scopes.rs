@@ -8,7 +8,7 @@ use super::columns::{JsonList, TextEnum};
 use super::schema::{client_scopes, registry_version, scopes};
 use super::DbConnection;
 use super::StorageError;
-use crate::domain::scope::{GrantType, Scope, SecurityLevel, Visibility};
+use crate::domain::scope::{GrantType, Scope, ScopeFields, SecurityLevel, Visibility};
 use crate::domain::scope_tree::ScopeTree;
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
@@ -35,57 +35,75 @@ struct ScopeRow {
     bank_level: bool,
 }
 
-/// Counts kept within i32 range by the domain (u32 days or counts above i32::MAX are refused
-/// there); saturate rather than wrap if one ever slips through.
-fn to_i32(value: u32) -> i32 {
-    i32::try_from(value).unwrap_or(i32::MAX)
+/// The domain admits only values that fit (SPEC.md "Field bounds"), so a failure here is a
+/// bug; it is reported rather than clamped, since a clamped row would disagree with the
+/// registry that was answered to the client.
+fn to_i32(column: &'static str, value: u32) -> Result<i32, StorageError> {
+    i32::try_from(value).map_err(|_| StorageError::OutOfRange { column, value: value.into() })
 }
 
 fn to_u32(column: &'static str, value: i32) -> Result<u32, StorageError> {
     u32::try_from(value).map_err(|_| StorageError::CorruptColumn { column, detail: format!("negative: {value}") })
 }
 
-impl From<&Scope> for ScopeRow {
-    fn from(scope: &Scope) -> Self {
-        Self {
-            name: scope.name.clone(),
-            parent: scope.parent.clone(),
-            position: to_i32(scope.position),
-            alias: scope.alias.clone(),
-            short_description: scope.short_description.clone(),
-            description: scope.description.clone(),
-            visibility: scope.visibility,
-            default_scope: scope.default_scope,
-            user_authorization_required: scope.user_authorization_required,
-            access_duration_days: to_i32(scope.access_duration_days),
-            max_access_count: to_i32(scope.max_access_count),
-            security_level: scope.security_level,
-            auth_types: scope.auth_types.clone(),
-            operations: scope.operations.clone(),
-            bank_level: scope.bank_level,
-        }
+/// Both conversions spell out every field of `Scope` and `ScopeFields` (no `..`), so a new
+/// field does not compile until it has a column.
+impl TryFrom<&Scope> for ScopeRow {
+    type Error = StorageError;
+
+    fn try_from(scope: &Scope) -> Result<Self, StorageError> {
+        let Scope { name, parent, position, fields } = scope;
+        let ScopeFields {
+            alias,
+            short_description,
+            description,
+            visibility,
+            default_scope,
+            user_authorization_required,
+            access_duration_days,
+            max_access_count,
+            security_level,
+            auth_types,
+            operations,
+            bank_level,
+        } = fields;
+        Ok(Self {
+            name: name.clone(),
+            parent: parent.clone(),
+            position: to_i32("scopes.position", *position)?,
+            alias: alias.clone(),
+            short_description: short_description.clone(),
+            description: description.clone(),
+            visibility: *visibility,
+            default_scope: *default_scope,
+            user_authorization_required: *user_authorization_required,
+            access_duration_days: to_i32("scopes.access_duration_days", *access_duration_days)?,
+            max_access_count: to_i32("scopes.max_access_count", *max_access_count)?,
+            security_level: *security_level,
+            auth_types: auth_types.clone(),
+            operations: operations.clone(),
+            bank_level: *bank_level,
+        })
     }
 }
 
 impl ScopeRow {
     fn into_scope(self) -> Result<Scope, StorageError> {
-        Ok(Scope {
-            position: to_u32("scopes.position", self.position)?,
-            access_duration_days: to_u32("scopes.access_duration_days", self.access_duration_days)?,
-            max_access_count: to_u32("scopes.max_access_count", self.max_access_count)?,
-            visibility: self.visibility,
-            security_level: self.security_level,
-            auth_types: self.auth_types,
-            operations: self.operations,
-            name: self.name,
-            parent: self.parent,
+        let fields = ScopeFields {
             alias: self.alias,
             short_description: self.short_description,
             description: self.description,
+            visibility: self.visibility,
             default_scope: self.default_scope,
             user_authorization_required: self.user_authorization_required,
+            access_duration_days: to_u32("scopes.access_duration_days", self.access_duration_days)?,
+            max_access_count: to_u32("scopes.max_access_count", self.max_access_count)?,
+            security_level: self.security_level,
+            auth_types: self.auth_types,
+            operations: self.operations,
             bank_level: self.bank_level,
-        })
+        };
+        Ok(Scope { name: self.name, parent: self.parent, position: to_u32("scopes.position", self.position)?, fields })
     }
 }
 
@@ -138,10 +156,11 @@ pub fn save_difference(
     let mut pending_inserts: Vec<ScopeRow> = Vec::new();
     for scope in after.iter() {
         match before.get(&scope.name) {
-            None => pending_inserts.push(ScopeRow::from(scope)),
+            None => pending_inserts.push(ScopeRow::try_from(scope)?),
             Some(old) if old != scope => {
                 flush_inserts(connection, &mut pending_inserts, &mut counts)?;
-                diesel::update(scopes::table.find(&scope.name)).set(ScopeRow::from(scope)).execute(connection)?;
+                let row = ScopeRow::try_from(scope)?;
+                diesel::update(scopes::table.find(&scope.name)).set(row).execute(connection)?;
                 counts.updated += 1;
             }
             Some(_) => {}
@@ -188,4 +207,25 @@ pub fn assigned_among(
         assigned.extend(found);
     }
     Ok(assigned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_that_does_not_fit_its_column_is_an_error_not_a_clamped_row() {
+        let mut scope = Scope::new("metered", "Metered");
+        scope.fields.max_access_count = ScopeFields::MAX_ACCESS_COUNT;
+        let row = ScopeRow::try_from(&scope).unwrap();
+        assert_eq!(row.max_access_count, i32::MAX);
+        assert_eq!(row.into_scope().unwrap(), scope, "the largest allowed count round-trips");
+
+        scope.fields.max_access_count = 3_000_000_000;
+        let error = ScopeRow::try_from(&scope).unwrap_err();
+        assert!(
+            matches!(error, StorageError::OutOfRange { column: "scopes.max_access_count", value: 3_000_000_000 }),
+            "{error}"
+        );
+    }
 }

@@ -3,13 +3,14 @@ use reqwest::Method;
 use scopegate::domain::client::ClientRegistration;
 use serde_json::{json, Value};
 
-struct Admin {
-    app: TestApp,
-    token: String,
+/// An app with a `profile` scope and an admin client's token; also used by `scopes.rs`.
+pub(crate) struct Admin {
+    pub(crate) app: TestApp,
+    pub(crate) token: String,
     plain_token: String,
 }
 
-async fn setup() -> Admin {
+pub(crate) async fn setup() -> Admin {
     let app = spawn_app().await;
     app.import_scopes(r#"{"scopes": [{"name": "profile", "short_description": "Profile", "default_scope": true}]}"#);
     let admin = app.create_client(ClientRegistration { name: "Ops".into(), admin: true, ..Default::default() }, &[]);
@@ -20,7 +21,7 @@ async fn setup() -> Admin {
 }
 
 impl Admin {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         self.call_as(Some(&self.token), method, path, body).await
     }
 

@@ -135,8 +135,8 @@ async fn an_unknown_config_key_is_an_error_naming_it() {
 async fn migrate_is_idempotent() {
     let (settings, _dir) = fresh_settings();
     let first = cli_json(&run_cli(&settings, &["migrate"], None));
-    // The initial schema, then consents grouping grants.
-    assert_eq!(first["migrations_applied"], 2);
+    // The initial schema, consents grouping grants, and the scope field bounds.
+    assert_eq!(first["migrations_applied"], 3);
     let second = cli_json(&run_cli(&settings, &["migrate"], None));
     assert_eq!(second["migrations_applied"], 0);
 }

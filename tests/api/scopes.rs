@@ -1,6 +1,7 @@
 use crate::helpers::{cli_json, fresh_settings, run_cli, scopegate_binary, spawn_app, spawn_app_with};
 use scopegate::domain::scope_document::ScopeDocument;
 use scopegate::services::registry::Registry;
+use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -80,7 +81,8 @@ async fn a_malformed_document_is_refused_whole_naming_the_bad_node() {
     let output = run_cli(&settings, &["scope", "import", &write(dir.path(), "bad2.json", bad_level)], None);
     assert!(!output.status.success());
     let message = String::from_utf8_lossy(&output.stderr);
-    assert!(message.contains("scopes[0].children[0].security_level"), "{message}");
+    // The node's path, then the field within it (serde reports a flattened field's name apart).
+    assert!(message.contains("scopes[0].children[0]: security_level: unknown variant `Q`"), "{message}");
 
     let duplicate =
         r#"{"scopes": [{"name": "dup", "short_description": "a"}, {"name": "dup", "short_description": "b"}]}"#;
@@ -220,4 +222,118 @@ async fn serve_demo_twice_leaves_exactly_one_copy_of_the_demo_data() {
     assert_eq!(ids, vec!["bank-api", "demo-admin", "online-bank"]);
     let assigned = scopegate::storage::clients::assignments(&mut connection, "online-bank").unwrap();
     assert_eq!(assigned.iter().map(|a| a.scope_name.as_str()).collect::<Vec<_>>(), vec!["profile", "accounts"]);
+}
+
+/// `GET /admin/v1/scopes/{name}` on `app` with the admin's token.
+async fn get_scope(app: &crate::helpers::TestApp, token: &str, name: &str) -> serde_json::Value {
+    let response = app.http.get(app.url(&format!("/admin/v1/scopes/{name}"))).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+fn names_the_field(body: &serde_json::Value, field: &str) -> bool {
+    body["error"] == "invalid_request" && body["error_description"].as_str().is_some_and(|text| text.contains(field))
+}
+
+#[tokio::test]
+async fn field_bounds_are_refused_naming_the_field_on_create_edit_and_import() {
+    let admin = crate::admin::setup().await;
+    let (status, body) = admin
+        .call(reqwest::Method::PATCH, "/admin/v1/scopes/profile", Some(json!({"max_access_count": 3_000_000_000u64})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(names_the_field(&body, "max_access_count"), "{body}");
+    let new_scope = json!({"name": "statements", "short_description": "Statements", "access_duration_days": 36501});
+    let (status, body) = admin.call(reqwest::Method::POST, "/admin/v1/scopes", Some(new_scope)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(names_the_field(&body, "access_duration_days"), "{body}");
+    // Beyond what the JSON type holds at all: still a 400 naming the field, never a 500.
+    let huge = json!({"name": "statements", "short_description": "Statements", "max_access_count": 5_000_000_000u64});
+    let (status, body) = admin.call(reqwest::Method::POST, "/admin/v1/scopes", Some(huge)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(names_the_field(&body, "max_access_count"), "{body}");
+
+    // Nothing of the refused requests landed, in the cache or the database.
+    let stored = export(&admin.app.settings);
+    assert_eq!(stored["scopes"].as_array().unwrap().len(), 2, "profile and the admin scope only: {stored}");
+    assert_eq!(get_scope(&admin.app, &admin.token, "profile").await["max_access_count"], 0);
+
+    // `scope import` through the CLI and through the registry refuse the same document.
+    let document = r#"{"scopes": [{"name": "accounts", "short_description": "Accounts",
+        "children": [{"name": "accounts.balance", "short_description": "Balance", "access_duration_days": 36501}]}]}"#;
+    let output = admin.app.cli(&["scope", "import", &write(admin.app.dir.path(), "too_long.json", document)], None);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("accounts > accounts.balance") && message.contains("access_duration_days"), "{message}");
+    let parsed: ScopeDocument = serde_json::from_str(document).unwrap();
+    let mut connection = admin.app.state.db.get().unwrap();
+    let error = admin.app.state.registry.import(&mut connection, &parsed.scopes).unwrap_err();
+    assert_eq!(actix_web::ResponseError::status_code(&error), 400);
+    assert!(error.to_string().contains("access_duration_days"), "{error}");
+    assert!(!admin.app.state.registry.snapshot().tree.contains("accounts"));
+}
+
+#[tokio::test]
+async fn unknown_keys_in_a_create_body_are_refused_beside_the_scope_fields() {
+    let admin = crate::admin::setup().await;
+    for unknown in ["colour", "children"] {
+        let body = json!({"name": "statements", "short_description": "Statements", unknown: []});
+        let (status, answer) = admin.call(reqwest::Method::POST, "/admin/v1/scopes", Some(body)).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(names_the_field(&answer, &format!("unknown field `{unknown}`")), "{answer}");
+    }
+    let (status, answer) = admin
+        .call(
+            reqwest::Method::POST,
+            "/admin/v1/scopes",
+            Some(json!({"name": "statements", "short_description": "Statements", "security_level": "Q"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(names_the_field(&answer, "security_level"), "{answer}");
+    let (status, answer) = admin
+        .call(
+            reqwest::Method::POST,
+            "/admin/v1/scopes",
+            Some(json!({"name": "statements", "short_description": "Statements", "parent": "profile", "position": 0,
+                "alias": "Your statements", "visibility": "private", "auth_types": ["authorization_code"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!((answer["parent"].as_str(), answer["alias"].as_str()), (Some("profile"), Some("Your statements")));
+    assert_eq!((answer["visibility"].as_str(), answer["security_level"].as_str()), (Some("private"), Some("F")));
+}
+
+#[tokio::test]
+async fn the_largest_allowed_limits_are_stored_as_answered_and_read_back_by_a_fresh_registry() {
+    let admin = crate::admin::setup().await;
+    let limits = json!({"access_duration_days": 36500, "max_access_count": 2_147_483_647});
+    let mut body = json!({"name": "statements", "short_description": "Statements"});
+    body.as_object_mut().unwrap().extend(limits.as_object().unwrap().clone());
+    let (status, created) = admin.call(reqwest::Method::POST, "/admin/v1/scopes", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, edited) = admin.call(reqwest::Method::PATCH, "/admin/v1/scopes/profile", Some(limits.clone())).await;
+    assert_eq!(status, 200, "{edited}");
+    for answered in [&created, &edited] {
+        assert_eq!(
+            (&answered["access_duration_days"], &answered["max_access_count"]),
+            (&limits["access_duration_days"], &limits["max_access_count"])
+        );
+    }
+
+    // A new process reading the database: `scope export`.
+    let exported = export(&admin.app.settings);
+    for name in ["statements", "profile"] {
+        let node = exported["scopes"].as_array().unwrap().iter().find(|node| node["name"] == name).unwrap();
+        assert_eq!(node["access_duration_days"], 36500, "{node}");
+        assert_eq!(node["max_access_count"], 2_147_483_647, "{node}");
+    }
+    // A new server instance on the same database answers exactly what the first one did.
+    let (_, other_dir) = fresh_settings();
+    let other = spawn_app_with(admin.app.settings.clone(), other_dir).await;
+    assert_eq!(get_scope(&other, &admin.token, "statements").await, created);
+    assert_eq!(get_scope(&other, &admin.token, "profile").await, edited);
+    // And the registry loaded afresh holds the same tree as the cache that answered.
+    let mut connection = admin.app.state.db.get().unwrap();
+    assert_eq!(Registry::load(&mut connection).unwrap().snapshot().tree, admin.app.state.registry.snapshot().tree);
 }

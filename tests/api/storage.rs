@@ -65,10 +65,10 @@ async fn typed_columns_read_back_what_they_stored_in_the_text_forms_of_earlier_v
     let tree = storage::scopes::load_tree(&mut connection).unwrap();
     let ledger = tree.get("ledger").unwrap();
     assert_eq!(
-        (ledger.visibility, ledger.security_level, ledger.auth_types.as_slice()),
+        (ledger.fields.visibility, ledger.fields.security_level, ledger.fields.auth_types.as_slice()),
         (Visibility::Private, SecurityLevel::B, [GrantType::ClientCredentials].as_slice())
     );
-    assert_eq!(ledger.operations, ["GET /ledger", "say \"hi\""]);
+    assert_eq!(ledger.fields.operations, ["GET /ledger", "say \"hi\""]);
     let stored: (String, String, String, String) = scopes::table
         .find("ledger")
         .select((scopes::visibility, scopes::security_level, scopes::auth_types, scopes::operations))

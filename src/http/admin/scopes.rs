@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Admin;
-use crate::domain::scope::{GrantType, Scope, SecurityLevel, Visibility};
+use crate::domain::scope::{Scope, ScopeFields};
 use crate::domain::scope_document::{ScopeDocument, ScopeNode};
 use crate::domain::scope_tree::{ScopePatch, ScopeQuery, ScopeTree};
 use crate::error::AppError;
@@ -33,65 +33,32 @@ pub struct ScopeList {
 }
 
 /// A new scope; fields left out take SPEC's defaults.
+// Unknown keys are refused; `ScopeFields` says how that holds with the flattened fields.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewScope {
     pub name: String,
-    pub short_description: String,
-    #[serde(default)]
-    pub alias: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
     /// The parent's name; absent or null for the top level.
     #[serde(default)]
     pub parent: Option<String>,
     /// Place among the siblings; absent = last.
     #[serde(default)]
     pub position: Option<u32>,
-    #[serde(default)]
-    pub visibility: Option<Visibility>,
-    #[serde(default)]
-    pub default_scope: Option<bool>,
-    #[serde(default)]
-    pub user_authorization_required: Option<bool>,
-    #[serde(default)]
-    pub access_duration_days: Option<u32>,
-    #[serde(default)]
-    pub max_access_count: Option<u32>,
-    #[serde(default)]
-    pub security_level: Option<SecurityLevel>,
-    #[serde(default)]
-    pub auth_types: Option<Vec<GrantType>>,
-    #[serde(default)]
-    pub operations: Option<Vec<String>>,
-    #[serde(default)]
-    pub bank_level: Option<bool>,
+    #[serde(flatten, deserialize_with = "ScopeFields::deserialize_flattened")]
+    pub fields: ScopeFields,
 }
 
 impl NewScope {
     fn into_scope(self, tree: &ScopeTree) -> Scope {
-        let defaults = Scope::new(self.name, self.short_description);
         let siblings = match &self.parent {
             Some(parent) => tree.children(parent).len(),
             None => tree.roots().len(),
         };
         Scope {
-            alias: self.alias,
-            description: self.description,
+            name: self.name,
             parent: self.parent,
             position: self.position.unwrap_or(u32::try_from(siblings).unwrap_or(u32::MAX)),
-            visibility: self.visibility.unwrap_or(defaults.visibility),
-            default_scope: self.default_scope.unwrap_or(defaults.default_scope),
-            user_authorization_required: self
-                .user_authorization_required
-                .unwrap_or(defaults.user_authorization_required),
-            access_duration_days: self.access_duration_days.unwrap_or(0),
-            max_access_count: self.max_access_count.unwrap_or(0),
-            security_level: self.security_level.unwrap_or(defaults.security_level),
-            auth_types: self.auth_types.unwrap_or_default(),
-            operations: self.operations.unwrap_or_default(),
-            bank_level: self.bank_level.unwrap_or(false),
-            ..defaults
+            fields: self.fields,
         }
     }
 }
