@@ -45,7 +45,10 @@ pub struct AccountScope {
     pub granted_at: String,
     pub expires: String,
     pub remaining: String,
+    /// The state's CSS class.
     pub state: String,
+    /// The state in words.
+    pub state_words: String,
 }
 
 pub struct AccountApp {
@@ -61,7 +64,7 @@ fn date(time: chrono::DateTime<chrono::Utc>) -> String {
 
 impl From<crate::services::account::AuthorizedApp> for AccountApp {
     fn from(app: crate::services::account::AuthorizedApp) -> Self {
-        use crate::domain::entitlement::GrantState;
+        use crate::domain::entitlement::{Dropped, GrantState, Standing};
         let scopes = app
             .scopes
             .into_iter()
@@ -79,7 +82,16 @@ impl From<crate::services::account::AuthorizedApp> for AccountApp {
                     Some(n) => format!("{n} left"),
                     None => "Unlimited".into(),
                 },
-                state: scope.state.label().to_string(),
+                state: scope.standing.label().to_string(),
+                state_words: match scope.standing {
+                    Standing::Usable => "Active",
+                    Standing::Dropped(Dropped::Lapsed { .. }) => "Expired",
+                    Standing::Dropped(Dropped::Exhausted) => "Used up",
+                    Standing::Dropped(Dropped::ImpliesDropped) => "Limited: part of it is used up",
+                    Standing::Dropped(Dropped::NotAdmitted) => "No longer available to this app",
+                    Standing::Dropped(Dropped::NotGranted | Dropped::Unknown) => "Revoked",
+                }
+                .to_string(),
             })
             .collect();
         let revoke_action = format!(

@@ -29,8 +29,7 @@ use super::limits::has_limits;
 use super::scope::{GrantType, Scope};
 use super::scope_tree::{ClientScopeAccess, ScopeTree};
 
-/// The reserved scope of the admin API: only admin clients may ever obtain it.
-pub const ADMIN_SCOPE: &str = "scopegate:admin";
+pub use super::scope::ADMIN_SCOPE;
 
 /// What one grant row says: when the consent to the scope started and how often it was used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,12 +108,17 @@ pub fn expiry(scope: &Scope, granted_at: DateTime<Utc>) -> Option<DateTime<Utc>>
         .flatten()
 }
 
+/// Whether a consent given at `granted_at` to `scope` has lapsed by `now`.
+pub fn has_lapsed(scope: &Scope, granted_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    expiry(scope, granted_at).is_some_and(|end| now >= end)
+}
+
 /// When does a count-limited scope drop out? When its grant's `access_count` has reached the
 /// scope's current `max_access_count`. A time-limited one: at `granted_at` plus the scope's
 /// current `access_duration_days`.
 pub fn grant_state(scope: &Scope, usage: GrantUsage, now: DateTime<Utc>) -> GrantState {
     let expires_at = expiry(scope, usage.granted_at);
-    if let Some(at) = expires_at.filter(|end| now >= *end) {
+    if let Some(at) = expires_at.filter(|_| has_lapsed(scope, usage.granted_at, now)) {
         return GrantState::Lapsed { at };
     }
     let max = u64::from(scope.fields.max_access_count);
@@ -156,10 +160,24 @@ pub enum Dropped {
     ImpliesDropped,
 }
 
-impl Dropped {
-    /// Whether the scope itself is the reason (rather than a descendant of it).
-    pub fn is_own(&self) -> bool {
-        !matches!(self, Self::ImpliesDropped)
+/// What the rule makes of one held grant now, as listings show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Usable,
+    Dropped(Dropped),
+}
+
+impl Standing {
+    /// The word the admin listing answers and the account page styles by.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Usable => "active",
+            Self::Dropped(Dropped::Lapsed { .. }) => "expired",
+            Self::Dropped(Dropped::Exhausted) => "exhausted",
+            Self::Dropped(Dropped::NotAdmitted) => "not_admitted",
+            Self::Dropped(Dropped::ImpliesDropped) => "descendant_dropped",
+            Self::Dropped(Dropped::NotGranted | Dropped::Unknown) => "revoked",
+        }
     }
 }
 
@@ -190,7 +208,18 @@ pub struct Rule<'a> {
     pub now: DateTime<Utc>,
 }
 
-impl Rule<'_> {
+impl<'a> Rule<'a> {
+    /// The rule for what a consent holds once issued: a user's holds what her grants hold
+    /// (no grant, no scope); a client's own keeps unlimited scopes added under its grants
+    /// later. Introspection, the admin API's bearer check and the grant listings use it.
+    pub fn for_holder(tree: &'a ScopeTree, holdings: &'a Holdings, user: bool, now: DateTime<Utc>) -> Self {
+        let (grant_type, without_grant) = match user {
+            true => (GrantType::AuthorizationCode, WithoutGrant::NotUsable),
+            false => (GrantType::ClientCredentials, WithoutGrant::UnlimitedOnly),
+        };
+        Rule { tree, holdings, grant_type, without_grant, now }
+    }
+
     /// The effective scope of `granted` (scope names as a token, code or request carries them).
     pub fn evaluate<'n>(&self, granted: impl IntoIterator<Item = &'n str>) -> Entitlement {
         let granted: Vec<&str> = granted.into_iter().collect();
@@ -247,6 +276,15 @@ impl Entitlement {
         self.usable.keys().map(String::as_str).collect::<Vec<_>>().join(" ")
     }
 
+    /// Where `name` stands in this answer (a name never evaluated reads as not granted).
+    pub fn standing(&self, name: &str) -> Standing {
+        match (self.usable.contains_key(name), self.dropped.get(name)) {
+            (true, _) => Standing::Usable,
+            (false, Some(reason)) => Standing::Dropped(*reason),
+            (false, None) => Standing::Dropped(Dropped::NotGranted),
+        }
+    }
+
     pub fn names(&self) -> BTreeSet<String> {
         self.usable.keys().cloned().collect()
     }
@@ -264,10 +302,39 @@ impl Entitlement {
             .collect()
     }
 
+    /// Counts one access on every counted scope through `count` (given the grant and the
+    /// scope's current maximum, it answers the grant's new count, or None when another access
+    /// took the last one first), and applies the outcomes. Deepest scopes go first, and a scope
+    /// whose ancestor-to-be-dropped already lost is not charged: an access the answer does not
+    /// report must not be counted.
+    pub fn count_accesses<E>(
+        &mut self,
+        tree: &ScopeTree,
+        mut count: impl FnMut(i64, u32) -> Result<Option<u64>, E>,
+    ) -> Result<(), E> {
+        let mut counted = self.counted();
+        counted.sort_by_key(|(name, _)| std::cmp::Reverse(tree.ancestors(name).count()));
+        let mut outcomes = BTreeMap::new();
+        let mut lost: Vec<String> = Vec::new();
+        for (name, grant_id) in counted {
+            if lost.iter().any(|spent| tree.ancestors(spent).any(|ancestor| ancestor.name == name)) {
+                continue;
+            }
+            let max = tree.get(&name).map_or(0, |scope| scope.fields.max_access_count);
+            let outcome = count(grant_id, max)?;
+            if outcome.is_none() {
+                lost.push(name.clone());
+            }
+            outcomes.insert(name, outcome);
+        }
+        self.record_accesses(tree, &outcomes);
+        Ok(())
+    }
+
     /// Applies the outcome of counting one access on each counted scope: `Some(count)` is the
     /// grant's count after this access, `None` means another access took the last one first.
     /// A scope that lost the race is exhausted, and its ancestors go with it.
-    pub fn record_accesses(&mut self, tree: &ScopeTree, counts: &BTreeMap<String, Option<u64>>) {
+    fn record_accesses(&mut self, tree: &ScopeTree, counts: &BTreeMap<String, Option<u64>>) {
         for (name, count) in counts {
             let Some(usable) = self.usable.get_mut(name) else { continue };
             match (count, tree.get(name)) {
@@ -297,16 +364,23 @@ impl Entitlement {
     }
 }
 
-/// Which scopes does a client-credentials request get? Its named scopes (or its default ones)
-/// evaluated with [`WithoutGrant::StartsNow`]. A named scope whose own grant lapsed or ran out
-/// is refused (an administrator renews it by assigning it again); a scope dropped only because
-/// a descendant is spent leaves its remaining descendants. Nothing usable left is refused too.
-pub fn client_credentials(rule: &Rule<'_>, named: &BTreeSet<String>) -> Result<Entitlement, CredentialsRefusal> {
+/// Which scopes does a client-credentials request get? Its named scopes (or, with no `scope`
+/// parameter, its default ones) evaluated with [`WithoutGrant::StartsNow`]. A scope the client
+/// asked for by name whose own grant lapsed or ran out is refused (an administrator renews it by
+/// assigning it again); a default scope in that state is just left out; a scope dropped only
+/// because a descendant is spent leaves its remaining descendants. Nothing usable is refused.
+pub fn client_credentials(
+    rule: &Rule<'_>,
+    named: &BTreeSet<String>,
+    asked_by_name: bool,
+) -> Result<Entitlement, CredentialsRefusal> {
     debug_assert_eq!(rule.without_grant, WithoutGrant::StartsNow);
     let entitlement = rule.evaluate(named.iter().map(String::as_str));
-    for name in named {
-        if matches!(entitlement.dropped.get(name), Some(Dropped::Lapsed { .. } | Dropped::Exhausted)) {
-            return Err(CredentialsRefusal::Spent(name.clone()));
+    if asked_by_name {
+        for name in named {
+            if matches!(entitlement.dropped.get(name), Some(Dropped::Lapsed { .. } | Dropped::Exhausted)) {
+                return Err(CredentialsRefusal::Spent(name.clone()));
+            }
         }
     }
     if entitlement.is_empty() {
@@ -381,10 +455,11 @@ pub struct AuthorizationFacts<'a> {
     pub held: &'a Entitlement,
 }
 
-/// When is the consent page skipped? When the user is signed in, `prompt` is not `consent`, and
-/// every offered scope that needs user authorization has a live grant of its own. Scopes that
-/// need no authorization never cause a page: their grants start (again) silently. A scope left
-/// out only because a descendant is spent is not asked about itself: the descendant is.
+/// When is the consent page skipped? When the user is signed in, `prompt` is not `consent`,
+/// every offered scope that needs user authorization has a live grant of its own, and no
+/// offered scope has lapsed or run out. Scopes that need no authorization and were never
+/// granted start silently; a spent one, with or without authorization, is asked about again.
+/// A scope left out only because a descendant is spent is not asked about itself.
 pub fn authorization_step(tree: &ScopeTree, facts: AuthorizationFacts<'_>, decision: &Decision) -> AuthorizationStep {
     if !facts.signed_in {
         return match facts.prompt {
@@ -413,7 +488,11 @@ pub fn authorization_step(tree: &ScopeTree, facts: AuthorizationFacts<'_>, decis
         }
         Decision::Ask if facts.prompt == Prompt::Login => AuthorizationStep::SignIn,
         Decision::Ask => {
-            let asking = offered.iter().any(|name| needs_user(name) && not_live_by_itself(name));
+            // A spent scope goes back to the user even when it needs no authorization: only
+            // she may start its days and count again, not a client sending her browser here.
+            let spent =
+                |name: &str| matches!(facts.held.dropped.get(name), Some(Dropped::Lapsed { .. } | Dropped::Exhausted));
+            let asking = offered.iter().any(|name| (needs_user(name) && not_live_by_itself(name)) || spent(name));
             if asking || facts.prompt == Prompt::Consent {
                 if facts.prompt == Prompt::None {
                     return AuthorizationStep::Refuse("consent_required");
@@ -429,6 +508,8 @@ pub fn authorization_step(tree: &ScopeTree, facts: AuthorizationFacts<'_>, decis
                     .collect();
                 return AuthorizationStep::Ask { reauthorize };
             }
+            // Nothing is spent and everything needing the user is held: what remains are scopes
+            // needing no authorization that were never granted, and they start now.
             let start = offered.iter().filter(|name| not_live_by_itself(name)).cloned().collect();
             AuthorizationStep::Issue { scopes: offered, start }
         }

@@ -121,11 +121,34 @@ fn losing_the_last_access_to_another_request_drops_the_scope_and_its_ancestors()
     let tree = bank();
     let holdings = holdings(&ALL_HELD);
     let mut entitlement = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate(["accounts"]);
-    entitlement.record_accesses(&tree, &BTreeMap::from([("accounts.transactions".to_string(), None)]));
+    entitlement.count_accesses(&tree, |_, _| Ok::<_, ()>(None)).unwrap();
     assert_eq!(entitlement.scope(), "accounts.balance");
     let mut counted = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate(["accounts"]);
-    counted.record_accesses(&tree, &BTreeMap::from([("accounts.transactions".to_string(), Some(100))]));
+    counted.count_accesses(&tree, |_, max| Ok::<_, ()>(Some(u64::from(max)))).unwrap();
     assert_eq!(counted.usable["accounts.transactions"].remaining, Some(0), "the last access is still reported");
+}
+
+#[test]
+fn a_counted_parent_is_not_charged_when_its_child_loses_the_last_access() {
+    let mut scopes = bank().scopes();
+    for scope in &mut scopes {
+        if scope.name == "accounts" {
+            scope.fields.max_access_count = 10;
+        }
+    }
+    let tree = ScopeTree::from_scopes(scopes).unwrap();
+    let holdings = holdings(&ALL_HELD);
+    let mut entitlement = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate(["accounts"]);
+    let mut charged = Vec::new();
+    entitlement
+        .count_accesses(&tree, |grant_id, _| {
+            charged.push(grant_id);
+            // accounts.transactions (grant 3) loses its race; accounts (grant 1) would win.
+            Ok::<_, ()>(if grant_id == 3 { None } else { Some(1) })
+        })
+        .unwrap();
+    assert_eq!(charged, vec![3], "the child is counted first, and its dropped parent not at all");
+    assert_eq!(entitlement.scope(), "accounts.balance");
 }
 
 #[test]
@@ -139,16 +162,19 @@ fn client_credentials_start_grants_refuse_spent_scopes_and_keep_siblings_of_spen
         without_grant: WithoutGrant::StartsNow,
         now: now(),
     };
-    let first = client_credentials(&cc(&fresh), &set(&["accounts"])).unwrap();
+    let first = client_credentials(&cc(&fresh), &set(&["accounts"]), true).unwrap();
     assert_eq!(first.scope(), "accounts accounts.balance accounts.transactions");
     assert_eq!(first.counted(), vec![], "nothing to count on until the grants exist");
 
     let spent = holdings(&[("accounts.transactions", 1, 100)]);
     assert_eq!(
-        client_credentials(&cc(&spent), &set(&["accounts.transactions"])),
+        client_credentials(&cc(&spent), &set(&["accounts.transactions"]), true),
         Err(CredentialsRefusal::Spent("accounts.transactions".into()))
     );
-    assert_eq!(client_credentials(&cc(&spent), &set(&["accounts"])).unwrap().scope(), "accounts.balance");
+    assert_eq!(client_credentials(&cc(&spent), &set(&["accounts"]), true).unwrap().scope(), "accounts.balance");
+    // As a default scope (no `scope` parameter) a spent one is left out, not refused.
+    let defaults = set(&["accounts.transactions", "profile"]);
+    assert_eq!(client_credentials(&cc(&spent), &defaults, false).unwrap().scope(), "profile");
 }
 
 #[test]
@@ -237,6 +263,28 @@ fn the_consent_page_is_skipped_only_when_every_scope_needing_the_user_is_held() 
         step(&tree, &spent, Prompt::Unspecified, true, Decision::Ask),
         AuthorizationStep::Ask { reauthorize: BTreeMap::from([("accounts.transactions".into(), Dropped::Exhausted)]) }
     );
+}
+
+#[test]
+fn a_spent_scope_without_authorization_is_not_restarted_behind_the_users_back() {
+    let mut scopes = bank().scopes();
+    for scope in &mut scopes {
+        if scope.name == "profile" {
+            scope.fields.max_access_count = 3;
+        }
+    }
+    let tree = ScopeTree::from_scopes(scopes).unwrap();
+    let used_up = holdings(&[ALL_HELD[0], ALL_HELD[1], ALL_HELD[2], ("profile", 1, 3)]);
+    // A client sending her browser with prompt=none cannot reset the count.
+    assert_eq!(step(&tree, &used_up, Prompt::None, true, Decision::Ask), AuthorizationStep::Refuse("consent_required"));
+    assert_eq!(
+        step(&tree, &used_up, Prompt::Unspecified, true, Decision::Ask),
+        AuthorizationStep::Ask { reauthorize: BTreeMap::from([("profile".into(), Dropped::Exhausted)]) }
+    );
+    // Her Allow starts it again.
+    let everything = set(&["accounts", "accounts.balance", "accounts.transactions", "profile"]);
+    let approved = step(&tree, &used_up, Prompt::Unspecified, true, Decision::Approve(everything.clone()));
+    assert_eq!(approved, AuthorizationStep::Issue { scopes: everything.clone(), start: everything });
 }
 
 #[test]

@@ -120,6 +120,11 @@ impl FromStr for GrantType {
     }
 }
 
+/// The reserved scope of the admin API: only admin clients may ever obtain it, and it has no
+/// children (a child an admin client could not hold would take the admin scope with it, since
+/// a parent implies its children, and lock every administrator out).
+pub const ADMIN_SCOPE: &str = "scopegate:admin";
+
 /// A scope name: 1–128 characters of `A-Za-z0-9._:-`.
 pub fn validate_scope_name(name: &str) -> Result<(), String> {
     let valid_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));

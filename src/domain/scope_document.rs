@@ -1,7 +1,7 @@
 //! The scope tree as a nested document: `scope import` / `scope export` and the admin API's
 //! `GET /scopes` shape.
 
-use crate::domain::scope::{Scope, ScopeFields};
+use crate::domain::scope::{Scope, ScopeFields, ADMIN_SCOPE};
 use crate::domain::scope_tree::{validate_scope, ScopeTree, ScopeTreeError};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -154,6 +154,10 @@ fn flatten(document: &[ScopeNode]) -> Result<Vec<Scope>, ImportError> {
     while let Some((node, parent, index, path)) = stack.pop() {
         let scope = node.to_scope(parent, u32::try_from(index).unwrap_or(u32::MAX));
         validate_scope(&scope).map_err(|cause| path.error(&cause))?;
+        if parent == Some(ADMIN_SCOPE) {
+            let message = format!("the reserved scope {ADMIN_SCOPE} takes no children");
+            return Err(ImportError { path: path.names, message });
+        }
         if let Some(first) = first_seen.insert(&node.name, path.names.clone()) {
             let message = format!("scope {:?} appears more than once in the document (first at {first})", node.name);
             return Err(ImportError { path: path.names, message });

@@ -3,7 +3,9 @@
 //! Every operation validates before it changes anything, so a refused operation leaves the
 //! tree exactly as it was.
 
-use crate::domain::scope::{validate_scope_name, GrantType, Scope, ScopeFields, SecurityLevel, Visibility};
+use crate::domain::scope::{
+    validate_scope_name, GrantType, Scope, ScopeFields, SecurityLevel, Visibility, ADMIN_SCOPE,
+};
 use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeSet, HashMap};
 
@@ -402,7 +404,16 @@ impl ScopeTree {
         index
     }
 
+    /// The slot of a new parent, for an add or a move. The reserved admin scope takes no
+    /// children (see `ADMIN_SCOPE`); trees loaded from storage are not checked for it, so an
+    /// older database still loads.
     fn parent_slot(&self, parent: Option<&str>) -> Result<Option<usize>, ScopeTreeError> {
+        if parent == Some(ADMIN_SCOPE) {
+            return Err(ScopeTreeError::invalid(
+                "parent",
+                format!("the reserved scope {ADMIN_SCOPE} takes no children"),
+            ));
+        }
         parent.map(|name| self.slot(name).ok_or_else(|| ScopeTreeError::UnknownParent(name.to_owned()))).transpose()
     }
 

@@ -561,3 +561,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_reserved_admin_scope_takes_no_children_by_add_move_or_import() {
+    let mut tree = ScopeTree::from_scopes(vec![scope(ADMIN_SCOPE, None, 0), scope("x", None, 1)]).unwrap();
+    let before = tree.clone();
+    let child = scope("scopegate:admin.more", Some(ADMIN_SCOPE), 0);
+    assert!(matches!(tree.add(child), Err(ScopeTreeError::InvalidScope { ref field, .. }) if field == "parent"));
+    assert!(tree.move_scope("x", Some(ADMIN_SCOPE), None).is_err());
+    assert_eq!(tree, before, "refused operations change nothing");
+    let document: Vec<crate::domain::scope_document::ScopeNode> = serde_json::from_str(&format!(
+        r#"[{{"name": "{ADMIN_SCOPE}", "short_description": "Admin", "children": [{{"name": "y", "short_description": "Y"}}]}}]"#
+    ))
+    .unwrap();
+    assert!(tree.import(&document).unwrap_err().to_string().contains("takes no children"));
+}

@@ -81,7 +81,7 @@ impl CredentialsEndpoint<'_> {
             without_grant: WithoutGrant::StartsNow,
             now: self.core.now,
         };
-        entitlement::client_credentials(&rule, &named)
+        entitlement::client_credentials(&rule, &named, requested.is_some())
             .map_err(|refusal| AppError::bad_request("invalid_scope", refusal.to_string()))
     }
 

@@ -3,16 +3,20 @@
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
-use crate::domain::entitlement::{expiry, grant_state, GrantState};
+use crate::domain::entitlement::{expiry, grant_state, GrantState, Standing};
 use crate::domain::scope_tree::ScopeTree;
 use crate::error::AppError;
+use crate::services::grants::{judge, JudgedGrant};
 use crate::storage::{clients, grants, DbConnection};
 
 pub struct AuthorizedScope {
     pub name: String,
     pub label: String,
     pub granted_at: DateTime<Utc>,
+    /// The grant's own limits.
     pub state: GrantState,
+    /// What the entitlement rule makes of it, with the rest of the consent.
+    pub standing: Standing,
     pub expires_at: Option<DateTime<Utc>>,
     /// Accesses left, None when the scope counts none (an exhausted grant has 0).
     pub remaining: Option<u64>,
@@ -31,7 +35,8 @@ pub fn authorized_apps(
     now: DateTime<Utc>,
 ) -> Result<Vec<AuthorizedApp>, AppError> {
     let mut by_client: BTreeMap<String, Vec<AuthorizedScope>> = BTreeMap::new();
-    for (consent, grant) in grants::list(connection, Some(user_id), None)? {
+    let listed = grants::list(connection, Some(user_id), None)?;
+    for JudgedGrant { consent, grant, standing } in judge(connection, tree, listed, now)? {
         let Some(scope) = tree.get(&grant.scope_name) else { continue };
         let usage = grant.usage();
         let state = grant_state(scope, usage, now);
@@ -41,6 +46,7 @@ pub fn authorized_apps(
             label: scope.fields.alias.clone().unwrap_or_else(|| scope.name.clone()),
             granted_at: usage.granted_at,
             state,
+            standing,
             expires_at: expiry(scope, usage.granted_at),
             remaining: (max > 0).then(|| max.saturating_sub(usage.access_count)),
         });

@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use super::introspection::find_token;
 use super::OAuthContext;
 use crate::domain::client::Client;
-use crate::domain::entitlement::{Rule, WithoutGrant, ADMIN_SCOPE};
-use crate::domain::scope::GrantType;
+use crate::domain::entitlement::{Rule, ADMIN_SCOPE};
 use crate::error::AppError;
 use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::DbConnection;
@@ -42,13 +41,7 @@ pub fn admin_client(
     if row.user_id.is_some() {
         return Ok(Err(BearerDenied::InsufficientScope));
     }
-    let rule = Rule {
-        tree: context.tree,
-        holdings: &holdings,
-        grant_type: GrantType::ClientCredentials,
-        without_grant: WithoutGrant::UnlimitedOnly,
-        now,
-    };
+    let rule = Rule::for_holder(context.tree, &holdings, false, now);
     // `admits` lets only admin clients hold the admin scope.
     if rule.evaluate(row.scope.split(' ')).usable.contains_key(ADMIN_SCOPE) {
         Ok(Ok(holdings.client))

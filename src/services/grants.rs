@@ -1,13 +1,17 @@
-//! The admin grant listing: every grant with where its limits stand now.
+//! Grant listings (the admin API's and the account page's): every grant with where its limits
+//! stand and what the entitlement rule makes of it now.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::entitlement::{expiry, grant_state};
+use crate::domain::client::Client;
+use crate::domain::entitlement::{expiry, HeldGrant, Holdings, Rule, Standing};
 use crate::domain::scope_tree::ScopeTree;
 use crate::error::AppError;
-use crate::storage::{grants, users, DbConnection};
+use crate::storage::grants::{ConsentRow, GrantRow};
+use crate::storage::{clients, grants, users, DbConnection};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GrantView {
@@ -25,8 +29,63 @@ pub struct GrantView {
     pub access_count: i64,
     /// Null when the scope has no access limit.
     pub remaining_accesses: Option<u64>,
-    /// `active`, `expired` or `exhausted`.
+    /// What the entitlement rule makes of the grant now: `active`, `expired`, `exhausted`,
+    /// `not_admitted` (the client may no longer hold the scope) or `descendant_dropped` (a
+    /// scope below it is spent or not admitted, and a parent implies its children).
     pub state: &'static str,
+}
+
+/// A grant with what the entitlement rule makes of it now.
+pub struct JudgedGrant {
+    pub consent: ConsentRow,
+    pub grant: GrantRow,
+    pub standing: Standing,
+}
+
+/// Judges each grant of `rows` by the rule, consent by consent: a grant reads `active` only
+/// when its scope is in the consent's effective scope (so a parent whose child ran out, or a
+/// scope the client's level no longer admits, does not).
+pub fn judge(
+    connection: &mut DbConnection,
+    tree: &ScopeTree,
+    rows: Vec<(ConsentRow, GrantRow)>,
+    now: DateTime<Utc>,
+) -> Result<Vec<JudgedGrant>, AppError> {
+    let mut by_consent: BTreeMap<String, Vec<(ConsentRow, GrantRow)>> = BTreeMap::new();
+    for (consent, grant) in rows {
+        by_consent.entry(consent.id.clone()).or_default().push((consent, grant));
+    }
+    let mut clients_seen: HashMap<String, Option<(Client, BTreeSet<String>)>> = HashMap::new();
+    let mut judged = Vec::new();
+    for (_, rows) in by_consent {
+        let Some((first, _)) = rows.first() else { continue };
+        let client_id = first.client_id.clone();
+        let user = first.user_id.is_some();
+        if !clients_seen.contains_key(&client_id) {
+            let found = match clients::find(connection, &client_id)? {
+                Some(client) => {
+                    let assigned =
+                        clients::assignments(connection, &client_id)?.into_iter().map(|a| a.scope_name).collect();
+                    Some((client, assigned))
+                }
+                None => None,
+            };
+            clients_seen.insert(client_id.clone(), found);
+        }
+        let Some(Some((client, assigned))) = clients_seen.get(&client_id) else { continue };
+        let mut holdings = Holdings::new(client.clone(), assigned.clone());
+        for (_, grant) in &rows {
+            holdings.grants.insert(grant.scope_name.clone(), HeldGrant { id: grant.id, usage: grant.usage() });
+        }
+        let entitlement =
+            Rule::for_holder(tree, &holdings, user, now).evaluate(holdings.grants.keys().map(String::as_str));
+        for (consent, grant) in rows {
+            let standing = entitlement.standing(&grant.scope_name);
+            judged.push(JudgedGrant { consent, grant, standing });
+        }
+    }
+    judged.sort_by_key(|judged| judged.grant.id);
+    Ok(judged)
 }
 
 /// Grants filtered by username and/or client id.
@@ -45,14 +104,15 @@ pub fn list(
         ),
         None => None,
     };
-    let rows = grants::list(connection, user_id.as_deref(), client_id)?;
-    let mut user_ids: Vec<String> = rows.iter().filter_map(|(consent, _)| consent.user_id.clone()).collect();
+    let listed = grants::list(connection, user_id.as_deref(), client_id)?;
+    let rows = judge(connection, tree, listed, now)?;
+    let mut user_ids: Vec<String> = rows.iter().filter_map(|judged| judged.consent.user_id.clone()).collect();
     user_ids.sort();
     user_ids.dedup();
     let usernames = users::usernames(connection, &user_ids)?;
     Ok(rows
         .into_iter()
-        .map(|(consent, grant)| {
+        .map(|JudgedGrant { consent, grant, standing }| {
             let usage = grant.usage();
             // Deleting a scope deletes its grants: a missing one raced with that and reads as expired.
             let scope = tree.get(&grant.scope_name);
@@ -68,7 +128,7 @@ pub fn list(
                 expires_at: scope.and_then(|scope| expiry(scope, usage.granted_at)),
                 access_count: grant.access_count,
                 remaining_accesses: (max > 0).then(|| max.saturating_sub(usage.access_count)),
-                state: scope.map_or("expired", |scope| grant_state(scope, usage, now).label()),
+                state: standing.label(),
             }
         })
         .collect())

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 
 use super::OAuthContext;
 use crate::domain::client::Client;
-use crate::domain::entitlement::{Rule, WithoutGrant};
+use crate::domain::entitlement::Rule;
 use crate::domain::limits;
-use crate::domain::scope::GrantType;
 use crate::domain::token::{looks_like_jwt, AccessTokenClaims, JWT_ACCESS_TOKEN_TYPE};
 use crate::error::AppError;
 use crate::storage::holdings::{self, ConsentKey};
@@ -116,23 +115,14 @@ pub fn introspect(
         },
         None => None,
     };
-    // A user's token holds what her consent holds; a client's own token also keeps unlimited
-    // scopes added under its grants since it was issued.
-    let (grant_type, without_grant) = match row.user_id {
-        Some(_) => (GrantType::AuthorizationCode, WithoutGrant::NotUsable),
-        None => (GrantType::ClientCredentials, WithoutGrant::UnlimitedOnly),
-    };
     let tree = context.tree;
-    let rule = Rule { tree, holdings: &holdings, grant_type, without_grant, now };
+    let rule = Rule::for_holder(tree, &holdings, row.user_id.is_some(), now);
     let mut entitlement = rule.evaluate(row.scope.split(' ').filter(|s| !s.is_empty()));
     // Count this access on every counted scope; the conditional update decides under concurrency.
-    let mut counts = BTreeMap::new();
-    for (name, grant_id) in entitlement.counted() {
-        let max = tree.get(&name).map_or(0, |scope| i64::from(scope.fields.max_access_count));
-        let count = grants::count_access(connection, grant_id, max)?;
-        counts.insert(name, count.map(|count| u64::try_from(count).unwrap_or(u64::MAX)));
-    }
-    entitlement.record_accesses(tree, &counts);
+    entitlement.count_accesses(tree, |grant_id, max| {
+        let count = grants::count_access(connection, grant_id, i64::from(max))?;
+        Ok::<_, AppError>(count.map(|count| u64::try_from(count).unwrap_or(u64::MAX)))
+    })?;
     if entitlement.is_empty() {
         return Ok(None);
     }

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, RwLock};
 
-use crate::domain::entitlement::grant_state;
+use crate::domain::entitlement::has_lapsed;
 use crate::domain::scope_document::ScopeNode;
 use crate::domain::scope_tree::ScopeTree;
 use crate::error::AppError;
@@ -141,8 +141,9 @@ impl Registry {
         Ok(counts)
     }
 
-    /// Deletes a scope and its subtree unless a client has any of it assigned or a live grant
-    /// holds any of it (live as `entitlement::grant_state` says, under the current definition).
+    /// Deletes a scope and its subtree unless a client has any of it assigned or an unexpired
+    /// grant holds any of it (SPEC: lapse is `entitlement::has_lapsed` under the scope's current
+    /// definition; a used-up grant that has not lapsed still holds its scope).
     pub fn delete_subtree(
         &self,
         connection: &mut DbConnection,
@@ -152,11 +153,9 @@ impl Registry {
         let (removed, _) = self.change(connection, |tree, connection| {
             let names = tree.subtree(name).into_iter().map(|scope| scope.name.clone()).collect();
             let mut in_use = scopes::assigned_among(connection, &names)?;
-            for grant in grants::of_scopes(connection, &names)? {
-                let live =
-                    tree.get(&grant.scope_name).is_some_and(|scope| grant_state(scope, grant.usage(), now).is_live());
-                if live {
-                    in_use.insert(grant.scope_name);
+            for (scope_name, newest) in grants::newest_grant_per_scope(connection, &names)? {
+                if tree.get(&scope_name).is_some_and(|scope| !has_lapsed(scope, newest, now)) {
+                    in_use.insert(scope_name);
                 }
             }
             Ok(tree.remove_subtree(name, |candidate| in_use.contains(candidate))?)

@@ -4,7 +4,7 @@
 //! and its access count. Whether a grant is still live is decided in `domain::entitlement`;
 //! nothing here stores that result.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use std::collections::BTreeSet;
 
@@ -63,13 +63,31 @@ pub fn find_default(
     subject: &str,
     client_id: &str,
 ) -> Result<Option<String>, StorageError> {
-    Ok(consents::table
+    let query = consents::table
         .filter(consents::subject.eq(subject))
         .filter(consents::client_id.eq(client_id))
         .filter(consents::is_default.eq(true))
-        .select(consents::id)
-        .first(connection)
-        .optional()?)
+        .select(consents::id);
+    Ok(match connection {
+        DbConnection::Postgresql(pg) => query.for_key_share().first(pg).optional()?,
+        DbConnection::Sqlite(sqlite) => query.first(sqlite).optional()?,
+    })
+}
+
+/// The consent, if it still exists. A flow about to write under a consent reads it here.
+///
+/// On PostgreSQL the read takes a key-share lock until the flow's transaction ends: a
+/// revocation (`end_consents`) locks the consent for update first, so it waits for the flow
+/// and then ends what the flow wrote, and a flow that comes after it finds no consent (rather
+/// than writing a code or token whose consent vanished, a foreign-key failure). The key-share
+/// lock does not block another flow updating the consent's `updated_at`. SQLite needs no lock:
+/// its write transactions run one at a time.
+pub fn find_consent(connection: &mut DbConnection, id: &str) -> Result<Option<String>, StorageError> {
+    let query = consents::table.find(id).select(consents::id);
+    Ok(match connection {
+        DbConnection::Postgresql(pg) => query.for_key_share().first(pg).optional()?,
+        DbConnection::Sqlite(sqlite) => query.first(sqlite).optional()?,
+    })
 }
 
 /// The subject's default consent with the client (the one a plain authorization merges into),
@@ -211,19 +229,24 @@ pub fn list(
     Ok(query.load(connection)?)
 }
 
-/// Every grant of the named scopes, for the delete-in-use check.
-pub fn of_scopes(connection: &mut DbConnection, names: &BTreeSet<String>) -> Result<Vec<GrantRow>, StorageError> {
+/// For each of the named scopes that has grants, when its newest grant started: a scope's
+/// grants lapse oldest first, so the newest one tells whether any has not lapsed (the
+/// delete-in-use check), without loading every user's grant.
+pub fn newest_grant_per_scope(
+    connection: &mut DbConnection,
+    names: &BTreeSet<String>,
+) -> Result<Vec<(String, DateTime<Utc>)>, StorageError> {
     let names: Vec<&String> = names.iter().collect();
-    let mut rows = Vec::new();
+    let mut newest = Vec::new();
     for chunk in names.chunks(500) {
-        rows.extend(
-            grants::table
-                .filter(grants::scope_name.eq_any(chunk.iter().copied()))
-                .select(GrantRow::as_select())
-                .load(connection)?,
-        );
+        let rows: Vec<(String, Option<NaiveDateTime>)> = grants::table
+            .filter(grants::scope_name.eq_any(chunk.iter().copied()))
+            .group_by(grants::scope_name)
+            .select((grants::scope_name, diesel::dsl::max(grants::granted_at)))
+            .load(connection)?;
+        newest.extend(rows.into_iter().filter_map(|(name, at)| at.map(|at| (name, at.and_utc()))));
     }
-    Ok(rows)
+    Ok(newest)
 }
 
 /// Ends everything the subject gave the client (SPEC: revoking an app ends its grants, access
@@ -235,6 +258,8 @@ pub fn end_consents(
     client_id: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, StorageError> {
+    // Codes first: a code exchange holds its code's row and then reads the consent, so taking
+    // the consent first could deadlock with it. This waits for an exchange in flight instead.
     diesel::delete(
         authorization_codes::table
             .filter(authorization_codes::client_id.eq(client_id))
@@ -242,6 +267,17 @@ pub fn end_consents(
             .filter(authorization_codes::used_at.is_null()),
     )
     .execute(connection)?;
+    // Then wait for flows writing under these consents to finish (see `find_consent`), so the
+    // updates below see what they wrote. A code minted meanwhile dies with its consent
+    // (ON DELETE CASCADE).
+    if let DbConnection::Postgresql(pg) = connection {
+        consents::table
+            .filter(consents::client_id.eq(client_id))
+            .filter(consents::subject.eq(subject))
+            .select(consents::id)
+            .for_update()
+            .load::<String>(pg)?;
+    }
     diesel::update(
         refresh_families::table
             .filter(refresh_families::client_id.eq(client_id))

@@ -21,7 +21,8 @@ pub fn load(connection: &mut DbConnection, client: Client, key: ConsentKey<'_>) 
     let assigned: BTreeSet<String> =
         clients::assignments(connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
     let consent_id = match key {
-        ConsentKey::Id(id) => id.map(str::to_string),
+        ConsentKey::Id(Some(id)) => grants::find_consent(connection, id)?,
+        ConsentKey::Id(None) => None,
         ConsentKey::DefaultOf(subject) => grants::find_default(connection, subject, &client.client_id)?,
     };
     let mut holdings = Holdings::new(client, assigned);

@@ -452,3 +452,13 @@ async fn an_unknown_scope_is_404_scope_not_found_and_an_unknown_parent_is_400() 
     let (status, body) = admin.call(Method::POST, "/admin/v1/scopes", Some(orphan)).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
 }
+
+#[tokio::test]
+async fn the_reserved_admin_scope_takes_no_children_so_administrators_cannot_lock_themselves_out() {
+    let admin = setup().await;
+    let child = json!({"name": "scopegate:admin.more", "short_description": "More", "parent": "scopegate:admin", "security_level": "A"});
+    let (status, body) = admin.call(Method::POST, "/admin/v1/scopes", Some(child)).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    let (status, _) = admin.call(Method::GET, "/admin/v1/scopes", None).await;
+    assert_eq!(status, 200, "the admin token still works");
+}

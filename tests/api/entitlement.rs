@@ -147,3 +147,124 @@ async fn a_user_token_loses_a_parent_whose_new_child_she_never_consented_to() {
     assert_eq!(asked.status(), 200);
     assert!(asked.text().await.unwrap().contains("Your loans"));
 }
+
+/// A revocation in progress holds its transaction open on its own connection while a refresh
+/// arrives: the refresh waits, then is refused cleanly (not a 500 from a consent that vanished
+/// under it), and nothing it could have issued stays live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_racing_a_revocation_waits_and_is_refused() {
+    let (app, client) = setup().await;
+    let browser = Browser::new(&app);
+    let answer = consent_and_get_code(&browser, &client, "profile accounts", None).await;
+    let tokens: Value = exchange(&app, &client, &answer["code"]).await.json().await.unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_string();
+    let bank_api = app.resource_server();
+    let user_id =
+        app.introspect(&bank_api, tokens["access_token"].as_str().unwrap()).await["sub"].as_str().unwrap().to_string();
+
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<()>();
+    let (database_url, client_id) = (app.settings.database_url.clone(), client.id.clone());
+    let revocation = std::thread::spawn(move || {
+        let database = scopegate::storage::Database::connect(&database_url, 1).unwrap();
+        let mut connection = database.get().unwrap();
+        scopegate::storage::write_transaction(&mut connection, |connection| {
+            scopegate::storage::grants::end_consents(connection, &user_id, &client_id, chrono::Utc::now())?;
+            locked_tx.send(()).unwrap();
+            commit_rx.recv().unwrap();
+            Ok::<_, scopegate::storage::StorageError>(())
+        })
+        .unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let refresh = {
+        let (http, url, id, secret) = (app.http.clone(), app.url("/token"), client.id.clone(), client.secret.clone());
+        tokio::spawn(async move {
+            let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())];
+            http.post(url).basic_auth(id, Some(secret)).form(&form).send().await.unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!refresh.is_finished(), "the refresh waits for the revocation to commit");
+    commit_tx.send(()).unwrap();
+    tokio::task::spawn_blocking(move || revocation.join().unwrap()).await.unwrap();
+
+    let response = refresh.await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    assert_eq!(app.introspect(&bank_api, tokens["access_token"].as_str().unwrap()).await, json!({"active": false}));
+}
+
+#[tokio::test]
+async fn a_used_up_grant_still_holds_its_scope_until_it_lapses() {
+    let app = spawn_app().await;
+    app.import_scopes(r#"{"scopes": [{"name": "q", "short_description": "Quota", "max_access_count": 1}]}"#);
+    let client = app.machine_client("F", &[]);
+    let bank_api = app.resource_server();
+    let token = app.access_token(&client, Some("q")).await["access_token"].as_str().unwrap().to_string();
+    app.introspect(&bank_api, &token).await;
+    assert_eq!(app.introspect(&bank_api, &token).await, json!({"active": false}), "used up");
+    let admin = admin_token(&app).await;
+    let (status, body) = admin_call(&app, reqwest::Method::DELETE, "/admin/v1/scopes/q", &admin, None).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("scope_in_use")), "an unexpired grant holds it");
+}
+
+#[tokio::test]
+async fn a_spent_child_takes_its_parent_out_of_a_users_introspection_and_refresh() {
+    let (app, client) = setup().await;
+    app.import_scopes(
+        r#"{"scopes": [{"name": "accounts", "short_description": "Accounts", "security_level": "C", "children": [
+            {"name": "accounts.transactions", "short_description": "Transactions", "security_level": "C", "max_access_count": 1}]}]}"#,
+    );
+    let browser = Browser::new(&app);
+    let answer = consent_and_get_code(&browser, &client, "profile accounts", None).await;
+    let tokens: Value = exchange(&app, &client, &answer["code"]).await.json().await.unwrap();
+    assert_eq!(tokens["scope"], "accounts accounts.balance accounts.transactions profile");
+    let bank_api = app.resource_server();
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.introspect(&bank_api, access).await["scope_limits"]["accounts.transactions"]["remaining_accesses"],
+        0
+    );
+    assert_eq!(app.introspect(&bank_api, access).await["scope"], "accounts.balance profile");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let refreshed: Value = app
+        .post_form("/token", Some(&client), &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refreshed["scope"], "accounts.balance profile", "{refreshed}");
+
+    // The listings say the same: the parent is held back by its spent child.
+    let admin = admin_token(&app).await;
+    let path = format!("/admin/v1/grants?client={}", client.id);
+    let (_, listing) = admin_call(&app, reqwest::Method::GET, &path, &admin, None).await;
+    let state_of = |scope: &str| {
+        listing["grants"].as_array().unwrap().iter().find(|g| g["scope"] == scope).unwrap()["state"].clone()
+    };
+    assert_eq!(state_of("accounts"), "descendant_dropped", "{listing}");
+    assert_eq!(state_of("accounts.transactions"), "exhausted");
+    assert_eq!(state_of("accounts.balance"), "active");
+    let page = browser.get("/account").await.text().await.unwrap();
+    assert!(page.contains("Limited: part of it is used up") && page.contains("Used up"), "{page}");
+}
+
+#[tokio::test]
+async fn a_spent_default_scope_is_left_out_of_a_request_that_names_none() {
+    let app = spawn_app().await;
+    app.import_scopes(
+        r#"{"scopes": [
+            {"name": "profile", "short_description": "Profile", "default_scope": true},
+            {"name": "quota", "short_description": "Quota", "default_scope": true, "max_access_count": 1}]}"#,
+    );
+    let client = app.machine_client("F", &[]);
+    let bank_api = app.resource_server();
+    let first = app.access_token(&client, None).await;
+    assert_eq!(first["scope"], "profile quota");
+    app.introspect(&bank_api, first["access_token"].as_str().unwrap()).await;
+    assert_eq!(app.access_token(&client, None).await["scope"], "profile", "the spent default is left out");
+    let named = app.client_credentials(&client, Some("quota")).await;
+    assert_eq!(named.status(), 400, "asked for by name, the spent scope is refused");
+}
