@@ -341,15 +341,15 @@ fn grant_type() -> impl Strategy<Value = GrantType> {
 }
 
 fn scope_at(index: usize) -> impl Strategy<Value = Scope> {
-    let parent = if index == 0 { Just(None).boxed() } else { proptest::option::of(0..index).boxed() };
+    let parent = if index == 0 { Just(None).boxed() } else { proptest::option::weighted(0.75, 0..index).boxed() };
     (
         parent,
         level(),
-        any::<bool>(),
+        proptest::bool::weighted(0.25),
         any::<bool>(),
         proptest::sample::select(vec![0u32, 0, 1, 3]),
         proptest::sample::select(vec![0u32, 0, 1, 2]),
-        proptest::collection::vec(grant_type(), 0..2),
+        prop_oneof![3 => Just(Vec::new()), 1 => proptest::collection::vec(grant_type(), 1..2)],
     )
         .prop_map(move |(parent, security_level, private, asks, days, max, auth_types)| Scope {
             parent: parent.map(|p: usize| NAMES[p].to_string()),
@@ -373,13 +373,15 @@ fn world() -> impl Strategy<Value = World> {
             let scopes: Vec<_> = (0..count).map(scope_at).collect();
             let names = NAMES[..count].iter().map(|name| name.to_string()).collect::<Vec<_>>();
             let grant = (0i64..5, 0u64..3);
+            // A name the tree does not have (a scope deleted since the grant), now and then.
+            let granted_names: Vec<String> = names.iter().cloned().chain(["gone".to_string()]).collect();
             (
                 scopes,
-                level(),
+                prop_oneof![3 => Just(SecurityLevel::A), 2 => level()],
                 any::<bool>(),
                 proptest::collection::btree_set(proptest::sample::select(names.clone()), 0..3),
-                proptest::collection::btree_map(proptest::sample::select(names.clone()), grant, 0..count),
-                proptest::collection::btree_set(proptest::sample::select(names), 0..4),
+                proptest::collection::vec(proptest::option::weighted(0.8, grant), count),
+                proptest::collection::btree_set(proptest::sample::select(granted_names), 1..4),
                 grant_type(),
                 proptest::sample::select(vec![
                     WithoutGrant::NotUsable,
@@ -389,10 +391,14 @@ fn world() -> impl Strategy<Value = World> {
             )
         })
         .prop_map(|(scopes, level, admin, assigned, grants, granted, grant_type, without_grant)| World {
+            grants: NAMES
+                .iter()
+                .zip(grants)
+                .filter_map(|(name, grant)| grant.map(|grant| (name.to_string(), grant)))
+                .collect(),
             scopes,
             client: client(level, admin),
             assigned,
-            grants,
             granted,
             grant_type,
             without_grant,
@@ -459,6 +465,34 @@ impl World {
         admitted && grant_live
     }
 
+    /// Why `name` is left out, as SPEC words it, or None when it is reported.
+    fn reason(&self, name: &str) -> Option<Dropped> {
+        let Some(scope) = self.scope(name) else { return Some(Dropped::Unknown) };
+        let admitted = (name != ADMIN_SCOPE || self.client.admin)
+            && self.client.security_level <= scope.fields.security_level
+            && (scope.fields.auth_types.is_empty() || scope.fields.auth_types.contains(&self.grant_type))
+            && (scope.fields.visibility == Visibility::Public || self.at_or_under(name, &self.assigned));
+        if !admitted {
+            return Some(Dropped::NotAdmitted);
+        }
+        match self.grants.get(name) {
+            Some((days_ago, count)) => {
+                let days = i64::from(scope.fields.access_duration_days);
+                if days > 0 && *days_ago >= days {
+                    return Some(Dropped::Lapsed { at: now() - Duration::days(*days_ago) + Duration::days(days) });
+                }
+                let max = u64::from(scope.fields.max_access_count);
+                if max > 0 && *count >= max {
+                    return Some(Dropped::Exhausted);
+                }
+            }
+            None if !self.usable_by_itself(name) => return Some(Dropped::NotGranted),
+            None => {}
+        }
+        let descendants = self.descendants_and_self(name);
+        (!descendants.iter().all(|d| self.usable_by_itself(d))).then_some(Dropped::ImpliesDropped)
+    }
+
     /// The effective scope of `granted`: every scope at or under a granted one whose whole
     /// subtree is usable by itself.
     fn oracle(&self, granted: &BTreeSet<String>) -> BTreeSet<String> {
@@ -481,9 +515,14 @@ proptest! {
         let rule = Rule { tree: &tree, holdings: &holdings, grant_type: world.grant_type, without_grant: world.without_grant, now: now() };
         let entitlement = rule.evaluate(world.granted.iter().map(String::as_str));
         prop_assert_eq!(entitlement.names(), world.oracle(&world.granted));
-        // Every expanded scope is either usable or dropped with a reason, never both.
+        // Every expanded scope is either usable or dropped, never both, with SPEC's reason; a
+        // granted name the tree no longer has is dropped as unknown.
         for name in tree.expand(world.granted.iter().map(String::as_str)) {
             prop_assert!(entitlement.usable.contains_key(&name) != entitlement.dropped.contains_key(&name));
+            prop_assert_eq!(entitlement.dropped.get(&name).copied(), world.reason(&name), "{}", name);
+        }
+        for name in world.granted.iter().filter(|name| !tree.contains(name)) {
+            prop_assert_eq!(entitlement.dropped.get(name), Some(&Dropped::Unknown));
         }
         // An exhausted or lapsed scope is never reported, and neither is any ancestor of it.
         for (name, reason) in &entitlement.dropped {
@@ -537,4 +576,33 @@ proptest! {
         let after = Rule { holdings: &fresh, ..rule }.evaluate(decided.iter().map(String::as_str));
         prop_assert_eq!(after.names(), decided);
     }
+}
+
+/// The property tests above are only as good as the worlds they draw: this checks, over a fixed
+/// sample of them, that enough have something to report and enough hinge on the ancestor rule.
+#[test]
+fn the_generated_worlds_exercise_the_rule() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut reported, mut ancestor_rule, mut unknown, samples) = (0, 0, 0, 2000);
+    for _ in 0..samples {
+        let world = world().new_tree(&mut runner).unwrap().current();
+        let effective = world.oracle(&world.granted);
+        let without_ancestor_rule: BTreeSet<String> = world
+            .scopes
+            .iter()
+            .map(|scope| scope.name.clone())
+            .filter(|name| world.at_or_under(name, &world.granted) && world.usable_by_itself(name))
+            .collect();
+        reported += usize::from(!effective.is_empty());
+        ancestor_rule += usize::from(effective != without_ancestor_rule);
+        unknown += usize::from(world.granted.contains("gone"));
+    }
+    eprintln!("of {samples} worlds: {reported} report something, {ancestor_rule} hinge on the ancestor rule, {unknown} name a deleted scope");
+    // Measured when written: 732, 299 and 673 of 2000. The floors catch a generator change that
+    // would leave the properties passing on empty answers.
+    assert!(reported * 100 >= samples * 30, "{reported} of {samples} report something");
+    assert!(ancestor_rule * 100 >= samples * 12, "{ancestor_rule} of {samples} hinge on the ancestor rule");
+    assert!(unknown * 100 >= samples * 25, "{unknown} of {samples} name a deleted scope");
 }

@@ -362,10 +362,20 @@ pub fn authorize(
                 .collect();
             return Ok(AuthorizeOutcome::Consent(ConsentScreen { client, offered: offered.names(), reauthorize }));
         }
-        AuthorizationStep::Issue { start, .. } => match user {
-            Some(user) => (user, start),
-            None => return Ok(AuthorizeOutcome::Login),
-        },
+        AuthorizationStep::Issue { scopes, start } => {
+            // oxide-auth mints the code for its pre-grant, which negotiation built from the same
+            // offer and decision: anything else is a bug, not a code to hand out.
+            let pre_grant: BTreeSet<String> = pending.pre_grant().scope.iter().map(str::to_string).collect();
+            if pre_grant != scopes {
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "the code's scope {pre_grant:?} is not the step's {scopes:?}"
+                )));
+            }
+            match user {
+                Some(user) => (user, start),
+                None => return Ok(AuthorizeOutcome::Login),
+            }
+        }
     };
     let who = ConsentSubject { subject: &user.id, user_id: Some(&user.id), client_id: &client.client_id };
     let mut connection = endpoint.core.db();
