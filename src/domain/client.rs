@@ -60,6 +60,25 @@ impl Client {
     }
 }
 
+#[cfg(test)]
+impl Client {
+    /// A confidential client of every grant type, for the rules' unit tests.
+    pub fn for_tests(security_level: SecurityLevel, admin: bool) -> Self {
+        Self {
+            client_id: "c".into(),
+            name: "c".into(),
+            confidential: true,
+            redirect_uris: vec![],
+            grant_types: GrantType::ALL.to_vec(),
+            security_level,
+            token_format: TokenFormat::Jwt,
+            can_introspect: false,
+            admin,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+}
+
 /// What an administrator asks for when registering a client, before validation.
 #[derive(Debug, Clone, Default)]
 pub struct ClientRegistration {

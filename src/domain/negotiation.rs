@@ -68,7 +68,7 @@ pub fn format_scope(names: &BTreeSet<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::client::{Client, TokenFormat};
+    use crate::domain::client::Client;
     use crate::domain::scope::{GrantType, Scope, SecurityLevel, Visibility};
 
     fn tree() -> ScopeTree {
@@ -115,18 +115,7 @@ mod tests {
     }
 
     fn client(level: SecurityLevel, admin: bool) -> Client {
-        Client {
-            client_id: "c".into(),
-            name: "c".into(),
-            confidential: true,
-            redirect_uris: vec![],
-            grant_types: vec![GrantType::ClientCredentials],
-            security_level: level,
-            token_format: TokenFormat::Jwt,
-            can_introspect: false,
-            admin,
-            created_at: chrono::Utc::now(),
-        }
+        Client::for_tests(level, admin)
     }
 
     fn set(names: &[&str]) -> BTreeSet<String> {
