@@ -87,7 +87,7 @@ impl From<crate::services::account::AuthorizedApp> for AccountApp {
                     Standing::Usable => "Active",
                     Standing::Dropped(Dropped::Lapsed { .. }) => "Expired",
                     Standing::Dropped(Dropped::Exhausted) => "Used up",
-                    Standing::Dropped(Dropped::ImpliesDropped) => "Limited: part of it is used up",
+                    Standing::Dropped(Dropped::ImpliesDropped) => "Limited: part of it is no longer available",
                     Standing::Dropped(Dropped::NotAdmitted) => "No longer available to this app",
                     Standing::Dropped(Dropped::NotGranted | Dropped::Unknown) => "Revoked",
                 }

@@ -2,7 +2,7 @@
 //! `GET /scopes` shape.
 
 use crate::domain::scope::{Scope, ScopeFields, ADMIN_SCOPE};
-use crate::domain::scope_tree::{validate_scope, ScopeTree, ScopeTreeError};
+use crate::domain::scope_tree::{check_reserved_admin_scope, validate_scope, ScopeTree, ScopeTreeError};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -120,6 +120,12 @@ impl ScopeTree {
     /// scopes they hang from.
     pub fn import(&self, document: &[ScopeNode]) -> Result<ScopeTree, ImportError> {
         let documented = flatten(document)?;
+        for scope in documented.iter().filter(|scope| scope.name == ADMIN_SCOPE) {
+            if let Some(current) = self.get(ADMIN_SCOPE) {
+                check_reserved_admin_scope(current, scope)
+                    .map_err(|cause| ImportError { path: "scopes".to_owned(), message: cause.to_string() })?;
+            }
+        }
         let mut documented_children: HashMap<Option<&str>, u32> = HashMap::new();
         for scope in &documented {
             *documented_children.entry(scope.parent.as_deref()).or_default() += 1;

@@ -73,6 +73,33 @@ fn within_bound(scope: &Scope, field: &str, value: u32, max: u32) -> Result<(), 
     Ok(())
 }
 
+/// The reserved admin scope keeps what decides who may hold it (see `ADMIN_SCOPE`): private,
+/// level F, client credentials only, no limits. Its words may change. An edit or an import
+/// that would change the rest could lock every administrator out of the admin API. Trees
+/// loaded from storage are not checked, so an older database still loads.
+pub fn check_reserved_admin_scope(before: &Scope, after: &Scope) -> Result<(), ScopeTreeError> {
+    if after.name != ADMIN_SCOPE {
+        return Ok(());
+    }
+    let (was, is) = (&before.fields, &after.fields);
+    let changed = [
+        ("visibility", was.visibility != is.visibility),
+        ("security_level", was.security_level != is.security_level),
+        ("auth_types", was.auth_types != is.auth_types),
+        ("access_duration_days", is.access_duration_days != 0),
+        ("max_access_count", is.max_access_count != 0),
+    ];
+    match changed.into_iter().find(|(_, changed)| *changed) {
+        None => Ok(()),
+        Some((field, _)) => Err(ScopeTreeError::invalid(
+            field,
+            format!(
+                "{field}: the reserved scope {ADMIN_SCOPE} keeps who may hold it; only its descriptions may change"
+            ),
+        )),
+    }
+}
+
 /// An edit of a scope's own fields. The hierarchy (`parent`, `position`) is changed only by
 /// `move_scope`, so a patch naming those keys fails to deserialize.
 //
@@ -445,6 +472,7 @@ impl ScopeTree {
         let mut edited = node.scope.clone();
         patch.apply_to(&mut edited)?;
         validate_scope(&edited)?;
+        check_reserved_admin_scope(&node.scope, &edited)?;
         node.scope = edited;
         Ok(&node.scope)
     }

@@ -576,3 +576,31 @@ fn the_reserved_admin_scope_takes_no_children_by_add_move_or_import() {
     .unwrap();
     assert!(tree.import(&document).unwrap_err().to_string().contains("takes no children"));
 }
+
+#[test]
+fn the_reserved_admin_scope_keeps_who_may_hold_it() {
+    let mut admin = scope(ADMIN_SCOPE, None, 0);
+    admin.fields.visibility = Visibility::Private;
+    admin.fields.auth_types = vec![GrantType::ClientCredentials];
+    let mut tree = ScopeTree::from_scopes(vec![admin]).unwrap();
+    let before = tree.clone();
+    for refused in [
+        r#"{"auth_types": ["authorization_code"]}"#,
+        r#"{"security_level": "A"}"#,
+        r#"{"visibility": "public"}"#,
+        r#"{"max_access_count": 5}"#,
+        r#"{"access_duration_days": 1}"#,
+    ] {
+        assert!(
+            matches!(tree.edit(ADMIN_SCOPE, patch(refused)), Err(ScopeTreeError::InvalidScope { .. })),
+            "{refused}"
+        );
+        assert_eq!(tree, before);
+    }
+    assert!(tree.edit(ADMIN_SCOPE, patch(r#"{"short_description": "Run the bank's scopegate"}"#)).is_ok());
+    let document: Vec<crate::domain::scope_document::ScopeNode> = serde_json::from_str(&format!(
+        r#"[{{"name": "{ADMIN_SCOPE}", "short_description": "Admin", "auth_types": ["authorization_code"], "visibility": "private"}}]"#
+    ))
+    .unwrap();
+    assert!(tree.import(&document).unwrap_err().to_string().contains("auth_types"));
+}

@@ -380,7 +380,12 @@ pub fn authorize(
     let who = ConsentSubject { subject: &user.id, user_id: Some(&user.id), client_id: &client.client_id };
     let mut connection = endpoint.core.db();
     let consent_id = grants::default_consent(&mut connection, who, now)?;
-    grants::start(&mut connection, &consent_id, &start, now)?;
+    match decision {
+        // Her decision restarts what she was asked about.
+        Decision::Approve(_) => grants::start(&mut connection, &consent_id, &start, now)?,
+        // A skipped page only adds what was never granted (`authorization_step`).
+        Decision::Ask | Decision::Deny => grants::add_missing(&mut connection, &consent_id, &start, now)?,
+    }
     drop(connection);
     endpoint.consent_id = Some(consent_id);
     match pending.authorize(&mut endpoint, Cow::Borrowed(&user.id)) {

@@ -99,7 +99,7 @@ impl CredentialsEndpoint<'_> {
         let mut connection = self.core.db();
         let who = ConsentSubject { subject: &client.client_id, user_id: None, client_id: &client.client_id };
         let consent_id = grants::default_consent(&mut connection, who, self.core.now)?;
-        grants::start(&mut connection, &consent_id, &starting, self.core.now)?;
+        grants::add_missing(&mut connection, &consent_id, &starting, self.core.now)?;
         let request = AccessTokenRequest {
             client: &client,
             subject: &subject,

@@ -406,6 +406,26 @@ impl Issuer for ExchangeEndpoint<'_> {
             self.core.refuse(invalid_grant("the refresh token was issued to another client"));
             return Ok(None);
         }
+        // Locks in the order every flow takes them, consent then family, so a revocation
+        // (which takes the consent first) and this rotation queue instead of deadlocking.
+        let loaded =
+            holdings::load_for(&mut self.core.db(), &family.client_id, ConsentKey::Id(family.consent_id.as_deref()));
+        let holdings = match loaded {
+            Ok(Some(holdings)) => holdings,
+            Ok(None) => {
+                self.core.refuse(invalid_grant("the client no longer exists"));
+                return Ok(None);
+            }
+            Err(error) => return self.core.fail(error),
+        };
+        let family = match token_store::find_family_for_rotation(&mut self.core.db(), &family.id) {
+            Ok(Some(family)) => family,
+            Ok(None) => {
+                self.core.refuse(invalid_grant("the refresh token is unknown"));
+                return Ok(None);
+            }
+            Err(error) => return self.core.fail(error),
+        };
         if row.used_at.is_some() {
             if let Err(error) = token_store::revoke_family(&mut self.core.db(), &family.id, now) {
                 return self.core.fail(error);
@@ -418,16 +438,6 @@ impl Issuer for ExchangeEndpoint<'_> {
             self.core.refuse(invalid_grant("the refresh token is expired or revoked"));
             return Ok(None);
         }
-        let loaded =
-            holdings::load_for(&mut self.core.db(), &family.client_id, ConsentKey::Id(family.consent_id.as_deref()));
-        let holdings = match loaded {
-            Ok(Some(holdings)) => holdings,
-            Ok(None) => {
-                self.core.refuse(invalid_grant("the client no longer exists"));
-                return Ok(None);
-            }
-            Err(error) => return self.core.fail(error),
-        };
         let Ok(granted) = row.scope.parse::<OxideScope>() else {
             return self.core.fail(AppError::internal(anyhow::anyhow!("a stored refresh token scope is malformed")));
         };

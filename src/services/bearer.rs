@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::introspection::find_token;
 use super::OAuthContext;
 use crate::domain::client::Client;
-use crate::domain::entitlement::{Rule, ADMIN_SCOPE};
+use crate::domain::entitlement::{Dropped, Rule, Standing, ADMIN_SCOPE};
 use crate::error::AppError;
 use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::DbConnection;
@@ -34,7 +34,8 @@ pub fn admin_client(
     if !row.is_active(now) {
         return Ok(Err(BearerDenied::Invalid));
     }
-    let Some(holdings) = holdings::load_for(connection, &row.client_id, ConsentKey::Id(row.consent_id.as_deref()))?
+    let Some(holdings) =
+        holdings::load_for(connection, &row.client_id, ConsentKey::Reading(row.consent_id.as_deref()))?
     else {
         return Ok(Err(BearerDenied::Invalid));
     };
@@ -42,8 +43,11 @@ pub fn admin_client(
         return Ok(Err(BearerDenied::InsufficientScope));
     }
     let rule = Rule::for_holder(context.tree, &holdings, false, now);
-    // `admits` lets only admin clients hold the admin scope.
-    if rule.evaluate(row.scope.split(' ')).usable.contains_key(ADMIN_SCOPE) {
+    // `admits` lets only admin clients hold the admin scope. It takes no children now; one
+    // left by an older version must not take the admin API away, so the admin scope is judged
+    // by itself.
+    let standing = rule.evaluate(row.scope.split(' ')).standing(ADMIN_SCOPE);
+    if matches!(standing, Standing::Usable | Standing::Dropped(Dropped::ImpliesDropped)) {
         Ok(Ok(holdings.client))
     } else {
         Ok(Err(BearerDenied::InsufficientScope))

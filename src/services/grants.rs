@@ -30,8 +30,9 @@ pub struct GrantView {
     /// Null when the scope has no access limit.
     pub remaining_accesses: Option<u64>,
     /// What the entitlement rule makes of the grant now: `active`, `expired`, `exhausted`,
-    /// `not_admitted` (the client may no longer hold the scope) or `descendant_dropped` (a
-    /// scope below it is spent or not admitted, and a parent implies its children).
+    /// `not_admitted` (the client may no longer hold the scope), `descendant_dropped` (a scope
+    /// below it is spent, not admitted or never granted, and a parent implies its children) or
+    /// `revoked` (its consent is gone; seen only in a race with the revocation).
     pub state: &'static str,
 }
 
@@ -114,7 +115,7 @@ pub fn list(
         .into_iter()
         .map(|JudgedGrant { consent, grant, standing }| {
             let usage = grant.usage();
-            // Deleting a scope deletes its grants: a missing one raced with that and reads as expired.
+            // Deleting a scope deletes its grants: a missing one raced with that deletion.
             let scope = tree.get(&grant.scope_name);
             let max = scope.map_or(0, |scope| u64::from(scope.fields.max_access_count));
             GrantView {

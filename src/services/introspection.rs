@@ -104,7 +104,8 @@ pub fn introspect(
     if !row.is_active(now) {
         return Ok(None);
     }
-    let Some(holdings) = holdings::load_for(connection, &row.client_id, ConsentKey::Id(row.consent_id.as_deref()))?
+    let Some(holdings) =
+        holdings::load_for(connection, &row.client_id, ConsentKey::Reading(row.consent_id.as_deref()))?
     else {
         return Ok(None);
     };

@@ -152,6 +152,7 @@ impl Registry {
     ) -> Result<Vec<String>, AppError> {
         let (removed, _) = self.change(connection, |tree, connection| {
             let names = tree.subtree(name).into_iter().map(|scope| scope.name.clone()).collect();
+            scopes::lock_for_delete(connection, &names)?;
             let mut in_use = scopes::assigned_among(connection, &names)?;
             for (scope_name, newest) in grants::newest_grant_per_scope(connection, &names)? {
                 if tree.get(&scope_name).is_some_and(|scope| !has_lapsed(scope, newest, now)) {

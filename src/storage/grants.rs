@@ -74,6 +74,11 @@ pub fn find_default(
     })
 }
 
+/// Whether the consent exists, for a read-only answer (no lock).
+pub fn consent_exists(connection: &mut DbConnection, id: &str) -> Result<bool, StorageError> {
+    Ok(consents::table.find(id).select(consents::id).first::<String>(connection).optional()?.is_some())
+}
+
 /// The consent, if it still exists. A flow about to write under a consent reads it here.
 ///
 /// On PostgreSQL the read takes a key-share lock until the flow's transaction ends: a
@@ -132,22 +137,30 @@ pub fn grants_of(connection: &mut DbConnection, consent_id: &str) -> Result<Vec<
 }
 
 /// Starts the grant of each scope anew (its days from `now`, its count from 0), adding the
-/// ones the consent does not have yet, and marks the consent updated.
+/// ones the consent does not have yet, and marks the consent updated: a fresh decision of the
+/// user's.
 pub fn start(
     connection: &mut DbConnection,
     consent_id: &str,
     scopes: &BTreeSet<String>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
+    restart_existing(connection, consent_id, scopes, now)?;
+    add_missing(connection, consent_id, scopes, now)
+}
+
+/// Adds a grant, starting now, for each scope the consent does not have. An existing one is
+/// left as it is, even one another request added a moment ago: only a user's decision
+/// (`start`) or an administrator's renewal restarts a count.
+pub fn add_missing(
+    connection: &mut DbConnection,
+    consent_id: &str,
+    scopes: &BTreeSet<String>,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
     for scope_name in scopes {
-        let restarted = diesel::update(
-            grants::table.filter(grants::consent_id.eq(consent_id)).filter(grants::scope_name.eq(scope_name)),
-        )
-        .set((grants::granted_at.eq(now.naive_utc()), grants::access_count.eq(0i64)))
-        .execute(connection)?;
-        if restarted > 0 {
-            continue;
-        }
+        // A savepoint per insert, so a unique violation does not abort the caller's
+        // transaction on PostgreSQL.
         let inserted = connection
             .transaction(|connection| {
                 diesel::insert_into(grants::table)
@@ -161,7 +174,6 @@ pub fn start(
             })
             .map_err(StorageError::from);
         match inserted {
-            // A concurrent start of the same grant won: it started at the same moment.
             Ok(_) | Err(StorageError::UniqueViolation) => {}
             Err(error) => return Err(error),
         }

@@ -10,8 +10,12 @@ use crate::domain::entitlement::{HeldGrant, Holdings};
 /// Which consent's grants to load.
 #[derive(Debug, Clone, Copy)]
 pub enum ConsentKey<'a> {
-    /// The consent a code, family or token belongs to; None when it has none (any more).
+    /// The consent a code or family belongs to, read by a flow that will write under it (on
+    /// PostgreSQL this locks it: see `grants::find_consent`); None when it has none (any more).
     Id(Option<&'a str>),
+    /// The consent a token belongs to, for a read-only answer (introspection, the admin API's
+    /// bearer check): no lock, so a resource server's traffic writes nothing for it.
+    Reading(Option<&'a str>),
     /// The subject's default consent with the client, if there is one.
     DefaultOf(&'a str),
 }
@@ -22,7 +26,8 @@ pub fn load(connection: &mut DbConnection, client: Client, key: ConsentKey<'_>) 
         clients::assignments(connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
     let consent_id = match key {
         ConsentKey::Id(Some(id)) => grants::find_consent(connection, id)?,
-        ConsentKey::Id(None) => None,
+        ConsentKey::Reading(Some(id)) => grants::consent_exists(connection, id)?.then(|| id.to_string()),
+        ConsentKey::Id(None) | ConsentKey::Reading(None) => None,
         ConsentKey::DefaultOf(subject) => grants::find_default(connection, subject, &client.client_id)?,
     };
     let mut holdings = Holdings::new(client, assigned);

@@ -209,6 +209,23 @@ pub fn assigned_among(
     Ok(assigned)
 }
 
+/// Locks the named scopes' rows until the transaction ends (PostgreSQL; SQLite write
+/// transactions run one at a time). A grant insert checks its scope's row as a foreign key, so
+/// while the delete-in-use check reads the grants and the delete runs, no grant can start on
+/// the subtree unseen.
+pub fn lock_for_delete(connection: &mut DbConnection, names: &BTreeSet<String>) -> Result<(), StorageError> {
+    let DbConnection::Postgresql(pg) = connection else { return Ok(()) };
+    let names: Vec<&String> = names.iter().collect();
+    for chunk in names.chunks(500) {
+        scopes::table
+            .filter(scopes::name.eq_any(chunk.iter().copied()))
+            .select(scopes::name)
+            .for_update()
+            .load::<String>(pg)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

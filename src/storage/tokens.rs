@@ -105,6 +105,26 @@ pub fn find_family(connection: &mut DbConnection, id: &str) -> Result<Option<Ref
     Ok(refresh_families::table.find(id).select(RefreshFamilyRow::as_select()).first(connection).optional()?)
 }
 
+/// The family a refresh token rotates in. On PostgreSQL the read locks the family row until
+/// the rotation's transaction ends, so a concurrent `revoke_family` (a reuse elsewhere, an
+/// RFC 7009 revoke) waits for the rotation and then revokes the pair it issued too, and a
+/// rotation that comes after it reads the family revoked. The lock is the one `revoke_family`'s
+/// update takes itself (`FOR NO KEY UPDATE`), so two reuses of one token queue rather than
+/// deadlock upgrading a shared lock; token inserts' foreign-key checks pass it. SQLite write
+/// transactions run one at a time.
+pub fn find_family_for_rotation(
+    connection: &mut DbConnection,
+    id: &str,
+) -> Result<Option<RefreshFamilyRow>, StorageError> {
+    let family = refresh_families::table.find(id);
+    Ok(match connection {
+        DbConnection::Postgresql(pg) => {
+            family.select(RefreshFamilyRow::as_select()).for_no_key_update().first(pg).optional()?
+        }
+        DbConnection::Sqlite(sqlite) => family.select(RefreshFamilyRow::as_select()).first(sqlite).optional()?,
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refresh_tokens)]
 pub struct RefreshTokenRow {

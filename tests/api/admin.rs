@@ -459,6 +459,17 @@ async fn the_reserved_admin_scope_takes_no_children_so_administrators_cannot_loc
     let child = json!({"name": "scopegate:admin.more", "short_description": "More", "parent": "scopegate:admin", "security_level": "A"});
     let (status, body) = admin.call(Method::POST, "/admin/v1/scopes", Some(child)).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("takes no children"), "{body}");
+    let moved = json!({"parent": "scopegate:admin"});
+    let (status, body) = admin.call(Method::POST, "/admin/v1/scopes/profile/move", Some(moved)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("takes no children"), "{body}");
+    // Nor can an edit take it from the admin clients.
+    let (status, body) = admin
+        .call(Method::PATCH, "/admin/v1/scopes/scopegate:admin", Some(json!({"auth_types": ["authorization_code"]})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("auth_types"), "{body}");
     let (status, _) = admin.call(Method::GET, "/admin/v1/scopes", None).await;
     assert_eq!(status, 200, "the admin token still works");
 }

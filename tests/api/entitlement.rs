@@ -2,7 +2,7 @@
 //! defect the four former copies of the rule had, over HTTP against the real server.
 
 use crate::browser_flow::{consent_and_get_code, exchange, hidden, location, query_of, setup, Browser, REDIRECT};
-use crate::helpers::{fresh_settings, spawn_app, spawn_app_in_the_future, spawn_app_with, TestApp};
+use crate::helpers::{fresh_settings, is_postgres, spawn_app, spawn_app_in_the_future, spawn_app_with, TestApp};
 use scopegate::config::Settings;
 use scopegate::domain::client::ClientRegistration;
 use serde_json::{json, Value};
@@ -149,8 +149,8 @@ async fn a_user_token_loses_a_parent_whose_new_child_she_never_consented_to() {
 }
 
 /// A revocation in progress holds its transaction open on its own connection while a refresh
-/// arrives: the refresh waits, then is refused cleanly (not a 500 from a consent that vanished
-/// under it), and nothing it could have issued stays live.
+/// arrives (PostgreSQL): the refresh waits, then is refused cleanly (not a 500 from a consent
+/// that vanished under it), and nothing it could have issued stays live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refresh_racing_a_revocation_waits_and_is_refused() {
     let (app, client) = setup().await;
@@ -162,33 +162,51 @@ async fn a_refresh_racing_a_revocation_waits_and_is_refused() {
     let user_id =
         app.introspect(&bank_api, tokens["access_token"].as_str().unwrap()).await["sub"].as_str().unwrap().to_string();
 
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<()>();
-    let (database_url, client_id) = (app.settings.database_url.clone(), client.id.clone());
-    let revocation = std::thread::spawn(move || {
-        let database = scopegate::storage::Database::connect(&database_url, 1).unwrap();
-        let mut connection = database.get().unwrap();
-        scopegate::storage::write_transaction(&mut connection, |connection| {
-            scopegate::storage::grants::end_consents(connection, &user_id, &client_id, chrono::Utc::now())?;
-            locked_tx.send(()).unwrap();
-            commit_rx.recv().unwrap();
-            Ok::<_, scopegate::storage::StorageError>(())
-        })
-        .unwrap();
-    });
-    locked_rx.recv().unwrap();
     let refresh = {
         let (http, url, id, secret) = (app.http.clone(), app.url("/token"), client.id.clone(), client.secret.clone());
-        tokio::spawn(async move {
-            let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())];
-            http.post(url).basic_auth(id, Some(secret)).form(&form).send().await.unwrap()
-        })
+        move || {
+            let (http, url, id, secret, refresh_token) =
+                (http.clone(), url.clone(), id.clone(), secret.clone(), refresh_token.clone());
+            tokio::spawn(async move {
+                let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())];
+                http.post(url).basic_auth(id, Some(secret)).form(&form).send().await.unwrap()
+            })
+        }
     };
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(!refresh.is_finished(), "the refresh waits for the revocation to commit");
-    commit_tx.send(()).unwrap();
-    tokio::task::spawn_blocking(move || revocation.join().unwrap()).await.unwrap();
-
+    let revoke = {
+        let (database_url, client_id) = (app.settings.database_url.clone(), client.id.clone());
+        move |locked: std::sync::mpsc::Sender<()>, commit: std::sync::mpsc::Receiver<()>| {
+            let database = scopegate::storage::Database::connect(&database_url, 1).unwrap();
+            let mut connection = database.get().unwrap();
+            scopegate::storage::write_transaction(&mut connection, |connection| {
+                scopegate::storage::grants::end_consents(connection, &user_id, &client_id, chrono::Utc::now())?;
+                locked.send(()).unwrap();
+                commit.recv().unwrap();
+                Ok::<_, scopegate::storage::StorageError>(())
+            })
+            .unwrap();
+        }
+    };
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<()>();
+    let revocation = std::thread::spawn(move || revoke(locked_tx, commit_rx));
+    locked_rx.recv().unwrap();
+    let refresh = if is_postgres() {
+        // The refresh arrives while the revocation holds its transaction open: it waits for it.
+        let refresh = refresh();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!refresh.is_finished(), "the refresh waits for the revocation to commit");
+        commit_tx.send(()).unwrap();
+        tokio::task::spawn_blocking(move || revocation.join().unwrap()).await.unwrap();
+        refresh
+    } else {
+        // SQLite runs write transactions one at a time, so the race cannot happen; holding the
+        // process-wide write gate here would stall every other test's server. The refresh comes
+        // right after the revocation instead.
+        commit_tx.send(()).unwrap();
+        tokio::task::spawn_blocking(move || revocation.join().unwrap()).await.unwrap();
+        refresh()
+    };
     let response = refresh.await.unwrap();
     let status = response.status();
     let body: Value = response.json().await.unwrap();
@@ -248,7 +266,7 @@ async fn a_spent_child_takes_its_parent_out_of_a_users_introspection_and_refresh
     assert_eq!(state_of("accounts.transactions"), "exhausted");
     assert_eq!(state_of("accounts.balance"), "active");
     let page = browser.get("/account").await.text().await.unwrap();
-    assert!(page.contains("Limited: part of it is used up") && page.contains("Used up"), "{page}");
+    assert!(page.contains("Limited: part of it is no longer available") && page.contains("Used up"), "{page}");
 }
 
 #[tokio::test]
@@ -267,4 +285,31 @@ async fn a_spent_default_scope_is_left_out_of_a_request_that_names_none() {
     assert_eq!(app.access_token(&client, None).await["scope"], "profile", "the spent default is left out");
     let named = app.client_credentials(&client, Some("quota")).await;
     assert_eq!(named.status(), 400, "asked for by name, the spent scope is refused");
+}
+
+#[tokio::test]
+async fn a_client_cannot_restart_a_spent_scope_by_sending_the_user_through_authorize() {
+    let (app, client) = setup().await;
+    // `profile` needs no authorization, and allows one access.
+    app.import_scopes(
+        r#"{"scopes": [{"name": "profile", "short_description": "Name", "default_scope": true,
+            "user_authorization_required": false, "max_access_count": 1}]}"#,
+    );
+    let browser = Browser::new(&app);
+    let answer = consent_and_get_code(&browser, &client, "profile accounts", None).await;
+    let tokens: Value = exchange(&app, &client, &answer["code"]).await.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let bank_api = app.resource_server();
+    app.introspect(&bank_api, access).await;
+    assert!(!app.introspect(&bank_api, access).await["scope"].as_str().unwrap().contains("profile"), "used up");
+
+    // The client sends her browser back without asking her: no page, and no new count.
+    let silent =
+        query_of(&location(&browser.authorize(&client, Some("profile accounts"), &[("prompt", "none")]).await));
+    assert_eq!(silent.get("error").map(String::as_str), Some("consent_required"), "{silent:?}");
+    assert!(!app.introspect(&bank_api, access).await["scope"].as_str().unwrap().contains("profile"));
+    // Without prompt=none she is asked, and says why.
+    let page = browser.authorize(&client, Some("profile accounts"), &[]).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("accesses of your earlier consent are used"));
 }
