@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 
 use super::OAuthContext;
 use crate::domain::client::Client;
-use crate::domain::entitlement::Rule;
+use crate::domain::entitlement::{assignments_matter, Rule};
 use crate::domain::limits;
 use crate::domain::token::{looks_like_jwt, AccessTokenClaims, JWT_ACCESS_TOKEN_TYPE};
 use crate::error::AppError;
-use crate::storage::holdings::{self, ConsentKey};
+use crate::storage::holdings::{self, Assignments, ConsentKey};
 use crate::storage::tokens::{self, AccessTokenRow};
 use crate::storage::{grants, users, DbConnection};
 
@@ -104,9 +104,10 @@ pub fn introspect(
     if !row.is_active(now) {
         return Ok(None);
     }
-    let Some(holdings) =
-        holdings::load_for(connection, &row.client_id, ConsentKey::Reading(row.consent_id.as_deref()))?
-    else {
+    let granted = || row.scope.split(' ').filter(|s| !s.is_empty());
+    let assignments = if assignments_matter(context.tree, granted()) { Assignments::Load } else { Assignments::Skip };
+    let key = ConsentKey::Reading(row.consent_id.as_deref());
+    let Some(holdings) = holdings::load_for(connection, &row.client_id, key, assignments)? else {
         return Ok(None);
     };
     let username = match &row.user_id {
@@ -118,7 +119,7 @@ pub fn introspect(
     };
     let tree = context.tree;
     let rule = Rule::for_holder(tree, &holdings, row.user_id.is_some(), now);
-    let mut entitlement = rule.evaluate(row.scope.split(' ').filter(|s| !s.is_empty()));
+    let mut entitlement = rule.evaluate(granted());
     // Count this access on every counted scope; the conditional update decides under concurrency.
     entitlement.count_accesses(tree, |grant_id, max| {
         let count = grants::count_access(connection, grant_id, i64::from(max))?;

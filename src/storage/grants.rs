@@ -74,11 +74,6 @@ pub fn find_default(
     })
 }
 
-/// Whether the consent exists, for a read-only answer (no lock).
-pub fn consent_exists(connection: &mut DbConnection, id: &str) -> Result<bool, StorageError> {
-    Ok(consents::table.find(id).select(consents::id).first::<String>(connection).optional()?.is_some())
-}
-
 /// The consent, if it still exists. A flow about to write under a consent reads it here.
 ///
 /// On PostgreSQL the read takes a key-share lock until the flow's transaction ends: a

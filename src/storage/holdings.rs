@@ -14,19 +14,42 @@ pub enum ConsentKey<'a> {
     /// PostgreSQL this locks it: see `grants::find_consent`); None when it has none (any more).
     Id(Option<&'a str>),
     /// The consent a token belongs to, for a read-only answer (introspection, the admin API's
-    /// bearer check): no lock, so a resource server's traffic writes nothing for it.
+    /// bearer check): no lock, so a resource server's traffic writes nothing for it, and no
+    /// check that the consent exists: a deleted consent's grants are deleted with it.
     Reading(Option<&'a str>),
     /// The subject's default consent with the client, if there is one.
     DefaultOf(&'a str),
 }
 
+/// Whether to read the client's assigned scopes: they admit only private scopes, so a caller
+/// that knows none is in play (`entitlement::assignments_matter`) skips the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignments {
+    Load,
+    Skip,
+}
+
 /// The holdings of `client` under the consent `key` names.
 pub fn load(connection: &mut DbConnection, client: Client, key: ConsentKey<'_>) -> Result<Holdings, StorageError> {
-    let assigned: BTreeSet<String> =
-        clients::assignments(connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
+    load_with(connection, client, key, Assignments::Load)
+}
+
+/// As [`load`], reading the assigned scopes only when asked to.
+pub fn load_with(
+    connection: &mut DbConnection,
+    client: Client,
+    key: ConsentKey<'_>,
+    assignments: Assignments,
+) -> Result<Holdings, StorageError> {
+    let assigned: BTreeSet<String> = match assignments {
+        Assignments::Load => {
+            clients::assignments(connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect()
+        }
+        Assignments::Skip => BTreeSet::new(),
+    };
     let consent_id = match key {
         ConsentKey::Id(Some(id)) => grants::find_consent(connection, id)?,
-        ConsentKey::Reading(Some(id)) => grants::consent_exists(connection, id)?.then(|| id.to_string()),
+        ConsentKey::Reading(Some(id)) => Some(id.to_string()),
         ConsentKey::Id(None) | ConsentKey::Reading(None) => None,
         ConsentKey::DefaultOf(subject) => grants::find_default(connection, subject, &client.client_id)?,
     };
@@ -40,14 +63,15 @@ pub fn load(connection: &mut DbConnection, client: Client, key: ConsentKey<'_>) 
     Ok(holdings)
 }
 
-/// As [`load`], for a client known by id; None when the client no longer exists.
+/// As [`load_with`], for a client known by id; None when the client no longer exists.
 pub fn load_for(
     connection: &mut DbConnection,
     client_id: &str,
     key: ConsentKey<'_>,
+    assignments: Assignments,
 ) -> Result<Option<Holdings>, StorageError> {
     match clients::find(connection, client_id)? {
-        Some(client) => Ok(Some(load(connection, client, key)?)),
+        Some(client) => Ok(Some(load_with(connection, client, key, assignments)?)),
         None => Ok(None),
     }
 }
