@@ -85,21 +85,6 @@ pub enum GrantState {
     Exhausted,
 }
 
-impl GrantState {
-    pub fn is_live(&self) -> bool {
-        matches!(self, Self::Live { .. })
-    }
-
-    /// The word listings use: `active`, `expired` or `exhausted`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Live { .. } => "active",
-            Self::Lapsed { .. } => "expired",
-            Self::Exhausted => "exhausted",
-        }
-    }
-}
-
 /// When a consent given at `granted_at` to `scope` lapses; None when the scope has no duration.
 pub fn expiry(scope: &Scope, granted_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     (scope.fields.access_duration_days > 0)
@@ -113,6 +98,13 @@ pub fn has_lapsed(scope: &Scope, granted_at: DateTime<Utc>, now: DateTime<Utc>) 
     expiry(scope, granted_at).is_some_and(|end| now >= end)
 }
 
+/// How many accesses the grant has left: None when the scope counts none (an exhausted grant
+/// has 0).
+pub fn remaining_accesses(scope: &Scope, usage: GrantUsage) -> Option<u64> {
+    let max = u64::from(scope.fields.max_access_count);
+    (max > 0).then(|| max.saturating_sub(usage.access_count))
+}
+
 /// When does a count-limited scope drop out? When its grant's `access_count` has reached the
 /// scope's current `max_access_count`. A time-limited one: at `granted_at` plus the scope's
 /// current `access_duration_days`.
@@ -121,11 +113,10 @@ pub fn grant_state(scope: &Scope, usage: GrantUsage, now: DateTime<Utc>) -> Gran
     if let Some(at) = expires_at.filter(|_| has_lapsed(scope, usage.granted_at, now)) {
         return GrantState::Lapsed { at };
     }
-    let max = u64::from(scope.fields.max_access_count);
-    if max > 0 && usage.access_count >= max {
-        return GrantState::Exhausted;
+    match remaining_accesses(scope, usage) {
+        Some(0) => GrantState::Exhausted,
+        remaining => GrantState::Live { expires_at, remaining },
     }
-    GrantState::Live { expires_at, remaining: (max > 0).then(|| max - usage.access_count) }
 }
 
 /// Whether the client may hold the scope at all for this grant type: level, visibility

@@ -379,7 +379,7 @@ pub fn authorize(
     };
     let who = ConsentSubject { subject: &user.id, user_id: Some(&user.id), client_id: &client.client_id };
     let mut connection = endpoint.core.db();
-    let consent_id = grants::default_consent(&mut connection, who, now)?;
+    let consent_id = grants::default_consent(&mut connection, who, holdings.consent_id.as_deref(), now)?;
     match decision {
         // Her decision restarts what she was asked about.
         Decision::Approve(_) => grants::start(&mut connection, &consent_id, &start, now)?,

@@ -52,8 +52,9 @@ impl flow::Request for ClientCredentialsRequest {
 /// The registrar and issuer of one request.
 struct CredentialsEndpoint<'a> {
     core: FlowCore<'a>,
-    /// What the rule granted at negotiation, issued as it stands.
-    entitled: RefCell<Option<Entitlement>>,
+    /// What the rule granted at negotiation, issued as it stands, and the client's consent as
+    /// negotiation found it (None: this issuance creates it).
+    entitled: RefCell<Option<(Entitlement, Option<String>)>>,
     issued: Option<TokenResponse>,
     extension: (),
 }
@@ -67,7 +68,7 @@ fn authentication_failed() -> AppError {
 
 impl CredentialsEndpoint<'_> {
     /// The rule's answer for this client and request.
-    fn entitle(&self, requested: Option<&BTreeSet<String>>) -> Result<Entitlement, AppError> {
+    fn entitle(&self, requested: Option<&BTreeSet<String>>) -> Result<(Entitlement, Option<String>), AppError> {
         let client = self.core.client().ok_or_else(authentication_failed)?;
         let client_id = client.client_id.clone();
         let holdings = holdings::load(&mut self.core.db(), client, ConsentKey::DefaultOf(&client_id))?;
@@ -81,12 +82,13 @@ impl CredentialsEndpoint<'_> {
             without_grant: WithoutGrant::StartsNow,
             now: self.core.now,
         };
-        entitlement::client_credentials(&rule, &named, requested.is_some())
-            .map_err(|refusal| AppError::bad_request("invalid_scope", refusal.to_string()))
+        let entitled = entitlement::client_credentials(&rule, &named, requested.is_some())
+            .map_err(|refusal| AppError::bad_request("invalid_scope", refusal.to_string()))?;
+        Ok((entitled, holdings.consent_id))
     }
 
     /// Starts the grants the issuance begins, and issues the token under the client's consent.
-    fn issue_token(&mut self, entitled: &Entitlement) -> Result<(String, i64), AppError> {
+    fn issue_token(&mut self, entitled: &Entitlement, found: Option<&str>) -> Result<(String, i64), AppError> {
         let client = self.core.client().ok_or_else(authentication_failed)?;
         let subject = Subject::Client { client_id: client.client_id.clone() };
         let scopes = entitled.names();
@@ -98,7 +100,7 @@ impl CredentialsEndpoint<'_> {
             .collect();
         let mut connection = self.core.db();
         let who = ConsentSubject { subject: &client.client_id, user_id: None, client_id: &client.client_id };
-        let consent_id = grants::default_consent(&mut connection, who, self.core.now)?;
+        let consent_id = grants::default_consent(&mut connection, who, found, self.core.now)?;
         grants::add_missing(&mut connection, &consent_id, &starting, self.core.now)?;
         let request = AccessTokenRequest {
             client: &client,
@@ -128,13 +130,14 @@ impl Registrar for CredentialsEndpoint<'_> {
 
     fn negotiate(&self, bound: BoundClient<'_>, scope: Option<OxideScope>) -> Result<PreGrant, RegistrarError> {
         let requested = parse_scope_parameter(scope.map(|s| s.to_string()).as_deref());
-        let entitled = self.entitle(requested.as_ref()).map_err(|error| self.core.refuse_registration(error))?;
+        let (entitled, consent_id) =
+            self.entitle(requested.as_ref()).map_err(|error| self.core.refuse_registration(error))?;
         let scope = entitled.scope().parse::<OxideScope>().map_err(|_| {
             self.core.refuse_registration(AppError::internal(anyhow::anyhow!(
                 "a registry scope name is not a valid OAuth scope"
             )))
         })?;
-        *self.entitled.borrow_mut() = Some(entitled);
+        *self.entitled.borrow_mut() = Some((entitled, consent_id));
         Ok(PreGrant { client_id: bound.client_id.into_owned(), redirect_uri: bound.redirect_uri.into_owned(), scope })
     }
 
@@ -157,10 +160,10 @@ impl Registrar for CredentialsEndpoint<'_> {
 
 impl Issuer for CredentialsEndpoint<'_> {
     fn issue(&mut self, _: Grant) -> Result<IssuedToken, ()> {
-        let Some(entitled) = self.entitled.get_mut().take() else {
+        let Some((entitled, consent_id)) = self.entitled.get_mut().take() else {
             return self.core.fail(AppError::internal(anyhow::anyhow!("issuing before negotiating")));
         };
-        match self.issue_token(&entitled) {
+        match self.issue_token(&entitled, consent_id.as_deref()) {
             Ok((token, expires_in)) => {
                 self.issued = Some(TokenResponse {
                     access_token: token.clone(),

@@ -69,11 +69,6 @@ impl<'a> FlowCore<'a> {
         Err(())
     }
 
-    /// Whether a refusal was recorded.
-    pub fn refused(&self) -> bool {
-        self.refusal.borrow().is_some()
-    }
-
     /// The flow's answer: what it issued, or the recorded reason, else oxide-auth's own reason,
     /// else an internal error (logged by the error mapping, never a bare 500).
     pub fn finish<T>(self, issued: Option<T>, oxide_reason: Option<AppError>, flow: &str) -> Result<T, AppError> {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
-use crate::domain::entitlement::{expiry, grant_state, GrantState, Standing};
+use crate::domain::entitlement::{expiry, grant_state, remaining_accesses, GrantState, Standing};
 use crate::domain::scope_tree::ScopeTree;
 use crate::error::AppError;
 use crate::services::grants::{judge, JudgedGrant};
@@ -40,7 +40,6 @@ pub fn authorized_apps(
         let Some(scope) = tree.get(&grant.scope_name) else { continue };
         let usage = grant.usage();
         let state = grant_state(scope, usage, now);
-        let max = u64::from(scope.fields.max_access_count);
         by_client.entry(consent.client_id.clone()).or_default().push(AuthorizedScope {
             name: scope.name.clone(),
             label: scope.fields.alias.clone().unwrap_or_else(|| scope.name.clone()),
@@ -48,7 +47,7 @@ pub fn authorized_apps(
             state,
             standing,
             expires_at: expiry(scope, usage.granted_at),
-            remaining: (max > 0).then(|| max.saturating_sub(usage.access_count)),
+            remaining: remaining_accesses(scope, usage),
         });
     }
     let mut apps = Vec::new();

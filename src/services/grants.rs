@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::client::Client;
-use crate::domain::entitlement::{expiry, HeldGrant, Holdings, Rule, Standing};
+use crate::domain::entitlement::{expiry, remaining_accesses, HeldGrant, Holdings, Rule, Standing};
 use crate::domain::scope_tree::ScopeTree;
 use crate::error::AppError;
 use crate::storage::grants::{ConsentRow, GrantRow};
@@ -117,7 +117,6 @@ pub fn list(
             let usage = grant.usage();
             // Deleting a scope deletes its grants: a missing one raced with that deletion.
             let scope = tree.get(&grant.scope_name);
-            let max = scope.map_or(0, |scope| u64::from(scope.fields.max_access_count));
             GrantView {
                 id: grant.id,
                 grant_id: consent.id,
@@ -128,7 +127,7 @@ pub fn list(
                 granted_at: usage.granted_at,
                 expires_at: scope.and_then(|scope| expiry(scope, usage.granted_at)),
                 access_count: grant.access_count,
-                remaining_accesses: (max > 0).then(|| max.saturating_sub(usage.access_count)),
+                remaining_accesses: scope.and_then(|scope| remaining_accesses(scope, usage)),
                 state: standing.label(),
             }
         })

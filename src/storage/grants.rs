@@ -90,15 +90,17 @@ pub fn find_consent(connection: &mut DbConnection, id: &str) -> Result<Option<St
     })
 }
 
-/// The subject's default consent with the client (the one a plain authorization merges into),
-/// created when missing. Returns its id.
+/// The subject's default consent with the client (the one a plain authorization merges into):
+/// `found`, the id the caller already read with its holdings, or a new one when there was none.
+/// Returns its id.
 pub fn default_consent(
     connection: &mut DbConnection,
     who: ConsentSubject<'_>,
+    found: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<String, StorageError> {
-    if let Some(id) = find_default(connection, who.subject, who.client_id)? {
-        return Ok(id);
+    if let Some(id) = found {
+        return Ok(id.to_string());
     }
     let id = format!("g_{}", random_token(16));
     // A savepoint, so a concurrent creation of the same default consent on PostgreSQL does not
