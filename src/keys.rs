@@ -7,8 +7,9 @@ use anyhow::{bail, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::DecodingKey;
-use jsonwebtoken::EncodingKey;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use jsonwebtoken::{DecodingKey, Header};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rand::RngCore;
@@ -16,16 +17,35 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use crate::storage::{signing_keys, DbConnection, StorageError};
 
-/// A private signing key loaded from the keys directory.
+/// A private signing key loaded from the keys directory, parsed once: signing with it costs one
+/// ECDSA signature and nothing more (jsonwebtoken re-parses its key, and so derives the public
+/// key again, on every call).
 #[derive(Clone)]
 pub struct SigningKey {
     pub kid: String,
-    pub encoding_key: EncodingKey,
+    key_pair: Arc<EcdsaKeyPair>,
     pub public_key_pem: String,
+}
+
+impl SigningKey {
+    /// A compact JWS (RFC 7515 §7.1) of `claims` under `header`, signed ES256 with this key.
+    /// jsonwebtoken checks these tokens at introspection; only the signing is ours.
+    pub fn sign_jwt<T: serde::Serialize>(&self, header: &Header, claims: &T) -> anyhow::Result<String> {
+        let mut jws = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
+        let signature = self
+            .key_pair
+            .sign(&SystemRandom::new(), jws.as_bytes())
+            .map_err(|_| anyhow::anyhow!("ES256 signing failed with key {}", self.kid))?;
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(signature.as_ref()));
+        Ok(jws)
+    }
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -75,9 +95,10 @@ fn load(keys_dir: &Path, kid: &str) -> anyhow::Result<SigningKey> {
         .public_key()
         .to_public_key_pem(LineEnding::LF)
         .map_err(|error| anyhow::anyhow!("cannot encode the public key of {kid}: {error}"))?;
-    let encoding_key = EncodingKey::from_ec_pem(pem.as_bytes())
-        .with_context(|| format!("{} cannot be used for ES256", path.display()))?;
-    Ok(SigningKey { kid: kid.to_string(), encoding_key, public_key_pem })
+    let der = secret.to_pkcs8_der().map_err(|error| anyhow::anyhow!("cannot encode {kid}: {error}"))?;
+    let key_pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.as_bytes())
+        .map_err(|_| anyhow::anyhow!("{} cannot be used for ES256", path.display()))?;
+    Ok(SigningKey { kid: kid.to_string(), key_pair: Arc::new(key_pair), public_key_pem })
 }
 
 /// The id of the newest key in the directory, without loading any.
@@ -282,6 +303,24 @@ mod tests {
         assert_eq!(current.reload_if_newer(dir.path()).unwrap(), Some(second.kid.clone()));
         assert_eq!(current.get().kid, second.kid);
         assert_eq!(newest_kid(dir.path()).unwrap(), Some(second.kid));
+    }
+
+    #[test]
+    fn a_signed_jwt_verifies_with_the_published_public_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = generate(dir.path(), Utc::now()).unwrap();
+        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(key.kid.clone());
+        let claims = json!({"sub": "alice", "exp": 4_000_000_000_i64});
+        let token = key.sign_jwt(&header, &claims).unwrap();
+        let decoding = DecodingKey::from_ec_pem(key.public_key_pem.as_bytes()).unwrap();
+        let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        let decoded = jsonwebtoken::decode::<Value>(&token, &decoding, &validation).unwrap();
+        assert_eq!(decoded.claims["sub"], "alice");
+        assert_eq!(decoded.header.kid, Some(key.kid.clone()));
+        let other = generate(dir.path(), Utc::now()).unwrap();
+        let wrong = DecodingKey::from_ec_pem(other.public_key_pem.as_bytes()).unwrap();
+        assert!(jsonwebtoken::decode::<Value>(&token, &wrong, &validation).is_err(), "another key must not verify it");
     }
 
     #[test]

@@ -90,10 +90,24 @@ async fn keep_registry_fresh(state: web::Data<AppState>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let registry = state.registry.clone();
-        match state.db.run(move |connection| registry.refresh(connection)).await {
-            Ok(true) => tracing::info!(version = state.registry.snapshot().version, "scope registry reloaded"),
-            Ok(false) => {}
+        let shared = state.clone();
+        let refreshed = state
+            .db
+            .run(move |connection| {
+                let registry = shared.registry.refresh(connection)?;
+                let clients = shared.clients.refresh(connection).map_err(crate::error::AppError::from)?;
+                Ok::<_, crate::error::AppError>((registry, clients))
+            })
+            .await;
+        match refreshed {
+            Ok((registry, clients)) => {
+                if registry {
+                    tracing::info!(version = state.registry.snapshot().version, "scope registry reloaded");
+                }
+                if clients {
+                    tracing::debug!("clients changed elsewhere; cached clients dropped");
+                }
+            }
             Err(error) => tracing::warn!(%error, "cannot check the scope registry version"),
         }
         let shared = state.clone();

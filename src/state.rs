@@ -10,6 +10,7 @@ use crate::keys::{self, CurrentSigningKey, VerificationKeys};
 use crate::secrets::SecretHasher;
 use crate::services::registry::{Registry, Snapshot};
 use crate::services::{Lifetimes, OAuthContext};
+use crate::storage::client_directory::ClientDirectory;
 use crate::storage::{self, signing_keys, Database, DbConnection};
 use chrono::{DateTime, Utc};
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Public keys for checking our own JWTs at introspection, by `kid`.
     pub verification_keys: VerificationKeys,
+    /// Clients cached in memory, kept in step by the registry poll.
+    pub clients: ClientDirectory,
 }
 
 impl AppState {
@@ -49,7 +52,17 @@ impl AppState {
         }
         let signing_key = CurrentSigningKey::new(keys.last().cloned().context("no signing key")?);
         let registry = Arc::new(Registry::load(&mut connection)?);
-        Ok(Self { settings, db, hasher, clock, signing_key, registry, verification_keys: VerificationKeys::default() })
+        let clients = ClientDirectory::load(&mut connection)?;
+        Ok(Self {
+            settings,
+            db,
+            hasher,
+            clock,
+            signing_key,
+            registry,
+            verification_keys: VerificationKeys::default(),
+            clients,
+        })
     }
 }
 
@@ -67,6 +80,7 @@ impl AppState {
             signing_key: &self.signing_key,
             verification_keys: &self.verification_keys,
             tree: &snapshot.tree,
+            clients: &self.clients,
         }
     }
 }

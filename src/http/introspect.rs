@@ -18,7 +18,7 @@ pub async fn introspect(
     let token = form.required("token")?.to_string();
     let answer = state
         .oauth_operation(move |connection, context, now| {
-            let caller = clients::authenticate_presented(connection, context.hasher, &presented)?;
+            let caller = clients::authenticate_presented(connection, context, &presented)?;
             introspection::introspect(connection, context, &caller, &token, now)
         })
         .await?;
@@ -39,7 +39,7 @@ pub async fn revoke(
     let hint = form.get("token_type_hint").map(str::to_string);
     state
         .oauth_operation(move |connection, context, now| {
-            let caller = clients::authenticate_presented(connection, context.hasher, &presented)?;
+            let caller = clients::authenticate_presented(connection, context, &presented)?;
             revocation::revoke(connection, context, &caller, &token, hint.as_deref(), now)
         })
         .await?;

@@ -25,9 +25,7 @@ pub async fn token(
         refresh_token: owned("refresh_token"),
         scope: owned("scope"),
     };
-    let response = state
-        .oauth_operation(move |connection, context, now| token_endpoint::token(connection, context, parameters, now))
-        .await?;
+    let response = token_endpoint::respond(&state, parameters).await?;
     Ok(token_response(&response))
 }
 

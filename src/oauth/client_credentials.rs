@@ -11,6 +11,7 @@ use oxide_auth::primitives::scope::Scope as OxideScope;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::core::FlowCore;
 use crate::domain::entitlement::{self, Entitlement, Rule, WithoutGrant};
@@ -22,6 +23,8 @@ use crate::services::tokens::{self, AccessTokenRequest, TokenResponse};
 use crate::services::OAuthContext;
 use crate::storage::grants::{self, ConsentSubject};
 use crate::storage::holdings::{self, ConsentKey};
+use crate::storage::tokens::{self as storage_tokens, AccessTokenRow};
+use crate::storage::client_directory::ClientRecord;
 use crate::storage::DbConnection;
 
 /// The parsed token request, as oxide-auth's flow reads it.
@@ -55,8 +58,45 @@ struct CredentialsEndpoint<'a> {
     /// What the rule granted at negotiation, issued as it stands, and the client's consent as
     /// negotiation found it (None: this issuance creates it).
     entitled: RefCell<Option<(Entitlement, Option<String>)>>,
-    issued: Option<TokenResponse>,
+    /// The authenticated client's cached record (its assignments decide private scopes).
+    record: RefCell<Option<Arc<ClientRecord>>>,
+    issued: Option<Unrecorded>,
     extension: (),
+}
+
+/// A client-credentials token made from reads alone, and what must be written before it is
+/// handed out: the token row, and on a client's first issuance its consent and grants.
+pub struct Unrecorded {
+    response: TokenResponse,
+    row: AccessTokenRow,
+    client_id: String,
+    /// The client's consent as the reads found it; None: this issuance creates it.
+    found: Option<String>,
+    /// The grants this issuance starts.
+    starting: BTreeSet<String>,
+}
+
+impl Unrecorded {
+    /// The token row alone, when the consent and all its grants exist already (the common
+    /// case), so that it can be stored through the group commit; else self.
+    pub fn into_token_row(self) -> Result<(TokenResponse, AccessTokenRow), Self> {
+        if self.found.is_some() && self.starting.is_empty() {
+            Ok((self.response, self.row))
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Writes the consent, the grants the issuance starts and the token row, in the caller's
+    /// transaction (which also made the reads this issuance was decided on).
+    pub fn write(mut self, connection: &mut DbConnection, now: DateTime<Utc>) -> Result<TokenResponse, AppError> {
+        let who = ConsentSubject { subject: &self.client_id, user_id: None, client_id: &self.client_id };
+        let consent_id = grants::default_consent(connection, who, self.found.as_deref(), now)?;
+        grants::add_missing(connection, &consent_id, &self.starting, now)?;
+        self.row.consent_id = Some(consent_id);
+        storage_tokens::insert_access_token(connection, self.row)?;
+        Ok(self.response)
+    }
 }
 
 /// Client-credentials clients have no redirect URI, but oxide-auth's grant needs a URL.
@@ -69,9 +109,9 @@ fn authentication_failed() -> AppError {
 impl CredentialsEndpoint<'_> {
     /// The rule's answer for this client and request.
     fn entitle(&self, requested: Option<&BTreeSet<String>>) -> Result<(Entitlement, Option<String>), AppError> {
-        let client = self.core.client().ok_or_else(authentication_failed)?;
-        let client_id = client.client_id.clone();
-        let holdings = holdings::load(&mut self.core.db(), client, ConsentKey::DefaultOf(&client_id))?;
+        let record = self.record.borrow().clone().ok_or_else(authentication_failed)?;
+        let client_id = &record.client.client_id;
+        let holdings = holdings::load_record(&mut self.core.db(), &record, ConsentKey::DefaultOf(client_id))?;
         let tree = self.core.context.tree;
         let named = named_scopes(tree, &holdings, GrantType::ClientCredentials, requested)
             .map_err(|error| AppError::bad_request("invalid_scope", error.to_string()))?;
@@ -87,8 +127,9 @@ impl CredentialsEndpoint<'_> {
         Ok((entitled, holdings.consent_id))
     }
 
-    /// Starts the grants the issuance begins, and issues the token under the client's consent.
-    fn issue_token(&mut self, entitled: &Entitlement, found: Option<&str>) -> Result<(String, i64), AppError> {
+    /// Mints the token the rule allows; the grants it starts and the row are written later
+    /// (see [`Unrecorded`]), so the signature is made outside any write transaction.
+    fn mint(&self, entitled: &Entitlement, found: Option<String>) -> Result<Unrecorded, AppError> {
         let client = self.core.client().ok_or_else(authentication_failed)?;
         let subject = Subject::Client { client_id: client.client_id.clone() };
         let scopes = entitled.names();
@@ -98,18 +139,22 @@ impl CredentialsEndpoint<'_> {
             .filter(|(_, usable)| usable.grant_id.is_none())
             .map(|(name, _)| name.clone())
             .collect();
-        let mut connection = self.core.db();
-        let who = ConsentSubject { subject: &client.client_id, user_id: None, client_id: &client.client_id };
-        let consent_id = grants::default_consent(&mut connection, who, found, self.core.now)?;
-        grants::add_missing(&mut connection, &consent_id, &starting, self.core.now)?;
         let request = AccessTokenRequest {
             client: &client,
             subject: &subject,
             scopes: &scopes,
             family_id: None,
-            consent_id: Some(&consent_id),
+            consent_id: found.as_deref(),
         };
-        tokens::issue_access_token(&mut connection, self.core.context, &request, self.core.now)
+        let minted = tokens::mint_access_token(self.core.context, &request, self.core.now)?;
+        let response = TokenResponse {
+            access_token: minted.token,
+            token_type: "Bearer",
+            expires_in: minted.lifetime,
+            scope: entitled.scope(),
+            refresh_token: None,
+        };
+        Ok(Unrecorded { response, row: minted.row, client_id: client.client_id, found, starting })
     }
 }
 
@@ -146,10 +191,11 @@ impl Registrar for CredentialsEndpoint<'_> {
             return Err(self.core.refuse_registration(authentication_failed()));
         };
         let authenticated =
-            crate::services::clients::authenticate(&mut self.core.db(), self.core.context.hasher, client_id, secret);
+            crate::services::clients::authenticate_record(&mut self.core.db(), self.core.context, client_id, secret);
         match authenticated {
-            Ok(Some(client)) => {
-                self.core.set_client(client);
+            Ok(Some(record)) => {
+                self.core.set_client(record.client.clone());
+                *self.record.borrow_mut() = Some(record);
                 Ok(())
             }
             Ok(None) => Err(self.core.refuse_registration(authentication_failed())),
@@ -163,21 +209,12 @@ impl Issuer for CredentialsEndpoint<'_> {
         let Some((entitled, consent_id)) = self.entitled.get_mut().take() else {
             return self.core.fail(AppError::internal(anyhow::anyhow!("issuing before negotiating")));
         };
-        match self.issue_token(&entitled, consent_id.as_deref()) {
-            Ok((token, expires_in)) => {
-                self.issued = Some(TokenResponse {
-                    access_token: token.clone(),
-                    token_type: "Bearer",
-                    expires_in,
-                    scope: entitled.scope(),
-                    refresh_token: None,
-                });
-                Ok(IssuedToken {
-                    token,
-                    refresh: None,
-                    until: self.core.now + chrono::Duration::seconds(expires_in),
-                    token_type: TokenType::Bearer,
-                })
+        match self.mint(&entitled, consent_id) {
+            Ok(unrecorded) => {
+                let token = unrecorded.response.access_token.clone();
+                let until = self.core.now + chrono::Duration::seconds(unrecorded.response.expires_in);
+                self.issued = Some(unrecorded);
+                Ok(IssuedToken { token, refresh: None, until, token_type: TokenType::Bearer })
             }
             Err(error) => self.core.fail(error),
         }
@@ -207,16 +244,18 @@ impl Endpoint for CredentialsEndpoint<'_> {
     }
 }
 
-/// Runs the grant and returns the token response, or the RFC 6749 §5.2 error.
+/// Runs the grant on reads alone and returns the token with what remains to be written, or the
+/// RFC 6749 §5.2 error. Nothing is handed out before [`Unrecorded`] is written.
 pub fn exchange(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     request: &ClientCredentialsRequest,
     now: DateTime<Utc>,
-) -> Result<TokenResponse, AppError> {
+) -> Result<Unrecorded, AppError> {
     let mut endpoint = CredentialsEndpoint {
         core: FlowCore::new(connection, context, now),
         entitled: RefCell::new(None),
+        record: RefCell::new(None),
         issued: None,
         extension: (),
     };

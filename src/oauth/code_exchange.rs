@@ -27,7 +27,7 @@ use crate::secrets::{random_token, TokenHash};
 use crate::services::tokens::{self, AccessTokenRequest, TokenResponse};
 use crate::services::OAuthContext;
 use crate::storage::codes::{self, Redemption};
-use crate::storage::holdings::{self, Assignments, ConsentKey};
+use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::tokens::{self as token_store, RefreshFamilyRow, RefreshTokenRow};
 use crate::storage::{clients, users, DbConnection};
 
@@ -410,9 +410,9 @@ impl Issuer for ExchangeEndpoint<'_> {
         // (which takes the consent first) and this rotation queue instead of deadlocking.
         let loaded = holdings::load_for(
             &mut self.core.db(),
+            self.core.context.clients,
             &family.client_id,
             ConsentKey::Id(family.consent_id.as_deref()),
-            Assignments::Load,
         );
         let holdings = match loaded {
             Ok(Some(holdings)) => holdings,

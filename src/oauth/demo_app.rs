@@ -71,7 +71,7 @@ fn introspect_as_bank(
     now: DateTime<Utc>,
 ) -> Result<Value, AppError> {
     let bank =
-        clients::authenticate(connection, context.hasher, RESOURCE_SERVER.0, RESOURCE_SERVER.1)?.ok_or_else(|| {
+        clients::authenticate(connection, context, RESOURCE_SERVER.0, RESOURCE_SERVER.1)?.ok_or_else(|| {
             AppError::Unavailable("the demo's bank-api client is missing: start the server with --demo".into())
         })?;
     Ok(match introspection::introspect(connection, context, &bank, token, now)? {

@@ -3,6 +3,7 @@
 //! and renders the answer; everything between is here.
 
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 use super::client_credentials::{self, ClientCredentialsRequest};
 use super::code_exchange::{self, ExchangeRequest};
@@ -10,6 +11,9 @@ use crate::error::AppError;
 use crate::services::clients::PresentedClient;
 use crate::services::tokens::TokenResponse;
 use crate::services::OAuthContext;
+use crate::state::AppState;
+use crate::storage::recorder::Recorded;
+use crate::storage::tokens::AccessTokenRow;
 use crate::storage::{write_transaction, DbConnection};
 
 /// The token request's parameters.
@@ -31,25 +35,80 @@ fn required(value: &Option<String>, name: &str) -> Result<(), AppError> {
     }
 }
 
-/// Issues tokens for one request. Client credentials run in one write transaction that a
-/// refusal rolls back; code and refresh exchanges commit their refusals too (a replayed code or
-/// a reused refresh token revokes what it produced), and roll back only internal failures.
+/// Answers one token request, storing what it issued before the answer.
+///
+/// A client-credentials token is decided on reads and signed outside any transaction; when
+/// only its row remains to be written (the client's consent and grants exist), the row goes
+/// through the group commit (`storage::recorder`). If a revocation deleted the consent in
+/// between, the request starts over in one write transaction and meets the revocation.
+pub async fn respond(state: &Arc<AppState>, parameters: TokenParameters) -> Result<TokenResponse, AppError> {
+    let first = parameters.clone();
+    let outcome = state.oauth_operation(move |connection, context, now| token(connection, context, first, now)).await?;
+    let (response, row) = match outcome {
+        TokenOutcome::Issued(response) => return Ok(response),
+        TokenOutcome::RowToStore(response, row) => (response, row),
+    };
+    match state.db.record_access_token(row).await? {
+        Recorded::Stored => Ok(response),
+        Recorded::ConsentGone => {
+            state
+                .oauth_operation(move |connection, context, now| {
+                    let request = credentials_request(parameters)?;
+                    client_credentials_in_one_transaction(connection, context, &request, now)
+                })
+                .await
+        }
+    }
+}
+
+/// A token request's result before the group commit.
+pub enum TokenOutcome {
+    /// Issued and stored.
+    Issued(TokenResponse),
+    /// Issued; the row must be stored before the answer.
+    RowToStore(TokenResponse, AccessTokenRow),
+}
+
+fn credentials_request(parameters: TokenParameters) -> Result<ClientCredentialsRequest, AppError> {
+    let PresentedClient::Secret { client_id, client_secret } = parameters.client else {
+        return Err(AppError::invalid_client("client_credentials requires client authentication"));
+    };
+    Ok(ClientCredentialsRequest { client_id, client_secret, scope: parameters.scope })
+}
+
+/// The client-credentials grant decided and written in one write transaction, which a refusal
+/// rolls back: for a client's first issuance, which creates its consent and grants.
+fn client_credentials_in_one_transaction(
+    connection: &mut DbConnection,
+    context: &OAuthContext<'_>,
+    request: &ClientCredentialsRequest,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, AppError> {
+    write_transaction(connection, |connection| {
+        client_credentials::exchange(connection, context, request, now)?.write(connection, now)
+    })
+}
+
+/// Issues tokens for one request. Client credentials are decided on reads (see [`respond`]);
+/// code and refresh exchanges commit their refusals too (a replayed code or a reused refresh
+/// token revokes what it produced), and roll back only internal failures.
 pub fn token(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     parameters: TokenParameters,
     now: DateTime<Utc>,
-) -> Result<TokenResponse, AppError> {
+) -> Result<TokenOutcome, AppError> {
     validate_scope_syntax(parameters.scope.as_deref())?;
+    if parameters.grant_type == "client_credentials" {
+        let request = credentials_request(parameters)?;
+        return match client_credentials::exchange(connection, context, &request, now)?.into_token_row() {
+            Ok((response, row)) => Ok(TokenOutcome::RowToStore(response, row)),
+            // Decided again inside the transaction, so nothing is written on a stale read.
+            Err(_) => client_credentials_in_one_transaction(connection, context, &request, now).map(TokenOutcome::Issued),
+        };
+    }
     let TokenParameters { grant_type, client, code, redirect_uri, code_verifier, refresh_token, scope } = parameters;
     match grant_type.as_str() {
-        "client_credentials" => {
-            let PresentedClient::Secret { client_id, client_secret } = client else {
-                return Err(AppError::invalid_client("client_credentials requires client authentication"));
-            };
-            let request = ClientCredentialsRequest { client_id, client_secret, scope };
-            write_transaction(connection, |connection| client_credentials::exchange(connection, context, &request, now))
-        }
         "authorization_code" | "refresh_token" => {
             let (client_id, client_secret) = match client {
                 PresentedClient::Secret { client_id, client_secret } => (client_id, Some(client_secret)),
@@ -73,7 +132,7 @@ pub fn token(
                 scope,
                 grant_type: if is_refresh { "refresh_token" } else { "authorization_code" },
             };
-            code_exchange::exchange_in_transaction(connection, context, &request, now)
+            code_exchange::exchange_in_transaction(connection, context, &request, now).map(TokenOutcome::Issued)
         }
         other => {
             Err(AppError::bad_request("unsupported_grant_type", format!("grant type {other:?} is not supported here")))

@@ -8,7 +8,7 @@ use super::OAuthContext;
 use crate::domain::client::Client;
 use crate::domain::entitlement::{Dropped, Rule, Standing, ADMIN_SCOPE};
 use crate::error::AppError;
-use crate::storage::holdings::{self, Assignments, ConsentKey};
+use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::DbConnection;
 
 /// Why a bearer token does not open the admin API.
@@ -34,12 +34,8 @@ pub fn admin_client(
     if !row.is_active(now) {
         return Ok(Err(BearerDenied::Invalid));
     }
-    let Some(holdings) = holdings::load_for(
-        connection,
-        &row.client_id,
-        ConsentKey::Reading(row.consent_id.as_deref()),
-        Assignments::Load,
-    )?
+    let Some(holdings) =
+        holdings::load_for(connection, context.clients, &row.client_id, ConsentKey::Reading(row.consent_id.as_deref()))?
     else {
         return Ok(Err(BearerDenied::Invalid));
     };

@@ -6,7 +6,10 @@ use crate::domain::client::{Client, ClientRegistration};
 use crate::domain::scope::SecurityLevel;
 use crate::error::AppError;
 use crate::secrets::{new_client_secret, random_token, SecretHasher};
+use crate::storage::client_directory::ClientRecord;
 use crate::storage::{clients, write_transaction, DbConnection, StorageError};
+use super::OAuthContext;
+use std::sync::Arc;
 
 /// A registered client and, for a confidential one, its secret in clear: shown once, never stored.
 #[derive(Debug, serde::Serialize)]
@@ -119,13 +122,26 @@ pub fn check_assignable(connection: &mut DbConnection, client: &Client, name: &s
 /// (compared in constant time). Public clients have no secret and never pass here.
 pub fn authenticate(
     connection: &mut DbConnection,
-    hasher: &SecretHasher,
+    context: &OAuthContext<'_>,
     client_id: &str,
     client_secret: &str,
 ) -> Result<Option<Client>, AppError> {
-    match clients::find_with_secret(connection, client_id)? {
-        Some((client, Some(hash))) if hasher.verify(client_secret, &hash) => Ok(Some(client)),
-        Some(_) => Ok(None),
+    Ok(authenticate_record(connection, context, client_id, client_secret)?.map(|record| record.client.clone()))
+}
+
+/// As [`authenticate`], with the client's cached record (its assignments too).
+pub fn authenticate_record(
+    connection: &mut DbConnection,
+    context: &OAuthContext<'_>,
+    client_id: &str,
+    client_secret: &str,
+) -> Result<Option<Arc<ClientRecord>>, AppError> {
+    let hasher = context.hasher;
+    match context.clients.get(connection, client_id)? {
+        Some(record) => match &record.secret_hash {
+            Some(hash) if hasher.verify(client_secret, hash) => Ok(Some(record)),
+            _ => Ok(None),
+        },
         None => {
             // Spend the same HMAC work for an unknown id as for a known one.
             std::hint::black_box(hasher.hash(client_secret));
@@ -153,12 +169,12 @@ pub enum PresentedClient {
 /// else is `invalid_client` (401).
 pub fn authenticate_presented(
     connection: &mut DbConnection,
-    hasher: &SecretHasher,
+    context: &OAuthContext<'_>,
     presented: &PresentedClient,
 ) -> Result<Client, AppError> {
     match presented {
         PresentedClient::Secret { client_id, client_secret } => {
-            authenticate(connection, hasher, client_id, client_secret)?
+            authenticate(connection, context, client_id, client_secret)?
                 .ok_or_else(|| AppError::invalid_client("client authentication failed"))
         }
         PresentedClient::Public { .. } => Err(AppError::invalid_client("this endpoint requires client authentication")),

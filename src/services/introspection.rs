@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 
 use super::OAuthContext;
 use crate::domain::client::Client;
-use crate::domain::entitlement::{assignments_matter, Rule};
+use crate::domain::entitlement::Rule;
 use crate::domain::limits;
 use crate::domain::token::{looks_like_jwt, AccessTokenClaims, JWT_ACCESS_TOKEN_TYPE};
 use crate::error::AppError;
-use crate::storage::holdings::{self, Assignments, ConsentKey};
+use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::tokens::{self, AccessTokenRow};
 use crate::storage::{grants, users, DbConnection};
 
@@ -105,9 +105,8 @@ pub fn introspect(
         return Ok(None);
     }
     let granted = || row.scope.split(' ').filter(|s| !s.is_empty());
-    let assignments = if assignments_matter(context.tree, granted()) { Assignments::Load } else { Assignments::Skip };
     let key = ConsentKey::Reading(row.consent_id.as_deref());
-    let Some(holdings) = holdings::load_for(connection, &row.client_id, key, assignments)? else {
+    let Some(holdings) = holdings::load_for(connection, context.clients, &row.client_id, key)? else {
         return Ok(None);
     };
     let username = match &row.user_id {

@@ -18,6 +18,7 @@ pub mod users;
 use crate::domain::scope_tree::ScopeTree;
 use crate::keys::{CurrentSigningKey, VerificationKeys};
 use crate::secrets::SecretHasher;
+use crate::storage::client_directory::ClientDirectory;
 
 /// How long what the token services mint lives, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,4 +38,6 @@ pub struct OAuthContext<'a> {
     pub signing_key: &'a CurrentSigningKey,
     pub verification_keys: &'a VerificationKeys,
     pub tree: &'a ScopeTree,
+    /// Clients with their secrets and assignments, served from memory.
+    pub clients: &'a ClientDirectory,
 }

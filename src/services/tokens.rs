@@ -42,6 +42,25 @@ pub fn issue_access_token(
     request: &AccessTokenRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<(String, i64), AppError> {
+    let minted = mint_access_token(context, request, now)?;
+    tokens::insert_access_token(connection, minted.row)?;
+    Ok((minted.token, minted.lifetime))
+}
+
+/// An access token signed or drawn, and the row that must be stored before it is handed out.
+pub struct MintedToken {
+    pub token: String,
+    pub lifetime: i64,
+    pub row: AccessTokenRow,
+}
+
+/// Makes one access token without touching the database: the signature (the costly part)
+/// is made outside any write transaction, so writers never wait on it.
+pub fn mint_access_token(
+    context: &OAuthContext<'_>,
+    request: &AccessTokenRequest<'_>,
+    now: DateTime<Utc>,
+) -> Result<MintedToken, AppError> {
     let lifetime = context.lifetimes.access_token;
     let expires_at = now + Duration::seconds(lifetime);
     let jti = random_token(16);
@@ -64,7 +83,8 @@ pub fn issue_access_token(
             header.typ = Some(JWT_ACCESS_TOKEN_TYPE.to_string());
             let signing_key = context.signing_key.get();
             header.kid = Some(signing_key.kid.clone());
-            let jwt = jsonwebtoken::encode(&header, &claims, &signing_key.encoding_key)
+            let jwt = signing_key
+                .sign_jwt(&header, &claims)
                 .map_err(|error| AppError::internal(anyhow::anyhow!("cannot sign the access token: {error}")))?;
             (jwt, None)
         }
@@ -74,22 +94,19 @@ pub fn issue_access_token(
             (token, Some(hash))
         }
     };
-    tokens::insert_access_token(
-        connection,
-        AccessTokenRow {
-            jti,
-            token_hash,
-            format,
-            client_id: request.client.client_id.clone(),
-            subject: request.subject.id().to_string(),
-            user_id: request.subject.user_id().map(str::to_string),
-            scope,
-            family_id: request.family_id.map(str::to_string),
-            consent_id: request.consent_id.map(str::to_string),
-            issued_at: now,
-            expires_at,
-            revoked_at: None,
-        },
-    )?;
-    Ok((token, lifetime))
+    let row = AccessTokenRow {
+        jti,
+        token_hash,
+        format,
+        client_id: request.client.client_id.clone(),
+        subject: request.subject.id().to_string(),
+        user_id: request.subject.user_id().map(str::to_string),
+        scope,
+        family_id: request.family_id.map(str::to_string),
+        consent_id: request.consent_id.map(str::to_string),
+        issued_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    Ok(MintedToken { token, lifetime, row })
 }

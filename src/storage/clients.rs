@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::columns::{JsonList, TextEnum, UtcTimestamp};
-use super::schema::{client_scopes, clients, scopes};
+use super::schema::{client_scopes, clients, registry_version, scopes};
 use super::DbConnection;
 use super::StorageError;
 use crate::domain::client::{Client, TokenFormat};
@@ -72,7 +72,7 @@ pub fn insert(
     secret_hash: Option<TokenHash>,
 ) -> Result<(), StorageError> {
     diesel::insert_into(clients::table).values(ClientRow::new(client, secret_hash)).execute(connection)?;
-    Ok(())
+    changed(connection)
 }
 
 /// Replaces every field but the id, the creation time and (unless given) the secret.
@@ -89,7 +89,7 @@ pub fn update(connection: &mut DbConnection, client: &Client) -> Result<(), Stor
             clients::admin.eq(client.admin),
         ))
         .execute(connection)?;
-    Ok(())
+    changed(connection)
 }
 
 /// The client and its stored secret hash (None for public clients).
@@ -121,7 +121,27 @@ pub fn list(connection: &mut DbConnection) -> Result<Vec<Client>, StorageError> 
 
 /// Deletes the client; its assignments, grants, codes and tokens go with it.
 pub fn delete(connection: &mut DbConnection, client_id: &str) -> Result<bool, StorageError> {
-    Ok(diesel::delete(clients::table.find(client_id)).execute(connection)? > 0)
+    let deleted = diesel::delete(clients::table.find(client_id)).execute(connection)? > 0;
+    changed(connection)?;
+    Ok(deleted)
+}
+
+/// The `registry_version` row counting client changes (row 1 counts registry changes).
+const CLIENTS_VERSION: i32 = 2;
+
+/// The stored count of client changes (see `client_directory`).
+pub fn version(connection: &mut DbConnection) -> Result<i64, StorageError> {
+    Ok(registry_version::table.find(CLIENTS_VERSION).select(registry_version::version).first(connection)?)
+}
+
+/// Records that a client or its assignments changed, in the caller's transaction, so every
+/// instance's client cache is emptied (`client_directory`). Every write in this file ends here.
+fn changed(connection: &mut DbConnection) -> Result<(), StorageError> {
+    diesel::update(registry_version::table.find(CLIENTS_VERSION))
+        .set(registry_version::version.eq(registry_version::version + 1))
+        .execute(connection)?;
+    super::client_directory::note_local_change();
+    Ok(())
 }
 
 /// One scope assigned to a client, optionally for one bank (OBP compatibility).
@@ -159,6 +179,7 @@ pub fn assign(
             client_scopes::assigned_at.eq(now.naive_utc()),
         ))
         .execute(connection)?;
+    changed(connection)?;
     // MultiConnection cannot return a Selectable struct, so read the row back by its key.
     Ok(client_scopes::table
         .filter(client_scopes::client_id.eq(client_id))
@@ -169,15 +190,18 @@ pub fn assign(
 }
 
 pub fn unassign(connection: &mut DbConnection, client_id: &str, assignment_id: i64) -> Result<bool, StorageError> {
-    Ok(diesel::delete(
+    let deleted = diesel::delete(
         client_scopes::table.filter(client_scopes::client_id.eq(client_id)).filter(client_scopes::id.eq(assignment_id)),
     )
-    .execute(connection)?
-        > 0)
+    .execute(connection)?;
+    changed(connection)?;
+    Ok(deleted > 0)
 }
 
 pub fn unassign_all(connection: &mut DbConnection, client_id: &str) -> Result<usize, StorageError> {
-    Ok(diesel::delete(client_scopes::table.filter(client_scopes::client_id.eq(client_id))).execute(connection)?)
+    let deleted = diesel::delete(client_scopes::table.filter(client_scopes::client_id.eq(client_id))).execute(connection)?;
+    changed(connection)?;
+    Ok(deleted)
 }
 
 /// Which of `names` exist in the registry table, with their security level.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::client_directory::{ClientDirectory, ClientRecord};
 use super::{clients, grants, DbConnection, StorageError};
 use crate::domain::client::Client;
 use crate::domain::entitlement::{HeldGrant, Holdings};
@@ -21,57 +22,53 @@ pub enum ConsentKey<'a> {
     DefaultOf(&'a str),
 }
 
-/// Whether to read the client's assigned scopes: they admit only private scopes, so a caller
-/// that knows none is in play (`entitlement::assignments_matter`) skips the query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Assignments {
-    Load,
-    Skip,
-}
-
-/// The holdings of `client` under the consent `key` names.
+/// The holdings of `client` under the consent `key` names, its assignments read from the
+/// database (flows that already hold the client row; the token paths use [`load_record`]).
 pub fn load(connection: &mut DbConnection, client: Client, key: ConsentKey<'_>) -> Result<Holdings, StorageError> {
-    load_with(connection, client, key, Assignments::Load)
+    let assigned: BTreeSet<String> =
+        clients::assignments(connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect();
+    let mut holdings = Holdings::new(client, assigned);
+    attach_consent(connection, &mut holdings, key)?;
+    Ok(holdings)
 }
 
-/// As [`load`], reading the assigned scopes only when asked to.
-pub fn load_with(
+/// The holdings of a client read through the directory: its assignments come from memory.
+pub fn load_record(
     connection: &mut DbConnection,
-    client: Client,
+    record: &ClientRecord,
     key: ConsentKey<'_>,
-    assignments: Assignments,
 ) -> Result<Holdings, StorageError> {
-    let assigned: BTreeSet<String> = match assignments {
-        Assignments::Load => {
-            clients::assignments(connection, &client.client_id)?.into_iter().map(|a| a.scope_name).collect()
-        }
-        Assignments::Skip => BTreeSet::new(),
-    };
+    let mut holdings = Holdings::new(record.client.clone(), record.assigned.clone());
+    attach_consent(connection, &mut holdings, key)?;
+    Ok(holdings)
+}
+
+/// Finds the consent `key` names and adds its grants.
+fn attach_consent(connection: &mut DbConnection, holdings: &mut Holdings, key: ConsentKey<'_>) -> Result<(), StorageError> {
     let consent_id = match key {
         ConsentKey::Id(Some(id)) => grants::find_consent(connection, id)?,
         ConsentKey::Reading(Some(id)) => Some(id.to_string()),
         ConsentKey::Id(None) | ConsentKey::Reading(None) => None,
-        ConsentKey::DefaultOf(subject) => grants::find_default(connection, subject, &client.client_id)?,
+        ConsentKey::DefaultOf(subject) => grants::find_default(connection, subject, &holdings.client.client_id)?,
     };
-    let mut holdings = Holdings::new(client, assigned);
     if let Some(consent_id) = &consent_id {
         for row in grants::grants_of(connection, consent_id)? {
             holdings.grants.insert(row.scope_name.clone(), HeldGrant { id: row.id, usage: row.usage() });
         }
     }
     holdings.consent_id = consent_id;
-    Ok(holdings)
+    Ok(())
 }
 
-/// As [`load_with`], for a client known by id; None when the client no longer exists.
+/// As [`load_record`], for a client known by id; None when the client no longer exists.
 pub fn load_for(
     connection: &mut DbConnection,
+    directory: &ClientDirectory,
     client_id: &str,
     key: ConsentKey<'_>,
-    assignments: Assignments,
 ) -> Result<Option<Holdings>, StorageError> {
-    match clients::find(connection, client_id)? {
-        Some(client) => Ok(Some(load_with(connection, client, key, assignments)?)),
+    match directory.get(connection, client_id)? {
+        Some(record) => Ok(Some(load_record(connection, &record, key)?)),
         None => Ok(None),
     }
 }

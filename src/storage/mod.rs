@@ -1,11 +1,13 @@
 //! Storage: one diesel code path for SQLite and PostgreSQL, a connection pool, embedded
 //! migrations, and the bridge that keeps blocking database calls off actix's async workers.
 
+pub mod client_directory;
 pub mod clients;
 pub mod codes;
 pub mod columns;
 pub mod grants;
 pub mod holdings;
+pub mod recorder;
 pub mod schema;
 pub mod scopes;
 pub mod signing_keys;
@@ -185,11 +187,28 @@ pub fn run_migrations(connection: &mut DbConnection) -> anyhow::Result<usize> {
 #[derive(Clone)]
 pub struct Database {
     pool: DbPool,
+    /// Started at the first issued token, so CLI commands start no writer thread.
+    recorder: std::sync::Arc<std::sync::OnceLock<recorder::TokenRecorder>>,
 }
 
 impl Database {
     pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+        Self { pool, recorder: Default::default() }
+    }
+
+    /// Stores an issued access token through the group-commit writer (see `recorder`);
+    /// returns once it is committed.
+    pub async fn record_access_token(&self, row: tokens::AccessTokenRow) -> Result<recorder::Recorded, StorageError> {
+        let recorder = match self.recorder.get() {
+            Some(recorder) => recorder,
+            None => {
+                let started = recorder::TokenRecorder::start(self.pool.clone())
+                    .map_err(|error| StorageError::Interrupted(format!("cannot start the token recorder: {error}")))?;
+                // Two first requests may both start one; the loser's thread ends with its handle.
+                self.recorder.get_or_init(|| started)
+            }
+        };
+        recorder.record(row).await
     }
 
     pub fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<Self> {

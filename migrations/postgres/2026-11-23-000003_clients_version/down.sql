@@ -1,0 +1,1 @@
+DELETE FROM registry_version WHERE id = 2;
