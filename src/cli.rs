@@ -135,12 +135,22 @@ enum KeysCommand {
     Rotate,
 }
 
+/// Logs go to stderr (stdout is for the JSON a command returns): `SCOPEGATE_LOG` takes a
+/// tracing filter (default `info`), `SCOPEGATE_LOG_FORMAT=json` writes one JSON object a line
+/// for a log collector. Colours only when stderr is a terminal.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCOPEGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Logs go to stderr: stdout is for the JSON a command returns.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     // A second initialisation (tests start several servers in one process) keeps the first.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = match std::env::var("SCOPEGATE_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().try_init(),
+        _ => builder.try_init(),
+    };
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {

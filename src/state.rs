@@ -102,4 +102,21 @@ impl AppState {
             })
             .await
     }
+
+    /// As [`AppState::oauth_operation`], for work that only reads (`Database::read`: on
+    /// SQLite it runs on this thread, without the hop to the blocking pool).
+    pub async fn oauth_read<T, F>(self: &Arc<Self>, work: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection, &OAuthContext<'_>, DateTime<Utc>) -> Result<T, AppError> + Send + 'static,
+    {
+        let now = self.clock.now();
+        let state = Arc::clone(self);
+        self.db
+            .read(move |connection| {
+                let snapshot = state.registry.snapshot();
+                work(connection, &state.oauth(&snapshot), now)
+            })
+            .await
+    }
 }

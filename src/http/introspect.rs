@@ -6,7 +6,8 @@ use serde_json::json;
 use super::client_auth::presented_client;
 use super::form::OAuthForm;
 use crate::error::AppError;
-use crate::services::{clients, introspection, revocation};
+use crate::oauth::introspection_endpoint;
+use crate::services::{clients, revocation};
 use crate::state::AppState;
 
 pub async fn introspect(
@@ -16,12 +17,7 @@ pub async fn introspect(
 ) -> Result<HttpResponse, AppError> {
     let presented = presented_client(&request, &form)?;
     let token = form.required("token")?.to_string();
-    let answer = state
-        .oauth_operation(move |connection, context, now| {
-            let caller = clients::authenticate_presented(connection, context, &presented)?;
-            introspection::introspect(connection, context, &caller, &token, now)
-        })
-        .await?;
+    let answer = introspection_endpoint::respond(&state, presented, token).await?;
     let body = match answer {
         Some(active) => serde_json::to_value(active).map_err(AppError::internal)?,
         None => json!({ "active": false }),

@@ -10,4 +10,5 @@ pub mod code_exchange;
 pub mod core;
 pub mod demo_app;
 pub mod extensions;
+pub mod introspection_endpoint;
 pub mod token_endpoint;

@@ -12,8 +12,7 @@ use crate::services::clients::PresentedClient;
 use crate::services::tokens::TokenResponse;
 use crate::services::OAuthContext;
 use crate::state::AppState;
-use crate::storage::recorder::Recorded;
-use crate::storage::tokens::AccessTokenRow;
+use crate::storage::tokens::{self as storage_tokens, Recorded};
 use crate::storage::{write_transaction, DbConnection};
 
 /// The token request's parameters.
@@ -42,31 +41,29 @@ fn required(value: &Option<String>, name: &str) -> Result<(), AppError> {
 /// through the group commit (`storage::recorder`). If a revocation deleted the consent in
 /// between, the request starts over in one write transaction and meets the revocation.
 pub async fn respond(state: &Arc<AppState>, parameters: TokenParameters) -> Result<TokenResponse, AppError> {
-    let first = parameters.clone();
-    let outcome = state.oauth_operation(move |connection, context, now| token(connection, context, first, now)).await?;
-    let (response, row) = match outcome {
-        TokenOutcome::Issued(response) => return Ok(response),
-        TokenOutcome::RowToStore(response, row) => (response, row),
-    };
-    match state.db.record_access_token(row).await? {
-        Recorded::Stored => Ok(response),
-        Recorded::ConsentGone => {
-            state
-                .oauth_operation(move |connection, context, now| {
-                    let request = credentials_request(parameters)?;
-                    client_credentials_in_one_transaction(connection, context, &request, now)
-                })
-                .await
+    if parameters.grant_type != "client_credentials" {
+        return state.oauth_operation(move |connection, context, now| token(connection, context, parameters, now)).await;
+    }
+    validate_scope_syntax(parameters.scope.as_deref())?;
+    let request = credentials_request(parameters)?;
+    let request = Arc::new(request);
+    let reading = Arc::clone(&request);
+    let unrecorded = state
+        .oauth_read(move |connection, context, now| client_credentials::exchange(connection, context, &reading, now))
+        .await?;
+    if let Ok((response, row)) = unrecorded.into_token_row() {
+        match state.db.write(move |connection| storage_tokens::insert_under_consent(connection, row)).await? {
+            Recorded::Stored => return Ok(response),
+            Recorded::ConsentGone => {}
         }
     }
-}
-
-/// A token request's result before the group commit.
-pub enum TokenOutcome {
-    /// Issued and stored.
-    Issued(TokenResponse),
-    /// Issued; the row must be stored before the answer.
-    RowToStore(TokenResponse, AccessTokenRow),
+    // A first issuance (it creates the consent and grants), or a consent revoked meanwhile:
+    // decided again and written in one transaction.
+    state
+        .oauth_operation(move |connection, context, now| {
+            client_credentials_in_one_transaction(connection, context, &request, now)
+        })
+        .await
 }
 
 fn credentials_request(parameters: TokenParameters) -> Result<ClientCredentialsRequest, AppError> {
@@ -89,23 +86,20 @@ fn client_credentials_in_one_transaction(
     })
 }
 
-/// Issues tokens for one request. Client credentials are decided on reads (see [`respond`]);
-/// code and refresh exchanges commit their refusals too (a replayed code or a reused refresh
-/// token revokes what it produced), and roll back only internal failures.
+/// Issues tokens for one request in one transaction. Client credentials (decided on reads
+/// in [`respond`]) are written in one transaction that a refusal rolls back; code and refresh
+/// exchanges commit their refusals too (a replayed code or a reused refresh token revokes what
+/// it produced), and roll back only internal failures.
 pub fn token(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     parameters: TokenParameters,
     now: DateTime<Utc>,
-) -> Result<TokenOutcome, AppError> {
+) -> Result<TokenResponse, AppError> {
     validate_scope_syntax(parameters.scope.as_deref())?;
     if parameters.grant_type == "client_credentials" {
         let request = credentials_request(parameters)?;
-        return match client_credentials::exchange(connection, context, &request, now)?.into_token_row() {
-            Ok((response, row)) => Ok(TokenOutcome::RowToStore(response, row)),
-            // Decided again inside the transaction, so nothing is written on a stale read.
-            Err(_) => client_credentials_in_one_transaction(connection, context, &request, now).map(TokenOutcome::Issued),
-        };
+        return client_credentials_in_one_transaction(connection, context, &request, now);
     }
     let TokenParameters { grant_type, client, code, redirect_uri, code_verifier, refresh_token, scope } = parameters;
     match grant_type.as_str() {
@@ -132,7 +126,7 @@ pub fn token(
                 scope,
                 grant_type: if is_refresh { "refresh_token" } else { "authorization_code" },
             };
-            code_exchange::exchange_in_transaction(connection, context, &request, now).map(TokenOutcome::Issued)
+            code_exchange::exchange_in_transaction(connection, context, &request, now)
         }
         other => {
             Err(AppError::bad_request("unsupported_grant_type", format!("grant type {other:?} is not supported here")))

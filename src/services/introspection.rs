@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 
 use super::OAuthContext;
 use crate::domain::client::Client;
-use crate::domain::entitlement::Rule;
+use crate::domain::entitlement::{Entitlement, Rule};
+use crate::domain::scope_tree::ScopeTree;
 use crate::domain::limits;
 use crate::domain::token::{looks_like_jwt, AccessTokenClaims, JWT_ACCESS_TOKEN_TYPE};
 use crate::error::AppError;
 use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::tokens::{self, AccessTokenRow};
-use crate::storage::{grants, users, DbConnection};
+use crate::storage::{grants, users, DbConnection, StorageError};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ScopeLimits {
@@ -86,15 +87,24 @@ pub fn may_introspect(caller: &Client, token_client_id: &str) -> bool {
     caller.can_introspect || caller.client_id == token_client_id
 }
 
-/// Introspects `token` for `caller`. `Ok(None)` means inactive (unknown, expired, revoked,
-/// malformed, or nothing of it usable any more); `Err` with 401 when the caller may not see it.
-pub fn introspect(
+/// An active token as the reads found it, before its counted scopes are counted.
+pub struct Judged {
+    row: AccessTokenRow,
+    username: Option<String>,
+    entitlement: Entitlement,
+}
+
+/// Introspects `token` for `caller`: one read-only pass. `Ok(None)` means inactive (unknown,
+/// expired, revoked, malformed, or nothing of it usable any more); `Err` with 401 when the
+/// caller may not see it. The answer is [`Judged::answer`], after [`Judged::count`] when
+/// [`Judged::counts`] says a limited scope is in play.
+pub fn judge(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     caller: &Client,
     token: &str,
     now: DateTime<Utc>,
-) -> Result<Option<ActiveToken>, AppError> {
+) -> Result<Option<Judged>, AppError> {
     let Some(row) = find_token(connection, context, token)? else {
         return Ok(None);
     };
@@ -104,7 +114,6 @@ pub fn introspect(
     if !row.is_active(now) {
         return Ok(None);
     }
-    let granted = || row.scope.split(' ').filter(|s| !s.is_empty());
     let key = ConsentKey::Reading(row.consent_id.as_deref());
     let Some(holdings) = holdings::load_for(connection, context.clients, &row.client_id, key)? else {
         return Ok(None);
@@ -116,41 +125,77 @@ pub fn introspect(
         },
         None => None,
     };
-    let tree = context.tree;
-    let rule = Rule::for_holder(tree, &holdings, row.user_id.is_some(), now);
-    let mut entitlement = rule.evaluate(granted());
-    // Count this access on every counted scope; the conditional update decides under concurrency.
-    entitlement.count_accesses(tree, |grant_id, max| {
-        let count = grants::count_access(connection, grant_id, i64::from(max))?;
-        Ok::<_, AppError>(count.map(|count| u64::try_from(count).unwrap_or(u64::MAX)))
-    })?;
-    if entitlement.is_empty() {
-        return Ok(None);
+    let rule = Rule::for_holder(context.tree, &holdings, row.user_id.is_some(), now);
+    let entitlement = rule.evaluate(row.scope.split(' ').filter(|s| !s.is_empty()));
+    Ok(Some(Judged { row, username, entitlement }))
+}
+
+impl Judged {
+    /// Whether answering counts an access on some grant (a write).
+    pub fn counts(&self) -> bool {
+        !self.entitlement.counted().is_empty()
     }
-    let scope_limits = entitlement
-        .usable
-        .iter()
-        .filter(|(name, _)| tree.get(name).is_some_and(limits::has_limits))
-        .map(|(name, usable)| {
-            let limits = ScopeLimits {
-                expires_at: usable.expires_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
-                remaining_accesses: usable.remaining,
-            };
-            (name.clone(), limits)
+
+    /// Counts this access on every counted scope; the conditional update decides under
+    /// concurrency, and a scope that lost the race drops out (`Entitlement::count_accesses`).
+    pub fn count(mut self, connection: &mut DbConnection, tree: &ScopeTree) -> Result<Self, StorageError> {
+        self.entitlement.count_accesses(tree, |grant_id, max| {
+            let count = grants::count_access(connection, grant_id, i64::from(max))?;
+            Ok::<_, StorageError>(count.map(|count| u64::try_from(count).unwrap_or(u64::MAX)))
+        })?;
+        Ok(self)
+    }
+
+    /// The introspection response; None when nothing of the token is usable any more.
+    pub fn answer(self, issuer: &str, tree: &ScopeTree) -> Option<ActiveToken> {
+        let Judged { row, username, entitlement } = self;
+        if entitlement.is_empty() {
+            return None;
+        }
+        let scope_limits = entitlement
+            .usable
+            .iter()
+            .filter(|(name, _)| tree.get(name).is_some_and(limits::has_limits))
+            .map(|(name, usable)| {
+                let limits = ScopeLimits {
+                    expires_at: usable.expires_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                    remaining_accesses: usable.remaining,
+                };
+                (name.clone(), limits)
+            })
+            .collect();
+        Some(ActiveToken {
+            active: true,
+            scope: entitlement.scope(),
+            client_id: row.client_id,
+            sub: row.subject,
+            username,
+            exp: row.expires_at.timestamp(),
+            iat: row.issued_at.timestamp(),
+            iss: issuer.to_string(),
+            aud: issuer.to_string(),
+            jti: row.jti,
+            token_type: "Bearer",
+            scope_limits,
         })
-        .collect();
-    Ok(Some(ActiveToken {
-        active: true,
-        scope: entitlement.scope(),
-        client_id: row.client_id,
-        sub: row.subject,
-        username,
-        exp: row.expires_at.timestamp(),
-        iat: row.issued_at.timestamp(),
-        iss: context.issuer.to_string(),
-        aud: context.issuer.to_string(),
-        jti: row.jti,
-        token_type: "Bearer",
-        scope_limits,
-    }))
+    }
+}
+
+/// The whole introspection on one connection, counting in place: for callers already on the
+/// blocking pool (the demo resource server). `/introspect` itself splits the reads from the
+/// counts (`oauth::introspection_endpoint`).
+pub fn introspect(
+    connection: &mut DbConnection,
+    context: &OAuthContext<'_>,
+    caller: &Client,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<ActiveToken>, AppError> {
+    let Some(mut judged) = judge(connection, context, caller, token, now)? else {
+        return Ok(None);
+    };
+    if judged.counts() {
+        judged = judged.count(connection, context.tree)?;
+    }
+    Ok(judged.answer(context.issuer, context.tree))
 }

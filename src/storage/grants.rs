@@ -66,7 +66,10 @@ pub fn find_default(
     let query = consents::table
         .filter(consents::subject.eq(subject))
         .filter(consents::client_id.eq(client_id))
-        .filter(consents::is_default.eq(true))
+        // The column itself, not `= ?`: with a bound value SQLite cannot know at prepare time
+        // that the partial index `consents_default` applies, and re-prepares the statement on
+        // every execution (a fifth of a client-credentials request's time, in a profile).
+        .filter(consents::is_default)
         .select(consents::id);
     Ok(match connection {
         DbConnection::Postgresql(pg) => query.for_key_share().first(pg).optional()?,

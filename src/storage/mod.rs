@@ -7,12 +7,12 @@ pub mod codes;
 pub mod columns;
 pub mod grants;
 pub mod holdings;
-pub mod recorder;
 pub mod schema;
 pub mod scopes;
 pub mod signing_keys;
 pub mod tokens;
 pub mod users;
+pub mod writer;
 
 use anyhow::Context;
 use diesel::connection::SimpleConnection;
@@ -187,32 +187,54 @@ pub fn run_migrations(connection: &mut DbConnection) -> anyhow::Result<usize> {
 #[derive(Clone)]
 pub struct Database {
     pool: DbPool,
-    /// Started at the first issued token, so CLI commands start no writer thread.
-    recorder: std::sync::Arc<std::sync::OnceLock<recorder::TokenRecorder>>,
+    /// The SQLite file, when it is one: the token paths read it on their own thread.
+    sqlite_path: Option<std::sync::Arc<str>>,
+    /// Started at the first write, so CLI commands start no writer thread.
+    writer: std::sync::Arc<std::sync::OnceLock<writer::GroupWriter>>,
 }
 
 impl Database {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool, recorder: Default::default() }
-    }
-
-    /// Stores an issued access token through the group-commit writer (see `recorder`);
-    /// returns once it is committed.
-    pub async fn record_access_token(&self, row: tokens::AccessTokenRow) -> Result<recorder::Recorded, StorageError> {
-        let recorder = match self.recorder.get() {
-            Some(recorder) => recorder,
-            None => {
-                let started = recorder::TokenRecorder::start(self.pool.clone())
-                    .map_err(|error| StorageError::Interrupted(format!("cannot start the token recorder: {error}")))?;
-                // Two first requests may both start one; the loser's thread ends with its handle.
-                self.recorder.get_or_init(|| started)
-            }
-        };
-        recorder.record(row).await
+    pub fn new(pool: DbPool, database_url: &str) -> Self {
+        let sqlite_path = (!is_postgres(database_url)).then(|| connection_string(database_url).into());
+        Self { pool, sqlite_path, writer: Default::default() }
     }
 
     pub fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<Self> {
-        Ok(Self::new(build_pool(database_url, pool_size)?))
+        Ok(Self::new(build_pool(database_url, pool_size)?, database_url))
+    }
+
+    /// Runs `work` in the group commit (see `writer`) and returns its answer once committed.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StorageError> + Send + 'static,
+    {
+        let writer = match self.writer.get() {
+            Some(writer) => writer,
+            None => {
+                let started = writer::GroupWriter::start(self.pool.clone())
+                    .map_err(|error| StorageError::Interrupted(format!("cannot start the group writer: {error}")))?;
+                // Two first writes may both start one; the loser's thread ends with its handle.
+                self.writer.get_or_init(|| started)
+            }
+        };
+        writer.write(work).await
+    }
+
+    /// Runs read-only `work`. On SQLite it runs right here, on the calling thread, with that
+    /// thread's own read-only connection: a WAL reader never waits for the writer, and a
+    /// lookup by key takes microseconds, less than handing the work to another thread and back.
+    /// On PostgreSQL (a network round trip) it goes to the blocking pool like [`Database::run`].
+    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        match &self.sqlite_path {
+            Some(path) => with_reader(path, work),
+            None => self.run(work).await,
+        }
     }
 
     /// A connection for synchronous code (CLI commands, startup).
@@ -250,6 +272,38 @@ impl Database {
         })
         .await
     }
+}
+
+thread_local! {
+    /// Each thread's read-only SQLite connections, by file (tests run several servers, each on
+    /// its own file, in one process).
+    static READERS: std::cell::RefCell<std::collections::HashMap<std::sync::Arc<str>, DbConnection>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn with_reader<T, E, F>(path: &std::sync::Arc<str>, work: F) -> Result<T, E>
+where
+    E: From<StorageError>,
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+{
+    READERS.with(|readers| {
+        let mut readers = readers.borrow_mut();
+        let connection = match readers.entry(std::sync::Arc::clone(path)) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => entry.insert(open_reader(path)?),
+        };
+        work(connection)
+    })
+}
+
+/// A connection that can only read: a write through it fails instead of taking the lock on
+/// an async worker.
+fn open_reader(path: &str) -> Result<DbConnection, StorageError> {
+    let mut connection = DbConnection::Sqlite(
+        diesel::SqliteConnection::establish(path).map_err(|error| StorageError::Unreachable(error.to_string()))?,
+    );
+    connection.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA query_only = 1;")?;
+    Ok(connection)
 }
 
 /// A read-then-write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, taking the write

@@ -45,6 +45,28 @@ pub fn insert_access_token(connection: &mut DbConnection, row: AccessTokenRow) -
     Ok(())
 }
 
+/// How storing an issued token fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Stored,
+    /// The token's consent was deleted after the request read it (a revocation racing the
+    /// issuance): nothing was stored, and the request must start over to meet the revocation.
+    ConsentGone,
+}
+
+/// Stores an issued token's row unless its consent has gone. On PostgreSQL the consent is
+/// read with a key-share lock (`grants::find_consent`), so a revocation waits for this
+/// transaction and then ends the token too.
+pub fn insert_under_consent(connection: &mut DbConnection, row: AccessTokenRow) -> Result<Recorded, StorageError> {
+    if let Some(consent_id) = &row.consent_id {
+        if super::grants::find_consent(connection, consent_id)?.is_none() {
+            return Ok(Recorded::ConsentGone);
+        }
+    }
+    insert_access_token(connection, row)?;
+    Ok(Recorded::Stored)
+}
+
 pub fn find_access_by_jti(connection: &mut DbConnection, jti: &str) -> Result<Option<AccessTokenRow>, StorageError> {
     Ok(access_tokens::table.find(jti).select(AccessTokenRow::as_select()).first(connection).optional()?)
 }

@@ -1,0 +1,35 @@
+//! `POST /introspect` as one operation (RFC 7662): the caller's authentication and the
+//! token's judgement are reads, made without leaving the request's thread on SQLite; the counts
+//! a limited scope takes go through the group commit, and the answer waits for its commit.
+
+use std::sync::Arc;
+
+use crate::error::AppError;
+use crate::services::clients::{self, PresentedClient};
+use crate::services::introspection::{self, ActiveToken};
+use crate::state::AppState;
+
+/// The active token's description, or None for an inactive one.
+pub async fn respond(
+    state: &Arc<AppState>,
+    presented: PresentedClient,
+    token: String,
+) -> Result<Option<ActiveToken>, AppError> {
+    let snapshot = state.registry.snapshot();
+    let now = state.clock.now();
+    let (reading, tree) = (Arc::clone(state), Arc::clone(&snapshot));
+    let judged = state
+        .db
+        .read(move |connection| {
+            let context = reading.oauth(&tree);
+            let caller = clients::authenticate_presented(connection, &context, &presented)?;
+            introspection::judge(connection, &context, &caller, &token, now)
+        })
+        .await?;
+    let Some(mut judged) = judged else { return Ok(None) };
+    if judged.counts() {
+        let tree = Arc::clone(&snapshot);
+        judged = state.db.write(move |connection| judged.count(connection, &tree.tree)).await?;
+    }
+    Ok(judged.answer(&state.settings.issuer, &snapshot.tree))
+}
