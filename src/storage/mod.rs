@@ -13,7 +13,7 @@ pub mod tokens;
 pub mod users;
 
 use anyhow::Context;
-use diesel::connection::SimpleConnection;
+use diesel::connection::{CacheSize, SimpleConnection};
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -118,28 +118,50 @@ pub fn is_postgres(database_url: &str) -> bool {
     database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
 }
 
-/// Sets the SQLite pragmas on every new connection: WAL so readers never block the writer,
-/// a busy timeout instead of immediate "database is locked", and enforced foreign keys.
-#[derive(Debug)]
-struct SqlitePragmas;
+/// How each new pooled connection is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSetup {
+    /// Whether diesel keeps named prepared statements on PostgreSQL connections. A pooler in
+    /// transaction mode (pgbouncer before 1.21, or later without `max_prepared_statements`)
+    /// hands each transaction to whichever server connection is free, where a statement
+    /// prepared on another one does not exist, or one of the same name from another client
+    /// does. Without the cache, diesel sends every query as an unnamed statement, parsed and
+    /// executed in one round trip (PQsendQueryParams), which any pooler passes through.
+    pub postgres_statement_cache: bool,
+}
 
-impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+impl Default for ConnectionSetup {
+    fn default() -> Self {
+        Self { postgres_statement_cache: true }
+    }
+}
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup {
+    /// Runs on every new connection before the pool hands it out, so before its first health
+    /// check: on SQLite, WAL so readers never block the writer, a busy timeout instead of
+    /// immediate "database is locked", and enforced foreign keys; on PostgreSQL, the
+    /// statement cache setting.
     fn on_acquire(&self, connection: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        if let DbConnection::Sqlite(sqlite) = connection {
-            sqlite
+        match connection {
+            DbConnection::Sqlite(sqlite) => sqlite
                 .batch_execute(
                     // The busy timeout first: switching to WAL takes a lock that the pool's
                     // other new connections may hold at that very moment.
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
-                .map_err(diesel::r2d2::Error::QueryError)?;
+                .map_err(diesel::r2d2::Error::QueryError)?,
+            DbConnection::Postgresql(pg) => {
+                if !self.postgres_statement_cache {
+                    pg.set_prepared_statement_cache_size(CacheSize::Disabled);
+                }
+            }
         }
         Ok(())
     }
 }
 
-pub fn build_pool(database_url: &str, max_size: u32) -> anyhow::Result<DbPool> {
+pub fn build_pool(database_url: &str, max_size: u32, setup: ConnectionSetup) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager::<DbConnection>::new(connection_string(database_url));
     Pool::builder()
         .max_size(max_size)
@@ -147,7 +169,7 @@ pub fn build_pool(database_url: &str, max_size: u32) -> anyhow::Result<DbPool> {
         // are to a local file and never go stale; PostgreSQL ones can (a server restart).
         .test_on_check_out(is_postgres(database_url))
         .connection_timeout(Duration::from_secs(5))
-        .connection_customizer(Box::new(SqlitePragmas))
+        .connection_customizer(Box::new(setup))
         .build(manager)
         .with_context(|| format!("cannot open the database at {}", redact(database_url)))
 }
@@ -192,8 +214,13 @@ impl Database {
         Self { pool }
     }
 
+    /// A pool whose connections are set up the default way.
     pub fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<Self> {
-        Ok(Self::new(build_pool(database_url, pool_size)?))
+        Self::connect_with(database_url, pool_size, ConnectionSetup::default())
+    }
+
+    pub fn connect_with(database_url: &str, pool_size: u32, setup: ConnectionSetup) -> anyhow::Result<Self> {
+        Ok(Self::new(build_pool(database_url, pool_size, setup)?))
     }
 
     /// A connection for synchronous code (CLI commands, startup).
