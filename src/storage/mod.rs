@@ -14,6 +14,7 @@ pub mod users;
 
 use anyhow::Context;
 use diesel::connection::{CacheSize, SimpleConnection};
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -188,19 +189,36 @@ pub fn redact(database_url: &str) -> String {
     }
 }
 
-/// Runs pending migrations; returns how many ran. On PostgreSQL several instances may start
-/// at once, so the migrations run under an advisory lock.
+/// Runs pending migrations; returns how many ran.
 pub fn run_migrations(connection: &mut DbConnection) -> anyhow::Result<usize> {
-    let applied = match connection {
-        DbConnection::Postgresql(pg) => {
-            pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
-            let result = pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|versions| versions.len());
-            pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
-            result
-        }
-        DbConnection::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(|versions| versions.len()),
-    };
-    applied.map_err(|error| anyhow::anyhow!("migration failed: {error}"))
+    match connection {
+        DbConnection::Postgresql(pg) => run_postgres_migrations(pg, POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(sqlite) => sqlite
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|versions| versions.len())
+            .map_err(|error| anyhow::anyhow!("migration failed: {error}")),
+    }
+}
+
+/// Runs the pending migrations of `source` on PostgreSQL, where several instances may start at
+/// once: in one transaction that first takes a transaction-scoped advisory lock, so the others
+/// wait for it and then find nothing pending. The commit or rollback releases the lock on the
+/// very server connection that took it, which holds behind a pooler in transaction mode too
+/// (there a session-level lock and its unlock may land on different server connections, and
+/// the lock stays behind on one that other clients get). diesel runs each migration in its own
+/// transaction, here a savepoint: a failing migration rolls back the ones before it as well,
+/// so the next start retries from where the database was. A migration that cannot run inside
+/// a transaction (`CREATE INDEX CONCURRENTLY`) would need another scheme.
+pub fn run_postgres_migrations(
+    pg: &mut diesel::PgConnection,
+    source: impl MigrationSource<diesel::pg::Pg>,
+) -> anyhow::Result<usize> {
+    pg.transaction(|pg| {
+        pg.batch_execute(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))?;
+        pg.run_pending_migrations(source)
+            .map(|versions| versions.len())
+            .map_err(|error| anyhow::anyhow!("migration failed: {error}"))
+    })
 }
 
 /// The pool plus the blocking bridge. Cloning is cheap.
