@@ -259,10 +259,13 @@ impl ServerProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start scopegate serve");
-        let server = Self { child, url };
+        let mut server = Self { child, url };
         let started = std::time::Instant::now();
         while reqwest::get(format!("{}/readyz", server.url)).await.map(|r| r.status() != 200).unwrap_or(true) {
             assert!(started.elapsed() < std::time::Duration::from_secs(30), "the server process did not start");
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("the server process exited at start: {status}");
+            }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         server

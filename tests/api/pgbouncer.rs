@@ -195,6 +195,10 @@ async fn behind_pgbouncer_named_prepared_statements_fail_and_unnamed_ones_work()
 async fn two_instances_behind_pgbouncer_start_together_and_count_exactly() {
     let Some(database) = bounced_database() else { return };
     let settings = &database.settings;
+    // The shared keys directory exists beforehand, as in a deployment: two instances creating
+    // it at the same moment race on its files, which is not what this test is about.
+    scopegate::secrets::SecretHasher::load_or_create(&settings.keys_dir).unwrap();
+    scopegate::keys::load_or_create(&settings.keys_dir, chrono::Utc::now()).unwrap();
     let (first, second) = futures_util::join!(
         ServerProcess::start_with_env(settings, NO_STATEMENT_CACHE),
         ServerProcess::start_with_env(settings, NO_STATEMENT_CACHE)

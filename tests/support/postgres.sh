@@ -98,6 +98,8 @@ auth_file = $PGB_TEST_DIR/userlist.txt
 pool_mode = transaction
 default_pool_size = 4
 max_client_conn = 500
+; Close server connections to finished tests' databases soon; the cluster allows 300.
+server_idle_timeout = 10
 logfile = $PGB_TEST_DIR/pgbouncer.log
 pidfile = $PGB_TEST_DIR/pgbouncer.pid
 EOF
