@@ -163,7 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(settings, args.demo),
         Command::Migrate => {
-            let db = Database::connect(&settings.database_url, 1)?;
+            let db = Database::connect_with(&settings.database_url, 1, settings.connection_setup())?;
             let applied = storage::run_migrations(&mut *db.get()?)?;
             print_json(&json!({ "migrations_applied": applied }))
         }
@@ -227,7 +227,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn migrated_database(settings: &Settings) -> anyhow::Result<Database> {
-    let db = Database::connect(&settings.database_url, 2)?;
+    let db = Database::connect_with(&settings.database_url, 2, settings.connection_setup())?;
     storage::run_migrations(&mut *db.get()?)?;
     Ok(db)
 }

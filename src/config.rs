@@ -3,6 +3,7 @@
 //! Every default lives in [`Settings::default`]; every override source is a [`SettingsLayer`]
 //! of optional values applied on top in that order, so precedence is visible in one place.
 
+use crate::storage::ConnectionSetup;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ pub struct Settings {
     pub pool_size: u32,
     /// How often another instance's registry change is looked for (PostgreSQL, several instances).
     pub registry_poll_millis: u64,
+    /// Whether PostgreSQL connections keep named prepared statements. Turn it off behind a
+    /// pooler in transaction mode, such as pgbouncer, which cannot follow them.
+    pub postgres_statement_cache: bool,
 }
 
 impl Default for Settings {
@@ -38,6 +42,7 @@ impl Default for Settings {
             refresh_token_lifetime_seconds: 30 * 24 * 3600,
             pool_size: 10,
             registry_poll_millis: 1000,
+            postgres_statement_cache: true,
         }
     }
 }
@@ -56,6 +61,7 @@ pub struct SettingsLayer {
     pub refresh_token_lifetime_seconds: Option<i64>,
     pub pool_size: Option<u32>,
     pub registry_poll_millis: Option<u64>,
+    pub postgres_statement_cache: Option<bool>,
 }
 
 impl SettingsLayer {
@@ -75,6 +81,15 @@ impl SettingsLayer {
                 })
                 .transpose()
         };
+        let boolean = |key: &str| -> anyhow::Result<Option<bool>> {
+            lookup(key)
+                .map(|value| match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" => Ok(true),
+                    "false" | "0" => Ok(false),
+                    _ => bail!("{key} must be true or false, got {value:?}"),
+                })
+                .transpose()
+        };
         Ok(Self {
             database_url: lookup("SCOPEGATE_DATABASE_URL"),
             bind: lookup("SCOPEGATE_BIND"),
@@ -85,6 +100,7 @@ impl SettingsLayer {
             refresh_token_lifetime_seconds: number("SCOPEGATE_REFRESH_TOKEN_LIFETIME_SECONDS")?,
             pool_size: number("SCOPEGATE_POOL_SIZE")?.map(|n| n as u32),
             registry_poll_millis: number("SCOPEGATE_REGISTRY_POLL_MILLIS")?.map(|n| n as u64),
+            postgres_statement_cache: boolean("SCOPEGATE_POSTGRES_STATEMENT_CACHE")?,
         })
     }
 }
@@ -103,7 +119,8 @@ impl Settings {
             access_token_lifetime_seconds,
             refresh_token_lifetime_seconds,
             pool_size,
-            registry_poll_millis
+            registry_poll_millis,
+            postgres_statement_cache
         );
         self
     }
@@ -144,6 +161,11 @@ impl Settings {
         Ok(())
     }
 
+    /// How the database pool sets up each connection.
+    pub fn connection_setup(&self) -> ConnectionSetup {
+        ConnectionSetup { postgres_statement_cache: self.postgres_statement_cache }
+    }
+
     /// Cookies get `Secure` only when the issuer is served over TLS.
     pub fn issuer_is_https(&self) -> bool {
         self.issuer.starts_with("https://")
@@ -179,6 +201,22 @@ mod tests {
             SettingsLayer::from_env(|key| (key == "SCOPEGATE_ACCESS_TOKEN_LIFETIME_SECONDS").then(|| "ten".into()))
                 .unwrap_err();
         assert!(error.to_string().contains("SCOPEGATE_ACCESS_TOKEN_LIFETIME_SECONDS"));
+    }
+
+    #[test]
+    fn the_statement_cache_can_be_turned_off_by_file_or_environment() {
+        assert!(Settings::default().postgres_statement_cache);
+        let file: SettingsLayer = toml::from_str("postgres_statement_cache = false").unwrap();
+        assert!(!Settings::default().apply(file).connection_setup().postgres_statement_cache);
+        for (value, expected) in [("false", false), ("0", false), ("TRUE", true), ("1", true)] {
+            let env =
+                SettingsLayer::from_env(|key| (key == "SCOPEGATE_POSTGRES_STATEMENT_CACHE").then(|| value.to_string()))
+                    .unwrap();
+            assert_eq!(Settings::default().apply(env).postgres_statement_cache, expected, "{value}");
+        }
+        let error = SettingsLayer::from_env(|key| (key == "SCOPEGATE_POSTGRES_STATEMENT_CACHE").then(|| "off".into()))
+            .unwrap_err();
+        assert!(error.to_string().contains("SCOPEGATE_POSTGRES_STATEMENT_CACHE"), "{error}");
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl AppState {
 
     /// As [`AppState::prepare`], with a given clock (tests run one instance in the future).
     pub fn prepare_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        let db = Database::connect(&settings.database_url, settings.pool_size)?;
+        let db = Database::connect_with(&settings.database_url, settings.pool_size, settings.connection_setup())?;
         let applied = storage::run_migrations(&mut *db.get()?)?;
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");

@@ -15,7 +15,8 @@ pub mod users;
 pub mod writer;
 
 use anyhow::Context;
-use diesel::connection::SimpleConnection;
+use diesel::connection::{CacheSize, SimpleConnection};
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -120,28 +121,50 @@ pub fn is_postgres(database_url: &str) -> bool {
     database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
 }
 
-/// Sets the SQLite pragmas on every new connection: WAL so readers never block the writer,
-/// a busy timeout instead of immediate "database is locked", and enforced foreign keys.
-#[derive(Debug)]
-struct SqlitePragmas;
+/// How each new pooled connection is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSetup {
+    /// Whether diesel keeps named prepared statements on PostgreSQL connections. A pooler in
+    /// transaction mode (pgbouncer before 1.21, or later without `max_prepared_statements`)
+    /// hands each transaction to whichever server connection is free, where a statement
+    /// prepared on another one does not exist, or one of the same name from another client
+    /// does. Without the cache, diesel sends every query as an unnamed statement, parsed and
+    /// executed in one round trip (PQsendQueryParams), which any pooler passes through.
+    pub postgres_statement_cache: bool,
+}
 
-impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+impl Default for ConnectionSetup {
+    fn default() -> Self {
+        Self { postgres_statement_cache: true }
+    }
+}
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup {
+    /// Runs on every new connection before the pool hands it out, so before its first health
+    /// check: on SQLite, WAL so readers never block the writer, a busy timeout instead of
+    /// immediate "database is locked", and enforced foreign keys; on PostgreSQL, the
+    /// statement cache setting.
     fn on_acquire(&self, connection: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        if let DbConnection::Sqlite(sqlite) = connection {
-            sqlite
+        match connection {
+            DbConnection::Sqlite(sqlite) => sqlite
                 .batch_execute(
                     // The busy timeout first: switching to WAL takes a lock that the pool's
                     // other new connections may hold at that very moment.
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
-                .map_err(diesel::r2d2::Error::QueryError)?;
+                .map_err(diesel::r2d2::Error::QueryError)?,
+            DbConnection::Postgresql(pg) => {
+                if !self.postgres_statement_cache {
+                    pg.set_prepared_statement_cache_size(CacheSize::Disabled);
+                }
+            }
         }
         Ok(())
     }
 }
 
-pub fn build_pool(database_url: &str, max_size: u32) -> anyhow::Result<DbPool> {
+pub fn build_pool(database_url: &str, max_size: u32, setup: ConnectionSetup) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager::<DbConnection>::new(connection_string(database_url));
     Pool::builder()
         .max_size(max_size)
@@ -149,7 +172,7 @@ pub fn build_pool(database_url: &str, max_size: u32) -> anyhow::Result<DbPool> {
         // are to a local file and never go stale; PostgreSQL ones can (a server restart).
         .test_on_check_out(is_postgres(database_url))
         .connection_timeout(Duration::from_secs(5))
-        .connection_customizer(Box::new(SqlitePragmas))
+        .connection_customizer(Box::new(setup))
         .build(manager)
         .with_context(|| format!("cannot open the database at {}", redact(database_url)))
 }
@@ -168,19 +191,36 @@ pub fn redact(database_url: &str) -> String {
     }
 }
 
-/// Runs pending migrations; returns how many ran. On PostgreSQL several instances may start
-/// at once, so the migrations run under an advisory lock.
+/// Runs pending migrations; returns how many ran.
 pub fn run_migrations(connection: &mut DbConnection) -> anyhow::Result<usize> {
-    let applied = match connection {
-        DbConnection::Postgresql(pg) => {
-            pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
-            let result = pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|versions| versions.len());
-            pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
-            result
-        }
-        DbConnection::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(|versions| versions.len()),
-    };
-    applied.map_err(|error| anyhow::anyhow!("migration failed: {error}"))
+    match connection {
+        DbConnection::Postgresql(pg) => run_postgres_migrations(pg, POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(sqlite) => sqlite
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|versions| versions.len())
+            .map_err(|error| anyhow::anyhow!("migration failed: {error}")),
+    }
+}
+
+/// Runs the pending migrations of `source` on PostgreSQL, where several instances may start at
+/// once: in one transaction that first takes a transaction-scoped advisory lock, so the others
+/// wait for it and then find nothing pending. The commit or rollback releases the lock on the
+/// very server connection that took it, which holds behind a pooler in transaction mode too
+/// (there a session-level lock and its unlock may land on different server connections, and
+/// the lock stays behind on one that other clients get). diesel runs each migration in its own
+/// transaction, here a savepoint: a failing migration rolls back the ones before it as well,
+/// so the next start retries from where the database was. A migration that cannot run inside
+/// a transaction (`CREATE INDEX CONCURRENTLY`) would need another scheme.
+pub fn run_postgres_migrations(
+    pg: &mut diesel::PgConnection,
+    source: impl MigrationSource<diesel::pg::Pg>,
+) -> anyhow::Result<usize> {
+    pg.transaction(|pg| {
+        pg.batch_execute(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))?;
+        pg.run_pending_migrations(source)
+            .map(|versions| versions.len())
+            .map_err(|error| anyhow::anyhow!("migration failed: {error}"))
+    })
 }
 
 /// The pool plus the blocking bridge. Cloning is cheap.
@@ -199,8 +239,13 @@ impl Database {
         Self { pool, sqlite_path, writer: Default::default() }
     }
 
+    /// A pool whose connections are set up the default way.
     pub fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<Self> {
-        Ok(Self::new(build_pool(database_url, pool_size)?, database_url))
+        Self::connect_with(database_url, pool_size, ConnectionSetup::default())
+    }
+
+    pub fn connect_with(database_url: &str, pool_size: u32, setup: ConnectionSetup) -> anyhow::Result<Self> {
+        Ok(Self::new(build_pool(database_url, pool_size, setup)?, database_url))
     }
 
     /// Runs `work` in the group commit (see `writer`) and returns its answer once committed.

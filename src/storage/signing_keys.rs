@@ -28,6 +28,21 @@ pub fn register_current(
     public_key_pem: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StorageError> {
+    match insert_current(connection, kid, public_key_pem, now) {
+        // Instances sharing the keys directory that start at the same moment register the
+        // same key; on PostgreSQL both may find it unknown, and the later insert fails. The
+        // winner's transaction did the same retiring, so the key is registered either way.
+        Err(StorageError::UniqueViolation) => Ok(false),
+        registered => registered,
+    }
+}
+
+fn insert_current(
+    connection: &mut DbConnection,
+    kid: &str,
+    public_key_pem: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StorageError> {
     super::write_transaction(connection, |connection| {
         let known = signing_keys::table.find(kid).count().get_result::<i64>(connection)? > 0;
         if known {

@@ -42,7 +42,7 @@ pub fn is_postgres() -> bool {
 }
 
 /// Creates `sg_test_<random>` on the server of `admin_url` and returns its URL.
-fn fresh_postgres_database(admin_url: &str) -> String {
+pub fn fresh_postgres_database(admin_url: &str) -> String {
     let name = format!("sg_test_{}", scopegate::secrets::random_token(9).to_lowercase().replace(['-', '_'], "x"));
     let mut admin = diesel::PgConnection::establish(admin_url).expect("connect to the test PostgreSQL server");
     admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create the test database");
@@ -87,6 +87,11 @@ pub fn scopegate_binary() -> PathBuf {
 }
 
 pub fn run_cli(settings: &Settings, args: &[&str], stdin: Option<&str>) -> Output {
+    run_cli_with_env(settings, args, stdin, &[])
+}
+
+/// As [`run_cli`], with more `SCOPEGATE_*` variables set for the command.
+pub fn run_cli_with_env(settings: &Settings, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     use std::io::Write;
     let mut child = Command::new(scopegate_binary())
         .args(["--database-url", &settings.database_url])
@@ -95,6 +100,7 @@ pub fn run_cli(settings: &Settings, args: &[&str], stdin: Option<&str>) -> Outpu
         .args(args)
         .env_remove("SCOPEGATE_DATABASE_URL")
         .env("SCOPEGATE_LOG", "warn")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -231,6 +237,11 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(settings: &Settings) -> Self {
+        Self::start_with_env(settings, &[]).await
+    }
+
+    /// As [`ServerProcess::start`], with more `SCOPEGATE_*` variables set for the server.
+    pub async fn start_with_env(settings: &Settings, env: &[(&str, &str)]) -> Self {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
             probe.local_addr().expect("address").port()
@@ -243,14 +254,18 @@ impl ServerProcess {
             .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--issuer", &settings.issuer])
             .env("SCOPEGATE_LOG", "error")
             .env("SCOPEGATE_POOL_SIZE", "8")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start scopegate serve");
-        let server = Self { child, url };
+        let mut server = Self { child, url };
         let started = std::time::Instant::now();
         while reqwest::get(format!("{}/readyz", server.url)).await.map(|r| r.status() != 200).unwrap_or(true) {
             assert!(started.elapsed() < std::time::Duration::from_secs(30), "the server process did not start");
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("the server process exited at start: {status}");
+            }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         server

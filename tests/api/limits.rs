@@ -23,7 +23,7 @@ async fn metered_token(app: &TestApp, max: u32) -> (TestClient, String) {
 
 /// Fires `count` introspections at once, round-robin over `servers`; returns how many answers
 /// reported `scope`.
-async fn concurrent_introspections(
+pub(crate) async fn concurrent_introspections(
     servers: &[String],
     caller: &TestClient,
     token: &str,

@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod keys;
 mod limits;
+mod pgbouncer;
 mod scopes;
 mod storage;
 mod tokens;

@@ -267,7 +267,7 @@ async fn unknown_malformed_and_revoked_tokens_introspect_inactive() {
             &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap(),
         )
         .unwrap();
-        jsonwebtoken::encode(&header, &claims, &key.encoding_key).unwrap()
+        key.sign_jwt(&header, &claims).unwrap()
     };
     assert_eq!(app.introspect(&bank_api, &forged).await["active"], false);
 
