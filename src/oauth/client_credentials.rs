@@ -102,6 +102,12 @@ impl Unrecorded {
 /// Client-credentials clients have no redirect URI, but oxide-auth's grant needs a URL.
 const NO_REDIRECT: &str = "urn:ietf:params:oauth:grant-type:client_credentials";
 
+/// [`NO_REDIRECT`] parsed once.
+fn no_redirect() -> Result<url::Url, url::ParseError> {
+    static PARSED: std::sync::OnceLock<Result<url::Url, url::ParseError>> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| url::Url::parse(NO_REDIRECT)).clone()
+}
+
 fn authentication_failed() -> AppError {
     AppError::invalid_client("client authentication failed")
 }
@@ -169,7 +175,7 @@ impl Registrar for CredentialsEndpoint<'_> {
                 "this client may not use the client_credentials grant",
             )));
         }
-        let url = url::Url::parse(NO_REDIRECT).map_err(|e| self.core.refuse_registration(AppError::internal(e)))?;
+        let url = no_redirect().map_err(|e| self.core.refuse_registration(AppError::internal(e)))?;
         Ok(BoundClient { client_id: bound.client_id, redirect_uri: Cow::Owned(RegisteredUrl::Semantic(url)) })
     }
 

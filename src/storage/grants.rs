@@ -132,6 +132,49 @@ pub fn default_consent(
     }
 }
 
+/// The subject's default consent with the client and its grants. On SQLite one query (a
+/// client-credentials request makes it every time); on PostgreSQL the consent is read with
+/// [`find_default`]'s key-share lock first, which an outer join cannot take.
+pub fn default_with_grants(
+    connection: &mut DbConnection,
+    subject: &str,
+    client_id: &str,
+) -> Result<Option<(String, Vec<GrantRow>)>, StorageError> {
+    let DbConnection::Sqlite(sqlite) = connection else {
+        let Some(consent_id) = find_default(connection, subject, client_id)? else { return Ok(None) };
+        let grants = grants_of(connection, &consent_id)?;
+        return Ok(Some((consent_id, grants)));
+    };
+    type Row = (String, Option<i64>, Option<String>, Option<chrono::NaiveDateTime>, Option<i64>);
+    let rows: Vec<Row> = consents::table
+        .left_join(grants::table)
+        .filter(consents::subject.eq(subject))
+        .filter(consents::client_id.eq(client_id))
+        .filter(consents::is_default)
+        .select((
+            consents::id,
+            grants::id.nullable(),
+            grants::scope_name.nullable(),
+            grants::granted_at.nullable(),
+            grants::access_count.nullable(),
+        ))
+        .load(sqlite)?;
+    let Some(consent_id) = rows.first().map(|row| row.0.clone()) else { return Ok(None) };
+    let grants = rows
+        .into_iter()
+        .filter_map(|(consent_id, id, scope_name, granted_at, access_count)| {
+            Some(GrantRow {
+                id: id?,
+                consent_id,
+                scope_name: scope_name?,
+                granted_at: granted_at?.and_utc(),
+                access_count: access_count?,
+            })
+        })
+        .collect();
+    Ok(Some((consent_id, grants)))
+}
+
 pub fn grants_of(connection: &mut DbConnection, consent_id: &str) -> Result<Vec<GrantRow>, StorageError> {
     Ok(grants::table.filter(grants::consent_id.eq(consent_id)).select(GrantRow::as_select()).load(connection)?)
 }

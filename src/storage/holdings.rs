@@ -45,19 +45,36 @@ pub fn load_record(
 
 /// Finds the consent `key` names and adds its grants.
 fn attach_consent(connection: &mut DbConnection, holdings: &mut Holdings, key: ConsentKey<'_>) -> Result<(), StorageError> {
-    let consent_id = match key {
-        ConsentKey::Id(Some(id)) => grants::find_consent(connection, id)?,
-        ConsentKey::Reading(Some(id)) => Some(id.to_string()),
-        ConsentKey::Id(None) | ConsentKey::Reading(None) => None,
-        ConsentKey::DefaultOf(subject) => grants::find_default(connection, subject, &holdings.client.client_id)?,
-    };
-    if let Some(consent_id) = &consent_id {
-        for row in grants::grants_of(connection, consent_id)? {
-            holdings.grants.insert(row.scope_name.clone(), HeldGrant { id: row.id, usage: row.usage() });
+    let (consent_id, grants) = match key {
+        ConsentKey::DefaultOf(subject) => {
+            match grants::default_with_grants(connection, subject, &holdings.client.client_id)? {
+                Some((consent_id, grants)) => (Some(consent_id), grants),
+                None => (None, Vec::new()),
+            }
         }
+        ConsentKey::Id(Some(id)) => {
+            let found = grants::find_consent(connection, id)?;
+            with_grants(connection, found)?
+        }
+        ConsentKey::Reading(Some(id)) => with_grants(connection, Some(id.to_string()))?,
+        ConsentKey::Id(None) | ConsentKey::Reading(None) => (None, Vec::new()),
+    };
+    for row in grants {
+        holdings.grants.insert(row.scope_name.clone(), HeldGrant { id: row.id, usage: row.usage() });
     }
     holdings.consent_id = consent_id;
     Ok(())
+}
+
+fn with_grants(
+    connection: &mut DbConnection,
+    consent_id: Option<String>,
+) -> Result<(Option<String>, Vec<grants::GrantRow>), StorageError> {
+    let grants = match &consent_id {
+        Some(id) => grants::grants_of(connection, id)?,
+        None => Vec::new(),
+    };
+    Ok((consent_id, grants))
 }
 
 /// As [`load_record`], for a client known by id; None when the client no longer exists.
