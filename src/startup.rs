@@ -62,10 +62,25 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let poller = tokio::spawn(keep_registry_fresh(self.state.clone()));
         let pruner = tokio::spawn(prune_periodically(self.state.clone()));
+        let checkpointer = tokio::spawn(checkpoint_periodically(self.state.clone()));
         let result = self.server.await;
         poller.abort();
         pruner.abort();
+        checkpointer.abort();
         result
+    }
+}
+
+/// Every 200 ms, moves the SQLite write-ahead log into the database file (see
+/// `Database::checkpoint`), so the log stays short and no commit pays for a checkpoint.
+async fn checkpoint_periodically(state: web::Data<AppState>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(200));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = state.db.checkpoint().await {
+            tracing::warn!(%error, "checkpointing the SQLite log failed");
+        }
     }
 }
 

@@ -21,10 +21,10 @@ use crate::domain::token::Subject;
 use crate::error::AppError;
 use crate::services::tokens::{self, AccessTokenRequest, TokenResponse};
 use crate::services::OAuthContext;
+use crate::storage::client_directory::ClientRecord;
 use crate::storage::grants::{self, ConsentSubject};
 use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::tokens::{self as storage_tokens, AccessTokenRow};
-use crate::storage::client_directory::ClientRecord;
 use crate::storage::DbConnection;
 
 /// The parsed token request, as oxide-auth's flow reads it.

@@ -70,10 +70,9 @@ fn introspect_as_bank(
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Value, AppError> {
-    let bank =
-        clients::authenticate(connection, context, RESOURCE_SERVER.0, RESOURCE_SERVER.1)?.ok_or_else(|| {
-            AppError::Unavailable("the demo's bank-api client is missing: start the server with --demo".into())
-        })?;
+    let bank = clients::authenticate(connection, context, RESOURCE_SERVER.0, RESOURCE_SERVER.1)?.ok_or_else(|| {
+        AppError::Unavailable("the demo's bank-api client is missing: start the server with --demo".into())
+    })?;
     Ok(match introspection::introspect(connection, context, &bank, token, now)? {
         Some(active) => serde_json::to_value(active).map_err(AppError::internal)?,
         None => json!({ "active": false }),

@@ -42,7 +42,9 @@ fn required(value: &Option<String>, name: &str) -> Result<(), AppError> {
 /// between, the request starts over in one write transaction and meets the revocation.
 pub async fn respond(state: &Arc<AppState>, parameters: TokenParameters) -> Result<TokenResponse, AppError> {
     if parameters.grant_type != "client_credentials" {
-        return state.oauth_operation(move |connection, context, now| token(connection, context, parameters, now)).await;
+        return state
+            .oauth_operation(move |connection, context, now| token(connection, context, parameters, now))
+            .await;
     }
     validate_scope_syntax(parameters.scope.as_deref())?;
     let request = credentials_request(parameters)?;

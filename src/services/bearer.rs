@@ -34,8 +34,12 @@ pub fn admin_client(
     if !row.is_active(now) {
         return Ok(Err(BearerDenied::Invalid));
     }
-    let Some(holdings) =
-        holdings::load_for(connection, context.clients, &row.client_id, ConsentKey::Reading(row.consent_id.as_deref()))?
+    let Some(holdings) = holdings::load_for(
+        connection,
+        context.clients,
+        &row.client_id,
+        ConsentKey::Reading(row.consent_id.as_deref()),
+    )?
     else {
         return Ok(Err(BearerDenied::Invalid));
     };

@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 
+use super::OAuthContext;
 use crate::domain::client::{Client, ClientRegistration};
 use crate::domain::scope::SecurityLevel;
 use crate::error::AppError;
 use crate::secrets::{new_client_secret, random_token, SecretHasher};
 use crate::storage::client_directory::ClientRecord;
 use crate::storage::{clients, write_transaction, DbConnection, StorageError};
-use super::OAuthContext;
 use std::sync::Arc;
 
 /// A registered client and, for a confidential one, its secret in clear: shown once, never stored.

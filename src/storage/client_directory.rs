@@ -63,7 +63,11 @@ impl ClientDirectory {
     }
 
     /// The client with this id, from memory when it was read before; None if it does not exist.
-    pub fn get(&self, connection: &mut DbConnection, client_id: &str) -> Result<Option<Arc<ClientRecord>>, StorageError> {
+    pub fn get(
+        &self,
+        connection: &mut DbConnection,
+        client_id: &str,
+    ) -> Result<Option<Arc<ClientRecord>>, StorageError> {
         let changes = LOCAL_CHANGES.load(Ordering::Acquire);
         if let Ok(cached) = self.cached.read() {
             if cached.local_changes == changes {

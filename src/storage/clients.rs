@@ -199,7 +199,8 @@ pub fn unassign(connection: &mut DbConnection, client_id: &str, assignment_id: i
 }
 
 pub fn unassign_all(connection: &mut DbConnection, client_id: &str) -> Result<usize, StorageError> {
-    let deleted = diesel::delete(client_scopes::table.filter(client_scopes::client_id.eq(client_id))).execute(connection)?;
+    let deleted =
+        diesel::delete(client_scopes::table.filter(client_scopes::client_id.eq(client_id))).execute(connection)?;
     changed(connection)?;
     Ok(deleted)
 }

@@ -44,7 +44,11 @@ pub fn load_record(
 }
 
 /// Finds the consent `key` names and adds its grants.
-fn attach_consent(connection: &mut DbConnection, holdings: &mut Holdings, key: ConsentKey<'_>) -> Result<(), StorageError> {
+fn attach_consent(
+    connection: &mut DbConnection,
+    holdings: &mut Holdings,
+    key: ConsentKey<'_>,
+) -> Result<(), StorageError> {
     let (consent_id, grants) = match key {
         ConsentKey::DefaultOf(subject) => {
             match grants::default_with_grants(connection, subject, &holdings.client.client_id)? {

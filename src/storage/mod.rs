@@ -152,9 +152,13 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for ConnectionSetup 
                     // other new connections may hold at that very moment.
                     // The page cache per connection is 512 KiB instead of 2 MiB: the file's pages
                     // stay in the OS cache anyway, and a dozen connections each filling 2 MiB
-                    // made most of the server's memory (issue 11).
+                    // made most of the server's memory (issue 11). No automatic checkpoints:
+                    // they ran inside whichever commit crossed 1,000 pages, and their fsync
+                    // stalled the group writer and every request waiting on it; the server
+                    // checkpoints on its own thread instead (`Database::checkpoint`).
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -512;",
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -512; \
+                     PRAGMA wal_autocheckpoint = 0;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?,
             DbConnection::Postgresql(pg) => {
@@ -310,6 +314,21 @@ impl Database {
             Ok(answer) => answer,
             Err(blocking) => Err(StorageError::Interrupted(blocking.to_string()).into()),
         }
+    }
+
+    /// Copies what the SQLite write-ahead log holds back into the database file, without
+    /// waiting for readers or writers (a PASSIVE checkpoint); nothing on PostgreSQL. The server
+    /// calls it every 200 ms, off the request paths. Durability does not depend on it: a
+    /// committed transaction is in the log.
+    pub async fn checkpoint(&self) -> Result<(), StorageError> {
+        if self.sqlite_path.is_none() {
+            return Ok(());
+        }
+        self.run(|connection| {
+            connection.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")?;
+            Ok(())
+        })
+        .await
     }
 
     /// Readiness: a trivial query answers.

@@ -54,12 +54,11 @@ async fn a_user_and_a_client_made_by_the_cli_survive_a_restart_and_wrong_credent
     assert!(users::authenticate(&mut connection, "carol", "carol-password").unwrap().is_some());
     assert!(users::authenticate(&mut connection, "carol", "carol-passwore").unwrap().is_none());
     assert!(users::authenticate(&mut connection, "nobody", "carol-password").unwrap().is_none());
-    let mut secret_matches = |client_id: &str, secret: &str| match clients::find_with_secret(&mut connection, client_id)
-        .unwrap()
-    {
-        Some((_, Some(hash))) => hasher.verify(secret, &hash),
-        _ => false,
-    };
+    let mut secret_matches =
+        |client_id: &str, secret: &str| match clients::find_with_secret(&mut connection, client_id).unwrap() {
+            Some((_, Some(hash))) => hasher.verify(secret, &hash),
+            _ => false,
+        };
     assert!(secret_matches(&client_id, &secret));
     assert!(!secret_matches(&client_id, "wrong"));
     assert!(!secret_matches("c_unknown", &secret));
