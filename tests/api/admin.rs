@@ -473,3 +473,49 @@ async fn the_reserved_admin_scope_takes_no_children_so_administrators_cannot_loc
     let (status, _) = admin.call(Method::GET, "/admin/v1/scopes", None).await;
     assert_eq!(status, 200, "the admin token still works");
 }
+
+/// Clients are served from memory on the token paths (issue 11). A change made through one
+/// instance reaches another server process — which shares no memory with this test, so only
+/// the database counter and its poll can tell it — within two seconds: a removed assignment,
+/// then a deleted client.
+#[tokio::test]
+async fn a_client_change_reaches_the_token_path_of_another_server_process_within_two_seconds() {
+    let admin = setup().await;
+    let vault = json!({"name": "vault", "short_description": "Vault", "visibility": "private"});
+    let (status, body) = admin.call(Method::POST, "/admin/v1/scopes", Some(vault)).await;
+    assert_eq!(status, 201, "{body}");
+    let client = admin.app.machine_client("F", &["vault"]);
+    let other = crate::helpers::ServerProcess::start(&admin.app.settings).await;
+    let http = reqwest::Client::new();
+    let token_at_other = || {
+        http.post(format!("{}/token", other.url))
+            .basic_auth(&client.id, Some(&client.secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", "vault")])
+            .send()
+    };
+    // The other process reads the client (and its assignment) once and keeps it.
+    let first = token_at_other().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.json::<serde_json::Value>().await.unwrap()["scope"], "vault");
+
+    let (status, body) =
+        admin.call(Method::PUT, &format!("/admin/v1/clients/{}/scopes", client.id), Some(json!({"scopes": []}))).await;
+    assert_eq!(status, 200, "{body}");
+    let until = |expected: u16| async move {
+        let started = std::time::Instant::now();
+        loop {
+            let status = token_at_other().await.unwrap().status().as_u16();
+            if status == expected {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(2), "still {status}, not {expected}, after 2 s");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    // A private scope no longer assigned is refused (invalid_scope).
+    eprintln!("unassignment seen after {:?}", until(400).await);
+
+    let (status, _) = admin.call(Method::DELETE, &format!("/admin/v1/clients/{}", client.id), None).await;
+    assert_eq!(status, 204);
+    eprintln!("deletion seen after {:?}", until(401).await);
+}

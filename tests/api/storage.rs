@@ -151,3 +151,32 @@ async fn a_corrupt_stored_value_is_a_storage_error_and_a_500_never_a_panic() {
         Err(StorageError::CorruptColumn { column: "visibility", .. })
     ));
 }
+
+/// The client-credentials fast path stores a token decided on reads through the group commit
+/// (issue 11). If a revocation deleted the client's consent in between, the row is not stored
+/// and the request starts over: `insert_under_consent` says so, and the next token request
+/// issues under a new consent.
+#[tokio::test]
+async fn a_token_row_whose_consent_was_revoked_meanwhile_is_not_stored() {
+    let (app, client) = app_with_ledger_client().await;
+    let token = app.access_token(&client, Some("ledger")).await;
+    let mut connection = app.state.db.get().unwrap();
+    let row =
+        access_tokens::table.select(storage::tokens::AccessTokenRow::as_select()).first(&mut *connection).unwrap();
+    let consent_id = row.consent_id.clone().unwrap();
+    // What a revocation does to the consent (its grants go with it).
+    diesel::delete(storage::schema::consents::table.find(&consent_id)).execute(&mut *connection).unwrap();
+    let late = storage::tokens::AccessTokenRow { jti: "late-arrival".into(), token_hash: None, ..row };
+    let fate = app.state.db.write(move |connection| storage::tokens::insert_under_consent(connection, late)).await;
+    assert_eq!(fate.unwrap(), storage::tokens::Recorded::ConsentGone);
+    let stored: i64 = access_tokens::table
+        .filter(access_tokens::jti.eq("late-arrival"))
+        .count()
+        .get_result(&mut *connection)
+        .unwrap();
+    assert_eq!(stored, 0);
+    // The old token died with its consent; a new request gets a token under a new consent.
+    assert_ne!(token["access_token"], serde_json::Value::Null);
+    let again = app.access_token(&client, Some("ledger")).await;
+    assert_eq!(again["scope"], "ledger");
+}
