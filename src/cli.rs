@@ -149,7 +149,12 @@ pub fn init_tracing() {
     // A second initialisation (tests start several servers in one process) keeps the first.
     let _ = match std::env::var("SCOPEGATE_LOG_FORMAT").as_deref() {
         Ok("json") => builder.json().try_init(),
-        _ => builder.try_init(),
+        Ok("text") | Err(_) => builder.try_init(),
+        Ok(other) => {
+            let initialised = builder.try_init();
+            tracing::warn!(format = other, "SCOPEGATE_LOG_FORMAT is `text` or `json`; writing text");
+            initialised
+        }
     };
 }
 

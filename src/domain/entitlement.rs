@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::client::Client;
 use super::limits::has_limits;
-use super::scope::{GrantType, Scope, Visibility};
+use super::scope::{GrantType, Scope};
 use super::scope_tree::{ClientScopeAccess, ScopeTree};
 
 pub use super::scope::ADMIN_SCOPE;
@@ -132,15 +132,6 @@ impl Holdings {
         let access = ClientScopeAccess { security_level: client.security_level, assigned };
         Self { client, access, consent_id: None, grants: BTreeMap::new() }
     }
-}
-
-/// Whether a client's assigned scopes can change the answer for `granted`: they admit private
-/// scopes only, so when none is among the granted scopes and their descendants, the caller
-/// need not read them.
-pub fn assignments_matter<'n>(tree: &ScopeTree, granted: impl IntoIterator<Item = &'n str>) -> bool {
-    tree.expand(granted)
-        .iter()
-        .any(|name| tree.get(name).is_some_and(|scope| scope.fields.visibility == Visibility::Private))
 }
 
 /// Why a scope is not in the effective scope.

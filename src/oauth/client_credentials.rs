@@ -78,13 +78,10 @@ pub struct Unrecorded {
 
 impl Unrecorded {
     /// The token row alone, when the consent and all its grants exist already (the common
-    /// case), so that it can be stored through the group commit; else self.
-    pub fn into_token_row(self) -> Result<(TokenResponse, AccessTokenRow), Self> {
-        if self.found.is_some() && self.starting.is_empty() {
-            Ok((self.response, self.row))
-        } else {
-            Err(self)
-        }
+    /// case), so that it can be stored through the group commit; None when the consent or a
+    /// grant must be written too.
+    pub fn into_token_row(self) -> Option<(TokenResponse, AccessTokenRow)> {
+        (self.found.is_some() && self.starting.is_empty()).then_some((self.response, self.row))
     }
 
     /// Writes the consent, the grants the issuance starts and the token row, in the caller's

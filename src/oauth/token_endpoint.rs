@@ -38,7 +38,7 @@ fn required(value: &Option<String>, name: &str) -> Result<(), AppError> {
 ///
 /// A client-credentials token is decided on reads and signed outside any transaction; when
 /// only its row remains to be written (the client's consent and grants exist), the row goes
-/// through the group commit (`storage::recorder`). If a revocation deleted the consent in
+/// through the group commit (`storage::writer`). If a revocation deleted the consent in
 /// between, the request starts over in one write transaction and meets the revocation.
 pub async fn respond(state: &Arc<AppState>, parameters: TokenParameters) -> Result<TokenResponse, AppError> {
     if parameters.grant_type != "client_credentials" {
@@ -53,7 +53,7 @@ pub async fn respond(state: &Arc<AppState>, parameters: TokenParameters) -> Resu
     let unrecorded = state
         .oauth_read(move |connection, context, now| client_credentials::exchange(connection, context, &reading, now))
         .await?;
-    if let Ok((response, row)) = unrecorded.into_token_row() {
+    if let Some((response, row)) = unrecorded.into_token_row() {
         match state.db.write(move |connection| storage_tokens::insert_under_consent(connection, row)).await? {
             Recorded::Stored => return Ok(response),
             Recorded::ConsentGone => {}
@@ -88,10 +88,9 @@ fn client_credentials_in_one_transaction(
     })
 }
 
-/// Issues tokens for one request in one transaction. Client credentials (decided on reads
-/// in [`respond`]) are written in one transaction that a refusal rolls back; code and refresh
-/// exchanges commit their refusals too (a replayed code or a reused refresh token revokes what
-/// it produced), and roll back only internal failures.
+/// The code and refresh exchanges (client credentials are [`respond`]'s): they commit their
+/// refusals too (a replayed code or a reused refresh token revokes what it produced), and roll
+/// back only internal failures.
 pub fn token(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
@@ -99,10 +98,6 @@ pub fn token(
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, AppError> {
     validate_scope_syntax(parameters.scope.as_deref())?;
-    if parameters.grant_type == "client_credentials" {
-        let request = credentials_request(parameters)?;
-        return client_credentials_in_one_transaction(connection, context, &request, now);
-    }
     let TokenParameters { grant_type, client, code, redirect_uri, code_verifier, refresh_token, scope } = parameters;
     match grant_type.as_str() {
         "authorization_code" | "refresh_token" => {

@@ -8,7 +8,8 @@
 //! other instances see a change within one poll. The instance making the change empties its
 //! cache at once (a process-wide change count), so a rotated secret or removed assignment stops
 //! working here immediately; a request that read the client while the change was still
-//! uncommitted may keep the old state until the next poll.
+//! uncommitted may keep the old state until the next poll. A record read while the cache was
+//! emptied is not kept (a generation count), so no stale record outlives a poll.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,7 +48,17 @@ struct Cached {
     stored_version: i64,
     /// `LOCAL_CHANGES` when the entries were valid.
     local_changes: u64,
+    /// Bumped by every emptying: a record read before an emptying is not kept after it (it may
+    /// be the very state the emptying was for).
+    generation: u64,
     entries: HashMap<String, Arc<ClientRecord>>,
+}
+
+impl Cached {
+    fn empty(&mut self) {
+        self.entries.clear();
+        self.generation += 1;
+    }
 }
 
 #[derive(Default)]
@@ -76,17 +87,32 @@ impl ClientDirectory {
                 }
             }
         }
+        let generation = {
+            let mut cached = self.write();
+            if cached.local_changes != changes {
+                cached.empty();
+                cached.local_changes = changes;
+            }
+            if let Some(record) = cached.entries.get(client_id) {
+                return Ok(Some(Arc::clone(record)));
+            }
+            cached.generation
+        };
         let Some((client, secret_hash)) = clients::find_with_secret(connection, client_id)? else {
             return Ok(None);
         };
         let assigned = clients::assignments(connection, client_id)?.into_iter().map(|a| a.scope_name).collect();
         let record = Arc::new(ClientRecord { client, secret_hash, assigned });
         let mut cached = self.write();
-        if cached.local_changes != changes || cached.entries.len() >= CAPACITY {
-            cached.entries.clear();
-            cached.local_changes = changes;
+        // Kept only if nothing emptied the cache while it was read, and no change was made here
+        // meanwhile: else it may predate that change, and would outlive it.
+        if cached.generation == generation && LOCAL_CHANGES.load(Ordering::Acquire) == changes {
+            if cached.entries.len() >= CAPACITY {
+                cached.empty();
+            } else {
+                cached.entries.insert(client_id.to_string(), Arc::clone(&record));
+            }
         }
-        cached.entries.insert(client_id.to_string(), Arc::clone(&record));
         Ok(Some(record))
     }
 
@@ -97,7 +123,7 @@ impl ClientDirectory {
         if cached.stored_version == stored {
             return Ok(false);
         }
-        cached.entries.clear();
+        cached.empty();
         cached.stored_version = stored;
         Ok(true)
     }

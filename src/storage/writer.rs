@@ -5,11 +5,13 @@
 //! where a commit per request made SQLite write the same pages once per request while every
 //! other writer queued behind it (issue 11).
 //!
-//! On PostgreSQL each job runs in its own savepoint, because a failed statement there aborts
-//! the whole transaction; on SQLite a failed statement undoes only itself, and a savepoint per
-//! job (two more statements to parse and run) would cost as much as the job. Jobs keep every
-//! guarantee of the statements they run: a count is still one conditional UPDATE, exact under
-//! any concurrency and across instances.
+//! The writer serves SQLite, whose writes run one at a time anyway (`Database::write` sends
+//! PostgreSQL writes to transactions of their own). No savepoint per job: one would cost two
+//! more statements, as much as the job. A job that fails after a first statement keeps that
+//! statement's effect, as it did when each statement committed alone: a count may be spent
+//! without being reported, never reported twice. Jobs keep every guarantee of the statements
+//! they run: a count is still one conditional UPDATE, exact under any concurrency and across
+//! processes. A panic fails its job alone.
 
 use diesel::Connection;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
@@ -28,7 +30,9 @@ const LINGER: Duration = Duration::from_micros(500);
 
 /// What the writer calls once the batch's transaction ended: `Ok` if it committed.
 type Finisher = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
-type Job = Box<dyn FnOnce(&mut DbConnection) -> Finisher + Send>;
+/// A job runs on the batch's connection, or is told there is none (`Err`): either way it hands
+/// back its finisher, so every request gets an answer.
+type Job = Box<dyn FnOnce(Result<&mut DbConnection, &StorageError>) -> Finisher + Send>;
 
 /// The handle requests use; the writer thread ends when the last handle is dropped.
 pub struct GroupWriter {
@@ -49,10 +53,10 @@ impl GroupWriter {
         F: FnOnce(&mut DbConnection) -> Result<T, StorageError> + Send + 'static,
     {
         let (done, answer) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |connection: &mut DbConnection| {
+        let job: Job = Box::new(move |connection: Result<&mut DbConnection, &StorageError>| {
             let outcome = match connection {
-                DbConnection::Postgresql(_) => connection.transaction(work),
-                DbConnection::Sqlite(_) => work(connection),
+                Ok(connection) => run_guarded(connection, work),
+                Err(error) => Err(StorageError::Unreachable(error.to_string())),
             };
             Box::new(move |committed: Result<(), StorageError>| {
                 let _ = done.send(committed.and(outcome));
@@ -72,6 +76,18 @@ impl GroupWriter {
         }
         answer.await.map_err(|_| stopped())?
     }
+}
+
+/// Runs one job; a panic inside it fails that job alone, and the writer thread lives on.
+fn run_guarded<T, F>(connection: &mut DbConnection, work: F) -> Result<T, StorageError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, StorageError>,
+{
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match connection {
+        DbConnection::Postgresql(_) => connection.transaction(work),
+        DbConnection::Sqlite(_) => work(connection),
+    }));
+    ran.unwrap_or_else(|_| Err(StorageError::Interrupted("a write job panicked".into())))
 }
 
 fn stopped() -> StorageError {
@@ -99,14 +115,17 @@ fn write_batches(pool: &DbPool, jobs: &Receiver<Job>) {
         }
         busy = batch.len() > 1;
         let mut finishers = Vec::with_capacity(batch.len());
-        let committed = pool.get().map_err(StorageError::from).and_then(|mut connection| {
-            write_transaction(&mut connection, |connection| {
-                finishers.extend(batch.drain(..).map(|job| job(connection)));
+        let committed = match pool.get() {
+            Ok(mut connection) => write_transaction(&mut connection, |connection| {
+                finishers.extend(batch.drain(..).map(|job| job(Ok(&mut *connection))));
                 Ok::<_, StorageError>(())
-            })
-        });
+            }),
+            Err(error) => Err(StorageError::from(error)),
+        };
         if let Err(error) = &committed {
             tracing::warn!(%error, jobs = finishers.len() + batch.len(), "a group commit failed");
+            // Jobs that never ran (no connection, or BEGIN failed) still answer, with the error.
+            finishers.extend(batch.drain(..).map(|job| job(Err(error))));
         }
         let message = committed.as_ref().err().map(ToString::to_string);
         for finish in finishers {
@@ -115,7 +134,5 @@ fn write_batches(pool: &DbPool, jobs: &Receiver<Job>) {
                 Some(message) => Err(StorageError::Unreachable(message.clone())),
             });
         }
-        // Jobs never run (no connection): dropping them drops their answer channel, which
-        // their requests see as an interruption.
     }
 }

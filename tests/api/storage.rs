@@ -175,8 +175,11 @@ async fn a_token_row_whose_consent_was_revoked_meanwhile_is_not_stored() {
         .get_result(&mut *connection)
         .unwrap();
     assert_eq!(stored, 0);
-    // The old token died with its consent; a new request gets a token under a new consent.
-    assert_ne!(token["access_token"], serde_json::Value::Null);
+    // The next request finds no consent and issues under a new one, in one write transaction.
     let again = app.access_token(&client, Some("ledger")).await;
     assert_eq!(again["scope"], "ledger");
+    assert_ne!(again["access_token"], token["access_token"]);
+    let consents: Vec<Option<String>> =
+        access_tokens::table.select(access_tokens::consent_id).load(&mut *connection).unwrap();
+    assert!(consents.iter().flatten().any(|id| *id != consent_id), "{consents:?}");
 }
