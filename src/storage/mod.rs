@@ -232,6 +232,16 @@ pub fn run_postgres_migrations(
     })
 }
 
+/// Of `PRAGMA wal_checkpoint`'s answer, the frames in the log.
+#[derive(diesel::QueryableByName)]
+struct CheckpointResult {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    log: i32,
+}
+
+/// 64 MiB of 4 KiB pages.
+const LOG_FRAMES_BEFORE_TRUNCATE: i32 = 16_384;
+
 /// The pool plus the blocking bridge. Cloning is cheap.
 #[derive(Clone)]
 pub struct Database {
@@ -334,7 +344,15 @@ impl Database {
             return Ok(());
         }
         self.run(|connection| {
-            connection.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")?;
+            let DbConnection::Sqlite(sqlite) = connection else { return Ok(()) };
+            let passive: CheckpointResult = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(sqlite)?;
+            // Under constant reads the log never restarts from its beginning (a reader always
+            // holds a mark in it), so it would grow without end: past 64 MiB of frames, a
+            // TRUNCATE checkpoint waits for the readers of the moment (microseconds) and
+            // empties it. PASSIVE has already copied nearly everything by then.
+            if passive.log > LOG_FRAMES_BEFORE_TRUNCATE {
+                sqlite.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")?;
+            }
             Ok(())
         })
         .await
