@@ -333,7 +333,7 @@ def report(args, rows, peer_rss, our_rss, counted):
     rss = " + ".join(f"{mb:.1f}" for mb in our_rss)
     ratio = peer_rss / max(our_rss)
     verdict = "met" if ratio >= 4 else "MISSED"
-    print(f"{'RSS after the loads, MB':<24}{peer_rss:>10.1f}{rss:>10}   1/{ratio:.1f} (goal 1/4) {verdict}")
+    print(f"{'RSS after the loads, MB':<24}{peer_rss:>10.1f} {rss:>9}   1/{ratio:.1f} (goal 1/4) {verdict}")
     answered = rows[2][2]["requests"]
     # wrk stops with up to one request per connection still in flight: answered after it stopped.
     verdict = "consistent" if 0 <= counted - answered <= args.connections else "MISMATCH"
