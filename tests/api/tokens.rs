@@ -341,3 +341,69 @@ async fn expired_tokens_are_pruned_from_the_revocation_list_only_after_they_expi
     let pruned = scopegate::services::housekeeping::prune(&mut connection, later).unwrap();
     assert_eq!(pruned.access_tokens, 1);
 }
+
+/// kill -9 during client-credentials load (issue 11: issued tokens are stored by a group
+/// commit): every token the server handed out is stored and introspects active after a
+/// restart — none was answered before its commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_loses_no_issued_token() {
+    use std::sync::{Arc, Mutex};
+    let app = spawn_app().await;
+    app.import_scopes(r#"{"scopes": [{"name": "accounts", "short_description": "Accounts"}]}"#);
+    let client = app.machine_client("F", &[]);
+    let bank_api = app.resource_server();
+    let mut server = crate::helpers::ServerProcess::start(&app.settings).await;
+    let issued = Arc::new(Mutex::new(Vec::<String>::new()));
+    let http = reqwest::Client::new();
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (http, url, issued) = (http.clone(), format!("{}/token", server.url), issued.clone());
+            let (id, secret) = (client.id.clone(), client.secret.clone());
+            tokio::spawn(async move {
+                for _ in 0..500 {
+                    let form = [("grant_type", "client_credentials"), ("scope", "accounts")];
+                    let Ok(response) = http.post(&url).basic_auth(&id, Some(&secret)).form(&form).send().await else {
+                        return;
+                    };
+                    let Ok(body) = response.json::<serde_json::Value>().await else { return };
+                    if let Some(token) = body["access_token"].as_str() {
+                        issued.lock().unwrap().push(token.to_string());
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    while issued.lock().unwrap().len() < 300 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the load issued too few tokens");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    server.kill_hard();
+    futures_util::future::join_all(workers).await;
+    let issued = issued.lock().unwrap().clone();
+    eprintln!("{} tokens answered before the kill", issued.len());
+
+    let restarted = crate::helpers::ServerProcess::start(&app.settings).await;
+    let lost: Vec<_> = futures_util::future::join_all(issued.iter().map(|token| {
+        let (http, url) = (http.clone(), format!("{}/introspect", restarted.url));
+        let (id, secret) = (bank_api.id.clone(), bank_api.secret.clone());
+        async move {
+            let body: serde_json::Value = http
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["active"] != true
+        }
+    }))
+    .await
+    .into_iter()
+    .filter(|lost| *lost)
+    .collect();
+    assert!(lost.is_empty(), "{} of {} answered tokens were not stored", lost.len(), issued.len());
+}
