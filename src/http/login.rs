@@ -21,10 +21,18 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-/// Only local paths: `next` must never send the browser to another site.
+/// Only local paths: `next` must never send the browser to another site (SPEC Part 2). Browsers
+/// drop tabs and newlines from a URL, so `/\t/evil.example` is `//evil.example` to them; and a
+/// newline in a `Location` header is an invalid response.
 fn safe_next(next: Option<&str>) -> String {
+    let local = |path: &str| {
+        path.starts_with('/')
+            && !path.starts_with("//")
+            && !path.contains('\\')
+            && !path.chars().any(|c| c.is_control() || c.is_whitespace())
+    };
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_string(),
+        Some(path) if local(path) => path.to_string(),
         _ => "/account".to_string(),
     }
 }

@@ -574,3 +574,26 @@ async fn spent_refresh_tokens_and_their_families_are_pruned_only_after_they_expi
     let pruned = scopegate::services::housekeeping::prune(&mut connection, later).unwrap();
     assert_eq!((pruned.refresh_tokens, pruned.refresh_families, pruned.codes), (1, 1, 1));
 }
+
+/// SPEC Part 2: `next` after sign-in is a same-origin path only. A tab or newline after the
+/// slash (browsers strip them, so `/\t/evil.example` goes to evil.example) or any other control
+/// character or whitespace sends the customer to `/account`, and never makes a 5xx.
+#[tokio::test]
+async fn next_with_control_characters_or_whitespace_never_leaves_the_site() {
+    let (app, _) = setup().await;
+    for next in
+        ["/\t/evil.example/phish", "/\n", "/\r\nSet-Cookie: x=1", "/ /evil.example", "/\u{0}x", "\\\\evil.example"]
+    {
+        let browser = Browser::new(&app);
+        let page = browser
+            .get(&format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()))
+            .await;
+        assert!(page.status().is_success(), "{next:?}: {}", page.status());
+        let signed_in = browser.login("alice", "alice-password", next).await;
+        assert_eq!(signed_in.status(), 303, "{next:?}");
+        assert_eq!(location(&signed_in), "/account", "{next:?}");
+    }
+    // An ordinary local path still works.
+    let browser = Browser::new(&app);
+    assert_eq!(location(&browser.login("alice", "alice-password", "/account?tab=grants").await), "/account?tab=grants");
+}
