@@ -29,15 +29,15 @@ impl Application {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let state = web::Data::new(state);
         let app_state = state.clone();
-        let secure_cookies = state.settings.issuer_is_https();
+        let https = state.settings.issuer_is_https();
         let hasher = state.hasher.clone();
         // A span per request (method, route, client address, request id) formatted for every
         // request costs more than a token's signature; it is there when debugging asks for it.
         let request_spans = tracing::enabled!(target: "tracing_actix_web", tracing::Level::DEBUG);
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(http::session::middleware(&hasher, secure_cookies))
-                .wrap(http::pages::security_headers())
+                .wrap(http::session::middleware(&hasher, https))
+                .wrap(http::pages::security_headers(https))
                 .wrap(actix_web::middleware::Condition::new(request_spans, tracing_actix_web::TracingLogger::default()))
                 .app_data(state.clone())
                 .configure(http::routes)

@@ -9,8 +9,8 @@ use askama::Template;
 use crate::views::ErrorPage;
 
 /// Headers for every response; pages are framed by nobody and leak no referrer.
-pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+pub fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add((
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
@@ -18,7 +18,14 @@ pub fn security_headers() -> DefaultHeaders {
         ))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::REFERRER_POLICY, "no-referrer"))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    // When the issuer is https, browsers must never fall back to plain http for it (a year;
+    // SPEC Part 2). A plain-http development server must not send it: it would pin the host.
+    if https {
+        headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"))
+    } else {
+        headers
+    }
 }
 
 /// A rendered page; pages carry personal data and CSRF tokens, so they are never cached.

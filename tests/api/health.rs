@@ -54,3 +54,19 @@ async fn readyz_is_503_while_the_database_cannot_answer() {
         assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"], "temporarily_unavailable");
     }
 }
+
+/// SPEC Part 2: `Strict-Transport-Security` on every answer when the issuer is https (browsers
+/// then never try plain http to it again), and not on a plain-http development server.
+#[tokio::test]
+async fn hsts_is_sent_when_the_issuer_is_https_and_only_then() {
+    let plain = spawn_app().await;
+    assert!(plain.get("/healthz").await.headers().get("strict-transport-security").is_none());
+    let (settings, dir) = crate::helpers::fresh_settings();
+    let secure = scopegate::config::Settings { issuer: "https://bank.example".into(), ..settings };
+    let secure = crate::helpers::spawn_app_with(secure, dir).await;
+    for path in ["/healthz", "/login", "/.well-known/oauth-authorization-server"] {
+        let response = secure.get(path).await;
+        let hsts = response.headers().get("strict-transport-security").map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(hsts.as_deref(), Some("max-age=31536000; includeSubDomains"), "{path}");
+    }
+}
