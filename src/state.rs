@@ -93,14 +93,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection, &OAuthContext<'_>, DateTime<Utc>) -> Result<T, AppError> + Send + 'static,
     {
-        let now = self.clock.now();
-        let state = Arc::clone(self);
-        self.db
-            .run(move |connection| {
-                let snapshot = state.registry.snapshot();
-                work(connection, &state.oauth(&snapshot), now)
-            })
-            .await
+        self.db.run(self.in_context(work)).await
     }
 
     /// As [`AppState::oauth_operation`], for work that only reads (`Database::read`: on
@@ -110,13 +103,23 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection, &OAuthContext<'_>, DateTime<Utc>) -> Result<T, AppError> + Send + 'static,
     {
+        self.db.read(self.in_context(work)).await
+    }
+
+    /// `work` with the request's time, read now, and the context over the scope tree as of
+    /// when it runs.
+    fn in_context<T, F>(
+        self: &Arc<Self>,
+        work: F,
+    ) -> impl FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static
+    where
+        F: FnOnce(&mut DbConnection, &OAuthContext<'_>, DateTime<Utc>) -> Result<T, AppError> + Send + 'static,
+    {
         let now = self.clock.now();
         let state = Arc::clone(self);
-        self.db
-            .read(move |connection| {
-                let snapshot = state.registry.snapshot();
-                work(connection, &state.oauth(&snapshot), now)
-            })
-            .await
+        move |connection| {
+            let snapshot = state.registry.snapshot();
+            work(connection, &state.oauth(&snapshot), now)
+        }
     }
 }
