@@ -142,7 +142,7 @@ async fn migrate_is_idempotent() {
     let (settings, _dir) = fresh_settings();
     let first = cli_json(&run_cli(&settings, &["migrate"], None));
     // The initial schema, consents grouping grants, the scope field bounds, the clients counter.
-    assert_eq!(first["migrations_applied"], 4);
+    assert_eq!(first["migrations_applied"], 5);
     let second = cli_json(&run_cli(&settings, &["migrate"], None));
     assert_eq!(second["migrations_applied"], 0);
 }
