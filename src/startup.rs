@@ -36,6 +36,7 @@ impl Application {
         let request_spans = tracing::enabled!(target: "tracing_actix_web", tracing::Level::DEBUG);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(http::input::refuse_malformed_text))
                 .wrap(http::session::middleware(&hasher, https))
                 .wrap(http::pages::security_headers(https))
                 .wrap(actix_web::middleware::Condition::new(request_spans, tracing_actix_web::TracingLogger::default()))

@@ -29,6 +29,7 @@ fn basic_credentials(request: &HttpRequest) -> Result<Option<(String, String)>, 
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| invalid_client("malformed Basic credentials"))?;
     let decoded = String::from_utf8(decoded).map_err(|_| invalid_client("malformed Basic credentials"))?;
     let (id, secret) = decoded.split_once(':').ok_or_else(|| invalid_client("malformed Basic credentials"))?;
+    super::input::check_encoded(decoded.as_bytes(), "Basic credentials")?;
     let unescape = |part: &str| -> String {
         url::form_urlencoded::parse(format!("x={part}").as_bytes())
             .next()

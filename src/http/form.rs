@@ -24,6 +24,7 @@ impl OAuthForm {
         if !is_form {
             return Err(AppError::invalid_request("the body must be application/x-www-form-urlencoded"));
         }
+        super::input::check_form_body(body)?;
         let mut params = BTreeMap::new();
         for (key, value) in url::form_urlencoded::parse(body) {
             if params.insert(key.to_string(), value.to_string()).is_some() {
@@ -111,6 +112,7 @@ impl FromRequest for HtmlForm {
             if body.len() > MAX_FORM_BYTES {
                 return Err(AppError::invalid_request("the body is too large"));
             }
+            super::input::check_form_body(&body)?;
             Ok(HtmlForm(url::form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()))
         })
     }

@@ -27,6 +27,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
         }
     })?;
     deserializer.end().map_err(|error| format!("malformed JSON body: {error}"))?;
+    super::input::check_json_escapes(body).map_err(|error| error.to_string())?;
     Ok(value)
 }
 

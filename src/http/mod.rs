@@ -8,6 +8,7 @@ pub mod client_auth;
 mod demo;
 pub mod form;
 mod health;
+pub mod input;
 mod introspect;
 pub mod json;
 mod jwks;

@@ -519,3 +519,27 @@ async fn a_client_change_reaches_the_token_path_of_another_server_process_within
     assert_eq!(status, 204);
     eprintln!("deletion seen after {:?}", until(401).await);
 }
+
+/// The bearer token is checked before the body is read: a caller without a valid token gets
+/// a 401, never a 400 whose parser detail tells it about the route (issue 12).
+#[tokio::test]
+async fn a_malformed_body_without_a_valid_token_is_a_401_not_a_parser_message() {
+    let admin = setup().await;
+    for (method, path, body) in every_route() {
+        if body.is_none() {
+            continue;
+        }
+        for token in [None, Some("garbage"), Some(admin.plain_token.as_str())] {
+            let mut request = admin.app.http.request(method.clone(), admin.app.url(path));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.header("content-type", "application/json").body("{not json").send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            let expected = if token == Some(admin.plain_token.as_str()) { 403 } else { 401 };
+            assert_eq!(status, expected, "{method} {path} with token {token:?} and a malformed body: {text}");
+            assert!(!text.contains("malformed") && !text.contains("JSON"), "{method} {path}: {text}");
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod cli;
 mod entitlement;
 mod health;
 mod helpers;
+mod input;
 mod keys;
 mod limits;
 mod pgbouncer;

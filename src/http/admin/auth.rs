@@ -1,8 +1,10 @@
 //! The admin API's caller: a bearer token issued to an admin client with the admin scope.
 
-use actix_web::dev::Payload;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, ResponseError};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -51,13 +53,35 @@ pub fn denial(denied: BearerDenied) -> AppError {
 }
 
 /// An authenticated administrator; handlers take it as an argument to require admin access.
+#[derive(Clone)]
 pub struct Admin(pub Client);
+
+/// Middleware of the whole admin API: the bearer token is checked before any extractor reads
+/// the body, so a caller without a valid token learns nothing from body parsing (a 401, never
+/// a 400 with parser detail). actix polls a handler's extractors together, so an `Admin`
+/// argument alone cannot guarantee that order.
+pub async fn require_admin<B: MessageBody>(
+    request: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    match authorize(request.request()).await.and_then(|checked| checked.map_err(denial)) {
+        Ok(client) => {
+            request.extensions_mut().insert(Admin(client));
+            next.call(request).await.map(ServiceResponse::map_into_left_body)
+        }
+        Err(refusal) => Ok(request.into_response(refusal.error_response()).map_into_right_body()),
+    }
+}
 
 impl FromRequest for Admin {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Set by `require_admin`; checking again covers a route mounted outside its scope.
+        if let Some(admin) = request.extensions().get::<Admin>().cloned() {
+            return Box::pin(std::future::ready(Ok(admin)));
+        }
         let request = request.clone();
         Box::pin(async move { authorize(&request).await?.map(Admin).map_err(denial) })
     }

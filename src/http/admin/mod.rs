@@ -45,6 +45,7 @@ async fn openapi_document(_: auth::Admin) -> HttpResponse {
 pub fn routes(config: &mut web::ServiceConfig) {
     config.service(
         web::scope("/admin/v1")
+            .wrap(actix_web::middleware::from_fn(auth::require_admin))
             .route("/openapi.json", web::get().to(openapi_document))
             .route("/scopes", web::get().to(scopes::list))
             .route("/scopes", web::post().to(scopes::create))
