@@ -6,6 +6,9 @@ use crate::admin::setup;
 use base64::Engine;
 use reqwest::Method;
 
+/// Method, path and query, Authorization, Content-Type, body.
+type Case<'a> = (Method, &'a str, Option<String>, Option<&'a str>, &'a [u8]);
+
 #[tokio::test]
 async fn nul_bytes_and_invalid_utf8_anywhere_are_a_400_never_a_500() {
     let admin = setup().await;
@@ -18,8 +21,7 @@ async fn nul_bytes_and_invalid_utf8_anywhere_are_a_400_never_a_500() {
     };
     let rs_basic = basic(&resource_server.id, &resource_server.secret);
     let bearer = format!("Bearer {}", admin.token);
-    // (method, path and query, authorization, content type, body)
-    let cases: Vec<(Method, &str, Option<String>, Option<&str>, &[u8])> = vec![
+    let cases: Vec<Case> = vec![
         (Method::GET, "/authorize?client_id=%00x&response_type=code", None, None, b""),
         (Method::GET, "/authorize?client_id=%FFx&response_type=code", None, None, b""),
         (Method::GET, "/authorize?client_id=x&state=%C3%28", None, None, b""),
