@@ -277,7 +277,8 @@ fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
             let state = application.state();
             let seed = {
                 let mut connection = state.db.get()?;
-                demo::seed(&mut connection, &state.hasher, &state.registry, &issuer, state.clock.now())?
+                demo::seed(&mut connection, &state.hasher, &state.registry, &issuer, state.clock.now())
+                    .context("cannot seed the demo")?
             };
             println!("{}", demo::banner(&issuer, &seed));
         }

@@ -34,7 +34,7 @@ pub fn register(
     fixed: Option<FixedCredentials<'_>>,
     now: DateTime<Utc>,
 ) -> Result<RegisteredClient, AppError> {
-    registration.validate().map_err(|(field, message)| AppError::invalid_request(format!("{field}: {message}")))?;
+    registration.validate()?;
     let client = Client {
         client_id: fixed.as_ref().map(|f| f.client_id.to_string()).unwrap_or_else(|| format!("c_{}", random_token(16))),
         name: registration.name.trim().to_string(),
@@ -231,7 +231,7 @@ pub fn update(connection: &mut DbConnection, client: &Client, patch: ClientPatch
         can_introspect: patch.can_introspect.unwrap_or(client.can_introspect),
         admin: patch.admin.unwrap_or(client.admin),
     };
-    registration.validate().map_err(|(field, message)| AppError::invalid_request(format!("{field}: {message}")))?;
+    registration.validate()?;
     let updated = Client {
         name: registration.name.trim().to_string(),
         redirect_uris: registration.redirect_uris.clone(),
