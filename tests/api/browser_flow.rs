@@ -597,3 +597,64 @@ async fn next_with_control_characters_or_whitespace_never_leaves_the_site() {
     let browser = Browser::new(&app);
     assert_eq!(location(&browser.login("alice", "alice-password", "/account?tab=grants").await), "/account?tab=grants");
 }
+
+/// `/authorize` for `client` with `challenge` as the PKCE challenge (S256).
+fn authorize_path_with_challenge(client: &TestClient, challenge_value: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(challenge_value.as_bytes()).collect();
+    authorize_path(client, Some("profile"), &[])
+        .replace(&format!("code_challenge={}", challenge(VERIFIER)), &format!("code_challenge={encoded}"))
+}
+
+/// A code for `profile` (no consent needed) under the challenge of `verifier`, redeemed with
+/// that verifier: the status and body of the token response.
+async fn redeem_with_verifier(browser: &Browser<'_>, client: &TestClient, verifier: &str) -> (u16, serde_json::Value) {
+    let answer = query_of(&location(&browser.get(&authorize_path_with_challenge(client, &challenge(verifier))).await));
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", answer["code"].as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ];
+    let response = browser.app.post_form("/token", Some(client), &form).await;
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// SPEC Part 2, RFC 7636 §4.1–4.2: a `code_challenge` is 43 base64url characters, a
+/// `code_verifier` 43 to 128 unreserved ones. A malformed challenge is an `invalid_request`
+/// redirect (the redirect URI is known good by then, RFC 6749 §4.1.2.1); a malformed
+/// verifier is `invalid_grant` (RFC 7636 §4.6) even when its hash matches the challenge.
+#[tokio::test]
+async fn pkce_values_of_the_wrong_length_or_alphabet_are_refused() {
+    let (app, client) = setup().await;
+    let browser = Browser::new(&app);
+    browser.login("alice", "alice-password", "/account").await;
+    let good = challenge(VERIFIER);
+    for (what, bad) in [
+        ("42 characters", good[..42].to_string()),
+        ("44 characters", format!("{good}A")),
+        ("standard base64", good.replace('-', "+")),
+        ("padded", format!("{}=", &good[..42])),
+        ("more bits than a SHA-256", format!("{}N", &good[..42])),
+    ] {
+        let response = browser.get(&authorize_path_with_challenge(&client, &bad)).await;
+        let answer = query_of(&location(&response));
+        assert_eq!(answer["error"], "invalid_request", "{what}: {bad}");
+        assert_eq!(answer["state"], "xyz");
+        assert_eq!(answer["iss"], app.settings.issuer);
+        assert!(!answer.contains_key("code"), "{what}");
+    }
+
+    for (what, verifier) in [
+        ("42 characters", "a".repeat(42)),
+        ("129 characters", "a".repeat(129)),
+        ("a character outside the unreserved set", format!("{}+", "a".repeat(42))),
+        ("a space", format!("{} ", "a".repeat(42))),
+    ] {
+        let (status, body) = redeem_with_verifier(&browser, &client, &verifier).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{what}: {body}");
+    }
+    for verifier in ["~._-".repeat(32), "a".repeat(43)] {
+        let (status, body) = redeem_with_verifier(&browser, &client, &verifier).await;
+        assert_eq!(status, 200, "the bounds themselves are fine: {body}");
+    }
+}
