@@ -658,3 +658,70 @@ async fn pkce_values_of_the_wrong_length_or_alphabet_are_refused() {
         assert_eq!(status, 200, "the bounds themselves are fine: {body}");
     }
 }
+
+/// A public client's tokens by the code flow for `profile`: (access token, refresh token).
+async fn public_client_tokens(browser: &Browser<'_>, client: &TestClient) -> (String, String) {
+    let answer = query_of(&location(&browser.authorize(client, Some("profile"), &[]).await));
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", answer["code"].as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", client.id.as_str()),
+    ];
+    let response = browser.app.post_form("/token", None, &form).await;
+    assert_eq!(response.status(), 200);
+    let tokens: serde_json::Value = response.json().await.unwrap();
+    let field = |name: &str| tokens[name].as_str().unwrap().to_string();
+    (field("access_token"), field("refresh_token"))
+}
+
+/// `/revoke` with only `client_id` in the form, as a public client sends it.
+async fn revoke_as_public(app: &TestApp, client_id: &str, token: &str) -> reqwest::Response {
+    app.post_form("/revoke", None, &[("token", token), ("client_id", client_id)]).await
+}
+
+/// RFC 7009 §2.1, SPEC Part 2: a public client revokes its own tokens at `/revoke` with its
+/// `client_id` alone. Another client's token is left alone with a 200 (§2.2), and a
+/// confidential client must still prove itself.
+#[tokio::test]
+async fn a_public_client_revokes_its_own_tokens_with_its_client_id_alone() {
+    let (app, confidential) = setup().await;
+    let public_client = |name: &str| {
+        let registration = ClientRegistration {
+            name: name.into(),
+            public: true,
+            redirect_uris: vec![REDIRECT.into()],
+            ..Default::default()
+        };
+        app.create_client(registration, &[])
+    };
+    let (mobile, other_app) = (public_client("Mobile"), public_client("Other app"));
+    let browser = Browser::new(&app);
+    browser.login("alice", "alice-password", "/account").await;
+    let bank_api = app.resource_server();
+    let (access, _) = public_client_tokens(&browser, &mobile).await;
+
+    let response = revoke_as_public(&app, &other_app.id, &access).await;
+    assert_eq!(response.status(), 200, "another client's token: 200 and nothing happens");
+    assert_eq!(app.introspect(&bank_api, &access).await["active"], true);
+    for stranger in [confidential.id.as_str(), "c_unknown"] {
+        let response = revoke_as_public(&app, stranger, &access).await;
+        assert_eq!(response.status(), 401, "{stranger}: a confidential or unknown client must authenticate");
+        assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"], "invalid_client");
+    }
+    assert_eq!(app.introspect(&bank_api, &access).await["active"], true);
+
+    assert_eq!(revoke_as_public(&app, &mobile.id, &access).await.status(), 200);
+    assert_eq!(app.introspect(&bank_api, &access).await, serde_json::json!({"active": false}));
+
+    // A refresh token takes its family with it.
+    let (access, refresh) = public_client_tokens(&browser, &mobile).await;
+    assert_eq!(revoke_as_public(&app, &mobile.id, &refresh).await.status(), 200);
+    assert_eq!(app.introspect(&bank_api, &access).await["active"], false);
+    let form =
+        [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()), ("client_id", mobile.id.as_str())];
+    let refreshed = app.post_form("/token", None, &form).await;
+    assert_eq!(refreshed.status(), 400);
+    assert_eq!(refreshed.json::<serde_json::Value>().await.unwrap()["error"], "invalid_grant");
+}
