@@ -166,7 +166,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let settings = Settings::load(cli.config.as_deref(), flags)?;
     match cli.command {
-        Command::Serve(args) => serve(settings, args.demo),
+        Command::Serve(args) => serve(Settings { demo: args.demo, ..settings }),
         Command::Migrate => {
             let db = Database::connect_with(&settings.database_url, 1, settings.connection_setup())?;
             let applied = storage::run_migrations(&mut *db.get()?)?;
@@ -268,16 +268,18 @@ fn read_scope_document(file: &std::path::Path) -> anyhow::Result<ScopeDocument> 
     document.with_context(|| format!("{} is not a valid scope document", file.display()))
 }
 
-fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
+fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let issuer = settings.issuer.clone();
         let database = storage::redact(&settings.database_url);
+        let demo = settings.demo;
         let application = Application::build(settings)?;
         if demo {
             let state = application.state();
             let seed = {
                 let mut connection = state.db.get()?;
-                demo::seed(&mut connection, &state.hasher, &state.registry, &issuer, state.clock.now())?
+                demo::seed(&mut connection, &state.hasher, &state.registry, &issuer, state.clock.now())
+                    .context("cannot seed the demo")?
             };
             println!("{}", demo::banner(&issuer, &seed));
         }

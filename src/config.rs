@@ -28,6 +28,10 @@ pub struct Settings {
     /// Whether PostgreSQL connections keep named prepared statements. Turn it off behind a
     /// pooler in transaction mode, such as pgbouncer, which cannot follow them.
     pub postgres_statement_cache: bool,
+    /// Serve the built-in Online Bank demo app under `/demo` (SPEC Part 2: those routes exist
+    /// only under `serve --demo`). Set by that flag alone, never by the file or the environment,
+    /// so a production configuration cannot switch it on by accident.
+    pub demo: bool,
 }
 
 impl Default for Settings {
@@ -43,6 +47,7 @@ impl Default for Settings {
             pool_size: 10,
             registry_poll_millis: 1000,
             postgres_statement_cache: true,
+            demo: false,
         }
     }
 }

@@ -135,6 +135,17 @@ impl From<crate::domain::scope_tree::ScopeTreeError> for AppError {
     }
 }
 
+impl From<crate::domain::client::RegistrationError> for AppError {
+    fn from(error: crate::domain::client::RegistrationError) -> Self {
+        use crate::domain::client::RegistrationError as E;
+        let code = match error {
+            E::InvalidRedirectUri(_) => "invalid_redirect_uri",
+            E::Invalid { .. } => "invalid_request",
+        };
+        Self::bad_request(code, error.to_string())
+    }
+}
+
 /// Storage failures as a client sees them. A unique violation that reaches here was not
 /// expected by any service (they map the ones they expect to their own codes), so it is a bug.
 impl From<crate::storage::StorageError> for AppError {

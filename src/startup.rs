@@ -31,6 +31,7 @@ impl Application {
         let app_state = state.clone();
         let https = state.settings.issuer_is_https();
         let hasher = state.hasher.clone();
+        let demo = state.settings.demo;
         // A span per request (method, route, client address, request id) formatted for every
         // request costs more than a token's signature; it is there when debugging asks for it.
         let request_spans = tracing::enabled!(target: "tracing_actix_web", tracing::Level::DEBUG);
@@ -42,6 +43,11 @@ impl Application {
                 .wrap(actix_web::middleware::Condition::new(request_spans, tracing_actix_web::TracingLogger::default()))
                 .app_data(state.clone())
                 .configure(http::routes)
+                .configure(|config| {
+                    if demo {
+                        http::demo_routes(config);
+                    }
+                })
                 .default_service(web::to(http::not_found))
         })
         .workers(workers)

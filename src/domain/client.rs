@@ -115,49 +115,129 @@ impl ClientRegistration {
     }
 
     /// Checks the registration; the error names the offending field.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), RegistrationError> {
+        let invalid = |field, message: &str| Err(RegistrationError::Invalid { field, message: message.into() });
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(("name", "name must be 1 to 200 characters".into()));
+            return invalid("name", "name must be 1 to 200 characters");
         }
         for uri in &self.redirect_uris {
-            validate_redirect_uri(uri).map_err(|message| ("redirect_uris", message))?;
+            validate_redirect_uri(uri, self.public).map_err(RegistrationError::InvalidRedirectUri)?;
         }
         let grant_types = self.effective_grant_types();
         if grant_types.is_empty() {
-            return Err(("grant_types", "a public client needs a redirect URI for the authorization code flow".into()));
+            return invalid("grant_types", "a public client needs a redirect URI for the authorization code flow");
         }
         if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
-            return Err(("redirect_uris", "the authorization_code grant needs at least one redirect URI".into()));
+            return invalid("redirect_uris", "the authorization_code grant needs at least one redirect URI");
         }
         if self.public && grant_types.contains(&GrantType::ClientCredentials) {
-            return Err(("grant_types", "a public client cannot use client_credentials: it has no secret".into()));
+            return invalid("grant_types", "a public client cannot use client_credentials: it has no secret");
         }
         if self.public && (self.admin || self.can_introspect) {
-            return Err(("public", "admin and introspecting clients must be confidential".into()));
+            return invalid("public", "admin and introspecting clients must be confidential");
         }
         Ok(())
     }
 }
 
-/// RFC 6749 §3.1.2: absolute, no fragment. Plain http is allowed (native apps on loopback,
-/// the demo); a production deployment registers https URIs.
-pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
-    let Some((scheme, rest)) = uri.split_once("://") else {
+/// Why a registration (or the result of an edit) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistrationError {
+    /// A redirect URI outside the policy of [`validate_redirect_uri`]: `invalid_redirect_uri`.
+    #[error("redirect_uris: {0}")]
+    InvalidRedirectUri(String),
+    /// Any other field: `invalid_request`, naming the field.
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+impl RegistrationError {
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::InvalidRedirectUri(_) => "redirect_uris",
+            Self::Invalid { field, .. } => field,
+        }
+    }
+}
+
+/// The redirect-URI registration policy (SPEC Part 2, RFC 9700 §2.1, RFC 8252 §7 and §8.3),
+/// for every way a client is registered or edited: an absolute URI, matched exactly later, with
+/// - `https`;
+/// - `http` only on a loopback host (`127.0.0.1` and the rest of 127/8, `[::1]`, `localhost`),
+///   where a native app listens for the answer and no network sees it;
+/// - for a public (native) client, a private-use scheme named after a domain it controls,
+///   reversed (`com.example.app:/cb`): a scheme without a dot (`myapp:`) is one any app may
+///   claim, and `javascript:`, `data:` or `file:` are no place to send a code;
+/// - no fragment (RFC 6749 §3.1.2), no user information, no wildcard.
+///
+/// The checks run on the URI as the `url` crate parses it, which is the URL the browser is
+/// sent to; what that parser silently drops or repairs (tabs and newlines, an empty `@`, a
+/// missing `//`) is checked on the text as registered.
+pub fn validate_redirect_uri(uri: &str, public: bool) -> Result<(), String> {
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("redirect URI {uri:?} must not contain spaces or control characters"));
+    }
+    if uri.contains('*') {
+        return Err(format!("redirect URI {uri:?} must not contain a wildcard (*): redirect URIs match exactly"));
+    }
+    let Ok(url) = url::Url::parse(uri) else {
         return Err(format!("redirect URI {uri:?} must be an absolute URI"));
     };
-    let scheme_ok =
-        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !scheme_ok || rest.is_empty() {
-        return Err(format!("redirect URI {uri:?} must be an absolute URI"));
+    // The raw authority, when the URI is written with one (`scheme://authority/...`).
+    let authority = uri
+        .get(url.scheme().len() + 1..)
+        .and_then(|rest| rest.strip_prefix("//"))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(rest));
+    match url.scheme() {
+        "https" | "http" if authority.is_none() => {
+            return Err(format!("redirect URI {uri:?} must be an absolute URI (scheme://host/path)"))
+        }
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(format!(
+                "redirect URI {uri:?} must use https; plain http is allowed only for a loopback host \
+                 (127.0.0.1, [::1], localhost)"
+            ))
+        }
+        scheme if is_reverse_domain(scheme) => {
+            if !public {
+                return Err(format!(
+                    "redirect URI {uri:?} uses a private-use scheme, which only a public (native) client may register"
+                ));
+            }
+        }
+        scheme => {
+            return Err(format!(
+                "redirect URI {uri:?} has the scheme {scheme:?}: use https, http on a loopback host, or for a \
+                 public native app a reverse-domain private-use scheme such as com.example.app:/cb"
+            ))
+        }
     }
-    if uri.contains('#') {
-        return Err(format!("redirect URI {uri:?} must not contain a fragment"));
+    if !url.username().is_empty() || url.password().is_some() || authority.is_some_and(|a| a.contains('@')) {
+        return Err(format!("redirect URI {uri:?} must not contain user information (user@)"));
     }
-    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("redirect URI {uri:?} must not contain spaces"));
+    if url.fragment().is_some() {
+        return Err(format!("redirect URI {uri:?} must not contain a fragment (#)"));
     }
     Ok(())
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(address)) => address.is_loopback(),
+        Some(url::Host::Ipv6(address)) => address.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    }
+}
+
+/// `com.example.app`: two or more dot-separated labels of letters, digits and hyphens.
+fn is_reverse_domain(scheme: &str) -> bool {
+    let labels: Vec<&str> = scheme.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 #[cfg(test)]
@@ -186,21 +266,80 @@ mod tests {
     #[test]
     fn a_public_client_cannot_use_client_credentials() {
         let r = ClientRegistration { public: true, grant_types: vec![GrantType::ClientCredentials], ..registration() };
-        assert_eq!(r.validate().unwrap_err().0, "grant_types");
+        assert_eq!(r.validate().unwrap_err().field(), "grant_types");
     }
 
     #[test]
     fn the_code_flow_needs_a_redirect_uri() {
         let r = ClientRegistration { grant_types: vec![GrantType::AuthorizationCode], ..registration() };
-        assert_eq!(r.validate().unwrap_err().0, "redirect_uris");
+        assert_eq!(r.validate().unwrap_err().field(), "redirect_uris");
     }
 
     #[test]
-    fn redirect_uris_are_absolute_without_fragments() {
-        assert!(validate_redirect_uri("https://app.example/cb").is_ok());
-        assert!(validate_redirect_uri("com.example.app://cb").is_ok());
-        assert!(validate_redirect_uri("/cb").is_err());
-        assert!(validate_redirect_uri("https://app.example/cb#x").is_err());
+    fn the_redirect_uri_policy_accepts_https_loopback_http_and_native_schemes_for_public_clients() {
+        // (uri, accepted for a confidential client, accepted for a public client)
+        let table = [
+            ("https://app.example/cb", true, true),
+            ("https://app.example:8443/cb?tenant=1", true, true),
+            ("https://app.example", true, true),
+            ("http://127.0.0.1:8400/cb", true, true),
+            ("http://127.0.0.2/cb", true, true),
+            ("http://[::1]:8400/cb", true, true),
+            ("http://localhost:3000/cb", true, true),
+            ("com.example.app:/oauth2redirect", false, true),
+            ("com.example.app://cb", false, true),
+            ("com.example-bank.mobile:/cb", false, true),
+            // plain http elsewhere
+            ("http://app.example/cb", false, false),
+            ("http://10.0.0.1/cb", false, false),
+            ("http://localhost.evil.example/cb", false, false),
+            ("http://127.0.0.1.nip.io/cb", false, false),
+            // fragments, user information, wildcards
+            ("https://app.example/cb#done", false, false),
+            ("https://app.example/cb#", false, false),
+            ("com.example.app:/cb#x", false, false),
+            ("https://user@app.example/cb", false, false),
+            ("https://user:pw@app.example/cb", false, false),
+            ("https://@app.example/cb", false, false),
+            ("https://app.example@evil.example/cb", false, false),
+            ("https://*.app.example/cb", false, false),
+            ("https://app.example/*", false, false),
+            // schemes that are no place for a code
+            ("javascript:alert(document.cookie)", false, false),
+            ("data:text/html,<script>alert(1)</script>", false, false),
+            ("file:///etc/passwd", false, false),
+            ("vbscript:msgbox", false, false),
+            ("ftp://app.example/cb", false, false),
+            ("myapp:/cb", false, false),
+            ("com.:/cb", false, false),
+            (".com.example:/cb", false, false),
+            ("com..example:/cb", false, false),
+            // not absolute, or what a lenient parser would quietly repair
+            ("/cb", false, false),
+            ("app.example/cb", false, false),
+            ("https:app.example/cb", false, false),
+            ("https:/app.example/cb", false, false),
+            ("https://app.example/c b", false, false),
+            ("https://app.example/c\tb", false, false),
+            (" https://app.example/cb", false, false),
+            ("https://app.example/cb\n", false, false),
+            ("", false, false),
+        ];
+        for (uri, confidential, public) in table {
+            assert_eq!(validate_redirect_uri(uri, false).is_ok(), confidential, "{uri:?} for a confidential client");
+            assert_eq!(validate_redirect_uri(uri, true).is_ok(), public, "{uri:?} for a public client");
+        }
+    }
+
+    #[test]
+    fn a_registration_with_a_refused_redirect_uri_names_the_policy() {
+        let r = ClientRegistration { redirect_uris: vec!["http://app.example/cb".into()], ..registration() };
+        let error = r.validate().unwrap_err();
+        assert!(matches!(error, RegistrationError::InvalidRedirectUri(_)), "{error:?}");
+        assert!(error.to_string().contains("must use https"), "{error}");
+        let native = ClientRegistration { redirect_uris: vec!["com.example.app:/cb".into()], ..registration() };
+        assert!(native.validate().unwrap_err().to_string().contains("public"));
+        assert!(ClientRegistration { public: true, ..native }.validate().is_ok());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod consent;
 pub mod entitlement;
 pub mod limits;
 pub mod negotiation;
+pub mod pkce;
 pub mod scope;
 pub mod scope_document;
 pub mod scope_tree;

@@ -7,7 +7,8 @@ use super::client_auth::presented_client;
 use super::form::OAuthForm;
 use crate::error::AppError;
 use crate::oauth::introspection_endpoint;
-use crate::services::{clients, revocation};
+use crate::services::clients::{self, PublicClients};
+use crate::services::revocation;
 use crate::state::AppState;
 
 pub async fn introspect(
@@ -35,7 +36,7 @@ pub async fn revoke(
     let hint = form.get("token_type_hint").map(str::to_string);
     state
         .oauth_operation(move |connection, context, now| {
-            let caller = clients::authenticate_presented(connection, context, &presented)?;
+            let caller = clients::authenticate_presented(connection, context, &presented, PublicClients::Identified)?;
             revocation::revoke(connection, context, &caller, &token, hint.as_deref(), now)
         })
         .await?;

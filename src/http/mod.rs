@@ -55,13 +55,19 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(login::logout))
         .route("/account", web::get().to(account::show))
         .route("/account/apps/{client_id}/revoke", web::post().to(account::revoke))
-        .route("/demo", web::get().to(demo::landing))
-        .route("/demo/start", web::get().to(demo::start))
-        .route("/demo/callback", web::get().to(demo::callback))
-        .route("/demo/bank/balance", web::get().to(demo::balance))
         .configure(pages::routes)
         .configure(admin::routes)
         .configure(obp::routes);
+}
+
+/// The built-in demo app and its protected resource, mounted only under `serve --demo`
+/// (SPEC Part 2): a production server has no page that runs a flow with published secrets.
+pub fn demo_routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/demo", web::get().to(demo::landing))
+        .route("/demo/start", web::get().to(demo::start))
+        .route("/demo/callback", web::get().to(demo::callback))
+        .route("/demo/bank/balance", web::get().to(demo::balance));
 }
 
 /// Unknown routes answer in the same JSON error shape as everything else.

@@ -24,6 +24,7 @@ use crate::domain::entitlement::{
     authorization_step, AuthorizationFacts, AuthorizationStep, Entitlement, Holdings, Prompt, Rule, WithoutGrant,
 };
 use crate::domain::negotiation::{named_scopes, parse_scope_parameter};
+use crate::domain::pkce::is_valid_s256_challenge;
 use crate::domain::scope::GrantType;
 use crate::domain::user::User;
 use crate::error::AppError;
@@ -258,17 +259,20 @@ impl Authorizer for AuthorizationEndpoint<'_> {
     }
 }
 
-/// PKCE on the authorization request: `S256` required, `plain` and a missing challenge refused.
+/// PKCE on the authorization request: `S256` required, `plain` and a missing or malformed
+/// challenge refused. oxide-auth runs this once the redirect URI is bound, and answers a
+/// refusal with an `invalid_request` redirect (RFC 6749 §4.1.2.1, RFC 7636 §4.4.1).
 struct PkceChallenge;
 
 impl Extension for PkceChallenge {
     fn extend(&mut self, request: &dyn flow::Request) -> Result<Extensions, ()> {
         let pkce = extensions::pkce();
         let method = request.extension("code_challenge_method");
-        if method.as_deref() != Some("S256") {
+        let challenge = request.extension("code_challenge");
+        if method.as_deref() != Some("S256") || !challenge.as_deref().is_some_and(is_valid_s256_challenge) {
             return Err(());
         }
-        let value = pkce.challenge(method, request.extension("code_challenge"))?.ok_or(())?;
+        let value = pkce.challenge(method, challenge)?.ok_or(())?;
         let mut extensions = Extensions::new();
         extensions.set(&pkce, value);
         Ok(extensions)

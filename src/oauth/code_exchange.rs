@@ -20,6 +20,7 @@ use super::core::{invalid_grant, is_internal, FlowCore};
 use super::extensions;
 use crate::domain::entitlement::{Holdings, Rule, WithoutGrant};
 use crate::domain::negotiation::format_scope;
+use crate::domain::pkce::is_valid_code_verifier;
 use crate::domain::scope::GrantType;
 use crate::domain::token::Subject;
 use crate::error::AppError;
@@ -284,14 +285,22 @@ impl Authorizer for ExchangeEndpoint<'_> {
     }
 }
 
-/// PKCE on the token request: the verifier must match the stored challenge.
+/// PKCE on the token request: the verifier must be well formed and match the stored
+/// challenge; either failure is `invalid_grant` (RFC 7636 §4.6), and the code is spent.
 struct PkceVerifier<'r>(&'r RefCell<Option<AppError>>);
 
 impl code_flow::Extension for PkceVerifier<'_> {
     fn extend(&mut self, request: &dyn code_flow::Request, mut data: Extensions) -> Result<Extensions, ()> {
+        let verifier = request.extension("code_verifier");
+        if verifier.as_deref().is_some_and(|verifier| !is_valid_code_verifier(verifier)) {
+            self.0.borrow_mut().get_or_insert(invalid_grant(
+                "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)",
+            ));
+            return Err(());
+        }
         let pkce = extensions::pkce();
         let saved = data.remove(&pkce);
-        if pkce.verify(saved, request.extension("code_verifier")).is_err() {
+        if pkce.verify(saved, verifier).is_err() {
             self.0.borrow_mut().get_or_insert(invalid_grant("PKCE verification failed (code_verifier)"));
             return Err(());
         }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::error::AppError;
-use crate::services::clients::{self, PresentedClient};
+use crate::services::clients::{self, PresentedClient, PublicClients};
 use crate::services::introspection::{self, ActiveToken};
 use crate::state::AppState;
 
@@ -22,7 +22,7 @@ pub async fn respond(
         .db
         .read(move |connection| {
             let context = reading.oauth(&tree);
-            let caller = clients::authenticate_presented(connection, &context, &presented)?;
+            let caller = clients::authenticate_presented(connection, &context, &presented, PublicClients::Refused)?;
             introspection::judge(connection, &context, &caller, &token, now)
         })
         .await?;

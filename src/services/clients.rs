@@ -34,7 +34,7 @@ pub fn register(
     fixed: Option<FixedCredentials<'_>>,
     now: DateTime<Utc>,
 ) -> Result<RegisteredClient, AppError> {
-    registration.validate().map_err(|(field, message)| AppError::invalid_request(format!("{field}: {message}")))?;
+    registration.validate()?;
     let client = Client {
         client_id: fixed.as_ref().map(|f| f.client_id.to_string()).unwrap_or_else(|| format!("c_{}", random_token(16))),
         name: registration.name.trim().to_string(),
@@ -165,17 +165,35 @@ pub enum PresentedClient {
     None,
 }
 
-/// A confidential client proven by its secret, as `/introspect` and `/revoke` require; anything
-/// else is `invalid_client` (401).
+/// Whether an endpoint takes a public client's `client_id` alone as who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicClients {
+    /// `/introspect`: only a client proven by its secret.
+    Refused,
+    /// `/revoke` (RFC 7009 §2.1): a public client has no secret to prove, and what it can do
+    /// here — end its own tokens — anyone holding those tokens may do anyway.
+    Identified,
+}
+
+/// The calling client: a confidential one proven by its secret, or, where the endpoint admits
+/// them, a public one by its `client_id`. Anything else is `invalid_client` (401), including
+/// a confidential client's `client_id` without its secret.
 pub fn authenticate_presented(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     presented: &PresentedClient,
+    public_clients: PublicClients,
 ) -> Result<Client, AppError> {
     match presented {
         PresentedClient::Secret { client_id, client_secret } => {
             authenticate(connection, context, client_id, client_secret)?
                 .ok_or_else(|| AppError::invalid_client("client authentication failed"))
+        }
+        PresentedClient::Public { client_id } if public_clients == PublicClients::Identified => {
+            match context.clients.get(connection, client_id)? {
+                Some(record) if !record.client.confidential => Ok(record.client.clone()),
+                _ => Err(AppError::invalid_client("client authentication failed")),
+            }
         }
         PresentedClient::Public { .. } => Err(AppError::invalid_client("this endpoint requires client authentication")),
         PresentedClient::None => Err(AppError::invalid_client("client authentication is required")),
@@ -231,7 +249,7 @@ pub fn update(connection: &mut DbConnection, client: &Client, patch: ClientPatch
         can_introspect: patch.can_introspect.unwrap_or(client.can_introspect),
         admin: patch.admin.unwrap_or(client.admin),
     };
-    registration.validate().map_err(|(field, message)| AppError::invalid_request(format!("{field}: {message}")))?;
+    registration.validate()?;
     let updated = Client {
         name: registration.name.trim().to_string(),
         redirect_uris: registration.redirect_uris.clone(),

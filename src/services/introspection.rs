@@ -95,9 +95,9 @@ pub struct Judged {
 }
 
 /// Introspects `token` for `caller`: one read-only pass. `Ok(None)` means inactive (unknown,
-/// expired, revoked, malformed, or nothing of it usable any more); `Err` with 401 when the
-/// caller may not see it. The answer is [`Judged::answer`], after [`Judged::count`] when
-/// [`Judged::counts`] says a limited scope is in play.
+/// expired, revoked, malformed, nothing of it usable any more, or not the caller's to see).
+/// The answer is [`Judged::answer`], after [`Judged::count`] when [`Judged::counts`] says a
+/// limited scope is in play.
 pub fn judge(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
@@ -108,8 +108,11 @@ pub fn judge(
     let Some(row) = find_token(connection, context, token)? else {
         return Ok(None);
     };
+    // RFC 7662 §2.2: a token the caller may not see is answered like an unknown one; an
+    // error here would tell any client which strings are some other client's live tokens.
+    // Nor does it count an access: the scope's owner got nothing from this look.
     if !may_introspect(caller, &row.client_id) {
-        return Err(AppError::invalid_client("this client may introspect only its own tokens"));
+        return Ok(None);
     }
     if !row.is_active(now) {
         return Ok(None);

@@ -226,7 +226,7 @@ async fn clients_are_listed_edited_and_deleted_and_their_tokens_end_with_them() 
     let (status, body) = admin
         .call(Method::PATCH, &format!("/admin/v1/clients/{id}"), Some(json!({"redirect_uris": ["not a uri"]})))
         .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_redirect_uri")));
     let (_, list) = admin.call(Method::GET, "/admin/v1/clients", None).await;
     assert!(list["clients"].as_array().unwrap().iter().any(|c| c["client_id"] == id.as_str()));
 
@@ -240,6 +240,56 @@ async fn clients_are_listed_edited_and_deleted_and_their_tokens_end_with_them() 
     assert_eq!(admin.app.introspect(&bank_api, &token).await["active"], false);
     let (status, _) = admin.call(Method::GET, &format!("/admin/v1/clients/{id}"), None).await;
     assert_eq!(status, 404);
+}
+
+/// SPEC Part 2: a redirect URI is `https`, `http` only on a loopback host, a reverse-domain
+/// private-use scheme only for a public client, and has no fragment, user information or
+/// wildcard; anything else is `400 invalid_redirect_uri`, on create and on edit, and stores
+/// nothing.
+#[tokio::test]
+async fn redirect_uris_outside_the_registration_policy_are_refused_on_create_and_edit() {
+    let admin = setup().await;
+    let new_client = |public: bool, uris: &[&str]| json!({"name": "App", "public": public, "redirect_uris": uris});
+    for (public, uri) in [
+        (false, "http://app.example/cb"),
+        (false, "https://app.example/cb#done"),
+        (false, "https://user:pw@app.example/cb"),
+        (false, "https://*.app.example/cb"),
+        (false, "https://app.example/*"),
+        (false, "com.example.app:/cb"),
+        (true, "myapp:/cb"),
+        (true, "javascript:alert(1)"),
+        (true, "data:text/html,hi"),
+        (true, "file:///etc/passwd"),
+        (false, "/cb"),
+    ] {
+        let (status, body) = admin.call(Method::POST, "/admin/v1/clients", Some(new_client(public, &[uri]))).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_redirect_uri")), "{uri}: {body}");
+        assert!(body["error_description"].as_str().unwrap().contains(uri), "{body}");
+    }
+    let (_, list) = admin.call(Method::GET, "/admin/v1/clients", None).await;
+    assert!(list["clients"].as_array().unwrap().iter().all(|c| c["name"] != "App"), "nothing was stored: {list}");
+
+    for (public, uri) in [
+        (false, "https://app.example/cb"),
+        (false, "http://127.0.0.1:8400/cb"),
+        (false, "http://[::1]:8400/cb"),
+        (false, "http://localhost:3000/cb"),
+        (true, "com.example.app:/oauth2redirect"),
+    ] {
+        let (status, body) = admin.call(Method::POST, "/admin/v1/clients", Some(new_client(public, &[uri]))).await;
+        assert_eq!(status, 201, "{uri}: {body}");
+    }
+
+    let (_, created) =
+        admin.call(Method::POST, "/admin/v1/clients", Some(new_client(false, &["https://app.example/cb"]))).await;
+    let path = format!("/admin/v1/clients/{}", created["client_id"].as_str().unwrap());
+    let (status, body) = admin
+        .call(Method::PATCH, &path, Some(json!({"redirect_uris": ["https://app.example/cb", "http://app.example/cb"]})))
+        .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_redirect_uri")), "{body}");
+    let (_, unchanged) = admin.call(Method::GET, &path, None).await;
+    assert_eq!(unchanged["redirect_uris"], json!(["https://app.example/cb"]));
 }
 
 fn every_route() -> Vec<(Method, &'static str, Option<Value>)> {

@@ -600,3 +600,131 @@ async fn next_with_control_characters_or_whitespace_never_leaves_the_site() {
     let browser = Browser::new(&app);
     assert_eq!(location(&browser.login("alice", "alice-password", "/account?tab=grants").await), "/account?tab=grants");
 }
+
+/// `/authorize` for `client` with `challenge` as the PKCE challenge (S256).
+fn authorize_path_with_challenge(client: &TestClient, challenge_value: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(challenge_value.as_bytes()).collect();
+    authorize_path(client, Some("profile"), &[])
+        .replace(&format!("code_challenge={}", challenge(VERIFIER)), &format!("code_challenge={encoded}"))
+}
+
+/// A code for `profile` (no consent needed) under the challenge of `verifier`, redeemed with
+/// that verifier: the status and body of the token response.
+async fn redeem_with_verifier(browser: &Browser<'_>, client: &TestClient, verifier: &str) -> (u16, serde_json::Value) {
+    let answer = query_of(&location(&browser.get(&authorize_path_with_challenge(client, &challenge(verifier))).await));
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", answer["code"].as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ];
+    let response = browser.app.post_form("/token", Some(client), &form).await;
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// SPEC Part 2, RFC 7636 §4.1–4.2: a `code_challenge` is 43 base64url characters, a
+/// `code_verifier` 43 to 128 unreserved ones. A malformed challenge is an `invalid_request`
+/// redirect (the redirect URI is known good by then, RFC 6749 §4.1.2.1); a malformed
+/// verifier is `invalid_grant` (RFC 7636 §4.6) even when its hash matches the challenge.
+#[tokio::test]
+async fn pkce_values_of_the_wrong_length_or_alphabet_are_refused() {
+    let (app, client) = setup().await;
+    let browser = Browser::new(&app);
+    browser.login("alice", "alice-password", "/account").await;
+    let good = challenge(VERIFIER);
+    for (what, bad) in [
+        ("42 characters", good[..42].to_string()),
+        ("44 characters", format!("{good}A")),
+        ("standard base64", good.replace('-', "+")),
+        ("padded", format!("{}=", &good[..42])),
+        ("more bits than a SHA-256", format!("{}N", &good[..42])),
+    ] {
+        let response = browser.get(&authorize_path_with_challenge(&client, &bad)).await;
+        let answer = query_of(&location(&response));
+        assert_eq!(answer["error"], "invalid_request", "{what}: {bad}");
+        assert_eq!(answer["state"], "xyz");
+        assert_eq!(answer["iss"], app.settings.issuer);
+        assert!(!answer.contains_key("code"), "{what}");
+    }
+
+    for (what, verifier) in [
+        ("42 characters", "a".repeat(42)),
+        ("129 characters", "a".repeat(129)),
+        ("a character outside the unreserved set", format!("{}+", "a".repeat(42))),
+        ("a space", format!("{} ", "a".repeat(42))),
+    ] {
+        let (status, body) = redeem_with_verifier(&browser, &client, &verifier).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{what}: {body}");
+    }
+    for verifier in ["~._-".repeat(32), "a".repeat(43)] {
+        let (status, body) = redeem_with_verifier(&browser, &client, &verifier).await;
+        assert_eq!(status, 200, "the bounds themselves are fine: {body}");
+    }
+}
+
+/// A public client's tokens by the code flow for `profile`: (access token, refresh token).
+async fn public_client_tokens(browser: &Browser<'_>, client: &TestClient) -> (String, String) {
+    let answer = query_of(&location(&browser.authorize(client, Some("profile"), &[]).await));
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", answer["code"].as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", client.id.as_str()),
+    ];
+    let response = browser.app.post_form("/token", None, &form).await;
+    assert_eq!(response.status(), 200);
+    let tokens: serde_json::Value = response.json().await.unwrap();
+    let field = |name: &str| tokens[name].as_str().unwrap().to_string();
+    (field("access_token"), field("refresh_token"))
+}
+
+/// `/revoke` with only `client_id` in the form, as a public client sends it.
+async fn revoke_as_public(app: &TestApp, client_id: &str, token: &str) -> reqwest::Response {
+    app.post_form("/revoke", None, &[("token", token), ("client_id", client_id)]).await
+}
+
+/// RFC 7009 §2.1, SPEC Part 2: a public client revokes its own tokens at `/revoke` with its
+/// `client_id` alone. Another client's token is left alone with a 200 (§2.2), and a
+/// confidential client must still prove itself.
+#[tokio::test]
+async fn a_public_client_revokes_its_own_tokens_with_its_client_id_alone() {
+    let (app, confidential) = setup().await;
+    let public_client = |name: &str| {
+        let registration = ClientRegistration {
+            name: name.into(),
+            public: true,
+            redirect_uris: vec![REDIRECT.into()],
+            ..Default::default()
+        };
+        app.create_client(registration, &[])
+    };
+    let (mobile, other_app) = (public_client("Mobile"), public_client("Other app"));
+    let browser = Browser::new(&app);
+    browser.login("alice", "alice-password", "/account").await;
+    let bank_api = app.resource_server();
+    let (access, _) = public_client_tokens(&browser, &mobile).await;
+
+    let response = revoke_as_public(&app, &other_app.id, &access).await;
+    assert_eq!(response.status(), 200, "another client's token: 200 and nothing happens");
+    assert_eq!(app.introspect(&bank_api, &access).await["active"], true);
+    for stranger in [confidential.id.as_str(), "c_unknown"] {
+        let response = revoke_as_public(&app, stranger, &access).await;
+        assert_eq!(response.status(), 401, "{stranger}: a confidential or unknown client must authenticate");
+        assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"], "invalid_client");
+    }
+    assert_eq!(app.introspect(&bank_api, &access).await["active"], true);
+
+    assert_eq!(revoke_as_public(&app, &mobile.id, &access).await.status(), 200);
+    assert_eq!(app.introspect(&bank_api, &access).await, serde_json::json!({"active": false}));
+
+    // A refresh token takes its family with it.
+    let (access, refresh) = public_client_tokens(&browser, &mobile).await;
+    assert_eq!(revoke_as_public(&app, &mobile.id, &refresh).await.status(), 200);
+    assert_eq!(app.introspect(&bank_api, &access).await["active"], false);
+    let form =
+        [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()), ("client_id", mobile.id.as_str())];
+    let refreshed = app.post_form("/token", None, &form).await;
+    assert_eq!(refreshed.status(), 400);
+    assert_eq!(refreshed.json::<serde_json::Value>().await.unwrap()["error"], "invalid_grant");
+}

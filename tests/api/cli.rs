@@ -109,6 +109,38 @@ async fn client_create_refuses_bad_flags_naming_the_problem() {
     assert!(String::from_utf8_lossy(&unknown_scope.stderr).contains("no.such.scope"));
 }
 
+/// SPEC Part 2: the CLI applies the same redirect-URI policy as the admin API: a refused URI
+/// is a non-zero exit with a message naming it and the rule, and no client is stored.
+#[tokio::test]
+async fn the_cli_refuses_a_redirect_uri_outside_the_policy_and_stores_nothing() {
+    let (settings, _dir) = fresh_settings();
+    for (uri, public, rule) in [
+        ("http://budget.example/cb", false, "must use https"),
+        ("https://budget.example/cb#x", false, "fragment"),
+        ("https://budget.example/*", false, "wildcard"),
+        ("com.example.budget:/cb", false, "public"),
+        ("javascript:alert(1)", true, "scheme"),
+    ] {
+        let mut args = vec!["client", "create", "--name", "Budget", "--redirect-uri", uri];
+        if public {
+            args.push("--public");
+        }
+        let output = run_cli(&settings, &args, None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{uri} was accepted");
+        assert!(stderr.contains(uri) && stderr.contains(rule), "{uri}: {stderr}");
+        assert!(output.stdout.is_empty(), "{uri}");
+    }
+    let db = Database::connect(&settings.database_url, 1).unwrap();
+    assert!(clients::list(&mut db.get().unwrap()).unwrap().is_empty());
+    let loopback = cli_json(&run_cli(
+        &settings,
+        &["client", "create", "--name", "Budget", "--redirect-uri", "http://127.0.0.1:8400/cb"],
+        None,
+    ));
+    assert_eq!(loopback["redirect_uris"], serde_json::json!(["http://127.0.0.1:8400/cb"]));
+}
+
 #[tokio::test]
 async fn a_public_client_gets_no_secret_and_an_admin_client_gets_the_admin_scope() {
     let (settings, _dir) = fresh_settings();

@@ -1,4 +1,4 @@
-use crate::helpers::{is_postgres, spawn_app};
+use crate::helpers::{is_postgres, spawn_app, ServerProcess};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 
@@ -68,5 +68,27 @@ async fn hsts_is_sent_when_the_issuer_is_https_and_only_then() {
         let response = secure.get(path).await;
         let hsts = response.headers().get("strict-transport-security").map(|v| v.to_str().unwrap().to_string());
         assert_eq!(hsts.as_deref(), Some("max-age=31536000; includeSubDomains"), "{path}");
+    }
+}
+
+/// SPEC Part 2: `/demo` and its protected resource exist only under `serve --demo`. Without
+/// the flag they are the JSON 404 of any unknown route, on a database the demo was seeded in.
+#[tokio::test]
+async fn demo_routes_exist_only_under_serve_demo() {
+    let (settings, _dir) = crate::helpers::fresh_settings();
+    let paths = ["/demo", "/demo/start", "/demo/callback?code=x&state=y", "/demo/bank/balance"];
+    let demo = ServerProcess::start_serving(&settings, &["--demo"], &[]).await;
+    let get = |server: &ServerProcess, path: &str| reqwest::get(format!("{}{path}", server.url));
+    let landing = get(&demo, "/demo").await.unwrap();
+    assert_eq!(landing.status(), 200);
+    assert!(landing.text().await.unwrap().contains("/demo/start"));
+    assert_eq!(get(&demo, "/demo/bank/balance").await.unwrap().status(), 401, "the resource wants a token");
+    drop(demo);
+
+    let plain = ServerProcess::start(&settings).await;
+    for path in paths {
+        let response = get(&plain, path).await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"], "not_found", "{path}");
     }
 }

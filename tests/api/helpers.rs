@@ -242,6 +242,11 @@ impl ServerProcess {
 
     /// As [`ServerProcess::start`], with more `SCOPEGATE_*` variables set for the server.
     pub async fn start_with_env(settings: &Settings, env: &[(&str, &str)]) -> Self {
+        Self::start_serving(settings, &[], env).await
+    }
+
+    /// As [`ServerProcess::start_with_env`], with more flags for `serve` (such as `--demo`).
+    pub async fn start_serving(settings: &Settings, serve_flags: &[&str], env: &[(&str, &str)]) -> Self {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
             probe.local_addr().expect("address").port()
@@ -252,6 +257,7 @@ impl ServerProcess {
             .arg("--keys-dir")
             .arg(&settings.keys_dir)
             .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--issuer", &settings.issuer])
+            .args(serve_flags)
             .env("SCOPEGATE_LOG", "error")
             .env("SCOPEGATE_POOL_SIZE", "8")
             .envs(env.iter().copied())

@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, TestApp, TestClient};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use scopegate::domain::client::ClientRegistration;
@@ -232,11 +232,47 @@ async fn introspection_reports_the_effective_scope_and_limits_to_resource_server
     assert!(limits["accounts.balance"]["remaining_accesses"].is_null());
     assert!(limits.get("profile").is_none(), "unlimited scopes have no limits entry");
 
-    // The token's own client may introspect it; another client may not.
+    // The token's own client may introspect it too.
     assert_eq!(app.introspect(&client, &token).await["active"], true);
+}
+
+/// RFC 7662 §2.2, SPEC Part 2: a token the caller may not see is answered exactly as an
+/// unknown one, `200 {"active": false}`, so introspection tells no client which strings are
+/// someone else's live tokens; and that look counts no access. A caller that fails to
+/// authenticate still gets 401.
+#[tokio::test]
+async fn introspecting_another_clients_token_answers_inactive_like_an_unknown_one() {
+    let app = app().await;
+    let owner = app.machine_client("C", &[]);
     let stranger = app.machine_client("F", &[]);
-    let response = app.post_form("/introspect", Some(&stranger), &[("token", &token)]).await;
-    assert_eq!(response.status(), 401);
+    let bank_api = app.resource_server();
+    let counted =
+        app.access_token(&owner, Some("accounts.transactions")).await["access_token"].as_str().unwrap().to_string();
+    let jwt = app.access_token(&owner, Some("profile")).await["access_token"].as_str().unwrap().to_string();
+    assert_eq!(jwt.matches('.').count(), 2, "one opaque token and one JWT");
+
+    let unknown = app.introspect(&stranger, "no-such-token").await;
+    for token in [&counted, &jwt] {
+        let response = app.post_form("/introspect", Some(&stranger), &[("token", token)]).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body, serde_json::json!({"active": false}));
+        assert_eq!(body, unknown, "indistinguishable from an unknown token");
+    }
+    let seen = app.introspect(&bank_api, &counted).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(
+        seen["scope_limits"]["accounts.transactions"]["remaining_accesses"], 2,
+        "the stranger's look counted nothing"
+    );
+    assert_eq!(app.introspect(&owner, &jwt).await["active"], true);
+
+    let impostor = TestClient { id: stranger.id.clone(), secret: "not-the-secret".into() };
+    let (status, body) = error_of(app.post_form("/introspect", Some(&impostor), &[("token", &counted)]).await).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    let response = app.post_form("/introspect", None, &[("token", &counted), ("client_id", &stranger.id)]).await;
+    assert_eq!(response.status(), 401, "a client_id alone does not authenticate a caller of /introspect");
 }
 
 #[tokio::test]

@@ -46,7 +46,8 @@ pub struct ScopeAssignment {
 }
 
 #[utoipa::path(post, path = "/admin/v1/clients", tag = "clients", request_body = NewClient,
-    responses((status = 201, body = ClientView, description = "The client, with its secret shown once"), (status = 400)),
+    responses((status = 201, body = ClientView, description = "The client, with its secret shown once"),
+        (status = 400, description = "invalid_redirect_uri (a redirect URI outside the registration policy) or invalid_request naming the field")),
     security(("bearer" = [])))]
 pub async fn create(_: Admin, state: web::Data<AppState>, body: ApiJson<NewClient>) -> Result<HttpResponse, AppError> {
     let new = body.0;
@@ -86,7 +87,10 @@ pub async fn get(_: Admin, state: web::Data<AppState>, client_id: web::Path<Stri
 }
 
 #[utoipa::path(patch, path = "/admin/v1/clients/{client_id}", tag = "clients", request_body = ClientPatch,
-    responses((status = 200, body = ClientView), (status = 400), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = ClientView),
+        (status = 400, description = "invalid_redirect_uri, security_level_mismatch or invalid_request naming the field"),
+        (status = 404)),
+    security(("bearer" = [])))]
 pub async fn edit(
     _: Admin,
     state: web::Data<AppState>,
