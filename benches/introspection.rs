@@ -9,6 +9,7 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use scopegate::config::Settings;
 use scopegate::domain::client::ClientRegistration;
+use scopegate::domain::event::Actor;
 use scopegate::domain::scope_document::ScopeDocument;
 use scopegate::services::clients;
 use scopegate::startup::Application;
@@ -54,14 +55,15 @@ async fn load(
             {"name": "open", "short_description": "Not counted"}]}"#,
     )?;
     let mut connection = state.db.get()?;
-    state.registry.import(&mut connection, &document.scopes)?;
     let now = chrono::Utc::now();
+    state.registry.import(&mut connection, &document.scopes, &Actor::Cli, now)?;
     let app = clients::register(
         &mut connection,
         &state.hasher,
         &ClientRegistration { name: "App".into(), ..Default::default() },
         &[],
         None,
+        &Actor::Cli,
         now,
     )?;
     let bank = clients::register(
@@ -70,6 +72,7 @@ async fn load(
         &ClientRegistration { name: "Bank API".into(), can_introspect: true, ..Default::default() },
         &[],
         None,
+        &Actor::Cli,
         now,
     )?;
     drop(connection);

@@ -3,6 +3,7 @@
 //! SCOPEGATE_BENCH_POSTGRES_URL to a database URL to measure PostgreSQL too).
 #![allow(clippy::expect_used)]
 
+use scopegate::domain::event::Actor;
 use scopegate::domain::scope::Scope;
 use scopegate::domain::scope_tree::ScopeTree;
 use scopegate::services::registry::Registry;
@@ -51,7 +52,8 @@ fn measure(backend: &str, database_url: &str) -> anyhow::Result<()> {
     let registry = Registry::load(&mut connection)?;
     let started = Instant::now();
     let document = tree.export();
-    let counts = registry.import(&mut connection, &document)?;
+    // One audit event per created scope is written in the same transaction, and measured.
+    let counts = registry.import(&mut connection, &document, &Actor::Cli, chrono::Utc::now())?;
     let saved = started.elapsed();
 
     let (loaded, registry) = best_of(3, || Registry::load(&mut connection));

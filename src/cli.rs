@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::config::{Settings, SettingsLayer};
 use crate::domain::client::{ClientRegistration, TokenFormat};
 use crate::domain::clock::Clock;
+use crate::domain::event::Actor;
 use crate::domain::scope::{GrantType, SecurityLevel};
 use crate::domain::scope_document::ScopeDocument;
 use crate::keys;
@@ -199,6 +200,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 &registration,
                 &args.scopes,
                 None,
+                &Actor::Cli,
                 Clock::from_env().now(),
             )?;
             print_json(&registered)
@@ -208,7 +210,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let db = migrated_database(&settings)?;
             let mut connection = db.get()?;
             let registry = Registry::load(&mut connection)?;
-            let counts = registry.import(&mut connection, &document.scopes)?;
+            let counts = registry.import(&mut connection, &document.scopes, &Actor::Cli, Clock::from_env().now())?;
             let total = registry.snapshot().tree.len();
             print_json(&json!({ "created": counts.created, "updated": counts.updated, "scopes": total }))
         }

@@ -32,6 +32,8 @@ pub struct Settings {
     /// only under `serve --demo`). Set by that flag alone, never by the file or the environment,
     /// so a production configuration cannot switch it on by accident.
     pub demo: bool,
+    /// Audit events older than this are deleted by the housekeeping pass.
+    pub event_retention_days: i64,
 }
 
 impl Default for Settings {
@@ -48,6 +50,7 @@ impl Default for Settings {
             registry_poll_millis: 1000,
             postgres_statement_cache: true,
             demo: false,
+            event_retention_days: 365,
         }
     }
 }
@@ -67,6 +70,7 @@ pub struct SettingsLayer {
     pub pool_size: Option<u32>,
     pub registry_poll_millis: Option<u64>,
     pub postgres_statement_cache: Option<bool>,
+    pub event_retention_days: Option<i64>,
 }
 
 impl SettingsLayer {
@@ -106,6 +110,7 @@ impl SettingsLayer {
             pool_size: number("SCOPEGATE_POOL_SIZE")?.map(|n| n as u32),
             registry_poll_millis: number("SCOPEGATE_REGISTRY_POLL_MILLIS")?.map(|n| n as u64),
             postgres_statement_cache: boolean("SCOPEGATE_POSTGRES_STATEMENT_CACHE")?,
+            event_retention_days: number("SCOPEGATE_EVENT_RETENTION_DAYS")?,
         })
     }
 }
@@ -125,7 +130,8 @@ impl Settings {
             refresh_token_lifetime_seconds,
             pool_size,
             registry_poll_millis,
-            postgres_statement_cache
+            postgres_statement_cache,
+            event_retention_days
         );
         self
     }
@@ -155,6 +161,7 @@ impl Settings {
             ("code_lifetime_seconds", self.code_lifetime_seconds),
             ("access_token_lifetime_seconds", self.access_token_lifetime_seconds),
             ("refresh_token_lifetime_seconds", self.refresh_token_lifetime_seconds),
+            ("event_retention_days", self.event_retention_days),
         ] {
             if value <= 0 {
                 bail!("{name} must be positive, got {value}");

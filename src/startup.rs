@@ -97,8 +97,8 @@ async fn prune_periodically(state: web::Data<AppState>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let now = state.clock.now();
-        match state.db.run(move |connection| crate::services::housekeeping::prune(connection, now)).await {
+        let (now, retention) = (state.clock.now(), state.settings.event_retention_days);
+        match state.db.run(move |connection| crate::services::housekeeping::prune(connection, now, retention)).await {
             Ok(pruned) if pruned != crate::services::housekeeping::Pruned::default() => {
                 tracing::info!(?pruned, "expired rows pruned")
             }

@@ -5,6 +5,7 @@ pub mod client;
 pub mod clock;
 pub mod consent;
 pub mod entitlement;
+pub mod event;
 pub mod limits;
 pub mod negotiation;
 pub mod pkce;

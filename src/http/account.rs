@@ -56,7 +56,7 @@ pub async fn revoke(
     };
     let (client_id, now) = (client_id.into_inner(), state.clock.now());
     let target = client_id.clone();
-    state.db.run(move |connection| account::revoke_app(connection, &user.id, &target, now)).await?;
+    state.db.run(move |connection| account::revoke_app(connection, &user, &target, now)).await?;
     tracing::info!(%client_id, "the user revoked an app");
     Ok(see_other("/account?revoked=1"))
 }

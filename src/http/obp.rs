@@ -100,13 +100,13 @@ pub async fn add_scope(
 ) -> HttpResponse {
     outcome(
         async move {
-            authorize(&request).await?;
+            let actor = authorize(&request).await?.actor();
             let wanted: CreateScopeJson =
                 parse_json(&body).map_err(|_| ObpError::new(400, "OBP-10001: Incorrect json format."))?;
             let (snapshot, now) = (state.registry.snapshot(), state.clock.now());
             let CreateScopeJson { role_name, bank_id } = wanted;
             let add = move |connection: &mut _| {
-                Ok(obp::add_scope(connection, &snapshot.tree, &consumer_id, &role_name, &bank_id, now))
+                Ok(obp::add_scope(connection, &snapshot.tree, &consumer_id, &role_name, &bank_id, &actor, now))
             };
             let added = obp_answer(state.db.run(add).await)?;
             Ok(HttpResponse::Created().json(added))
@@ -140,11 +140,12 @@ pub async fn delete_scope(
 ) -> HttpResponse {
     outcome(
         async move {
-            authorize(&request).await?;
+            let actor = authorize(&request).await?.actor();
             let (consumer_id, scope_id) = path.into_inner();
-            obp_answer(
-                state.db.run(move |connection| Ok(obp::delete_scope(connection, &consumer_id, &scope_id))).await,
-            )?;
+            let now = state.clock.now();
+            let delete =
+                move |connection: &mut _| Ok(obp::delete_scope(connection, &consumer_id, &scope_id, &actor, now));
+            obp_answer(state.db.run(delete).await)?;
             Ok(HttpResponse::Ok().json(true))
         }
         .await,

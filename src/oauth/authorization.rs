@@ -11,6 +11,7 @@ use oxide_auth::primitives::registrar::{
     BoundClient, ClientUrl, ExactUrl, PreGrant, RegisteredUrl, Registrar, RegistrarError,
 };
 use oxide_auth::primitives::scope::Scope as OxideScope;
+use serde_json::json;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,13 +24,14 @@ use crate::domain::consent;
 use crate::domain::entitlement::{
     authorization_step, AuthorizationFacts, AuthorizationStep, Entitlement, Holdings, Prompt, Rule, WithoutGrant,
 };
+use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::negotiation::{named_scopes, parse_scope_parameter};
 use crate::domain::pkce::is_valid_s256_challenge;
 use crate::domain::scope::GrantType;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::secrets::random_token;
-use crate::services::OAuthContext;
+use crate::services::{events, OAuthContext};
 use crate::storage::codes::{self, CodeRow};
 use crate::storage::grants::{self, ConsentSubject};
 use crate::storage::holdings::{self, ConsentKey};
@@ -355,7 +357,14 @@ pub fn authorize(
     let (user, start) = match authorization_step(context.tree, facts, &decision) {
         AuthorizationStep::SignIn => return Ok(AuthorizeOutcome::Login),
         AuthorizationStep::Refuse(error) => {
-            return Ok(AuthorizeOutcome::Redirect(error_redirect(&pending, error, issuer)))
+            if let (Decision::Deny, Some(user)) = (&decision, user) {
+                let event = Event::new(EventType::ConsentDenied, &Actor::User(user.username.clone()))
+                    .client(&client.client_id)
+                    .user(&user.username)
+                    .detail(json!({"offered": offered.names()}));
+                events::record(&mut endpoint.core.db(), event, now)?;
+            }
+            return Ok(AuthorizeOutcome::Redirect(error_redirect(&pending, error, issuer)));
         }
         AuthorizationStep::Ask { reauthorize } => {
             let reauthorize = reauthorize
@@ -386,7 +395,14 @@ pub fn authorize(
     let consent_id = grants::default_consent(&mut connection, who, holdings.consent_id.as_deref(), now)?;
     match decision {
         // Her decision restarts what she was asked about.
-        Decision::Approve(_) => grants::start(&mut connection, &consent_id, &start, now)?,
+        Decision::Approve(_) => {
+            grants::start(&mut connection, &consent_id, &start, now)?;
+            let event = Event::new(EventType::ConsentGranted, &Actor::User(user.username.clone()))
+                .client(&client.client_id)
+                .user(&user.username)
+                .detail(json!({"scopes": start, "offered": offered.names()}));
+            events::record(&mut connection, event, now)?;
+        }
         // A skipped page only adds what was never granted (`authorization_step`).
         Decision::Ask | Decision::Deny => grants::add_missing(&mut connection, &consent_id, &start, now)?,
     }

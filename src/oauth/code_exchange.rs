@@ -12,6 +12,7 @@ use oxide_auth::primitives::grant::{Extensions, Grant};
 use oxide_auth::primitives::issuer::{IssuedToken, Issuer, RefreshedToken, TokenType};
 use oxide_auth::primitives::registrar::{BoundClient, ClientUrl, PreGrant, Registrar, RegistrarError};
 use oxide_auth::primitives::scope::Scope as OxideScope;
+use serde_json::json;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -19,6 +20,7 @@ use std::collections::BTreeSet;
 use super::core::{invalid_grant, is_internal, FlowCore};
 use super::extensions;
 use crate::domain::entitlement::{Holdings, Rule, WithoutGrant};
+use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::negotiation::format_scope;
 use crate::domain::pkce::is_valid_code_verifier;
 use crate::domain::scope::GrantType;
@@ -26,7 +28,7 @@ use crate::domain::token::Subject;
 use crate::error::AppError;
 use crate::secrets::{random_token, TokenHash};
 use crate::services::tokens::{self, AccessTokenRequest, TokenResponse};
-use crate::services::OAuthContext;
+use crate::services::{events, OAuthContext};
 use crate::storage::codes::{self, Redemption};
 use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::tokens::{self as token_store, RefreshFamilyRow, RefreshTokenRow};
@@ -126,6 +128,15 @@ struct ExchangeEndpoint<'a> {
 }
 
 impl ExchangeEndpoint<'_> {
+    /// `refresh.reuse_detected`, on the connection that revoked the family.
+    fn record_reuse(&self, family: &RefreshFamilyRow) -> Result<(), AppError> {
+        let detail = json!({"family_id": family.id, "subject": family.subject});
+        let event = Event::new(EventType::RefreshReuseDetected, &Actor::Client(family.client_id.clone()))
+            .client(&family.client_id)
+            .detail(detail);
+        events::record(&mut self.core.db(), event, self.core.now)
+    }
+
     /// What `granted` yields under the consent's grants now (`entitlement`), as the tokens of
     /// this exchange carry it.
     fn entitled(&self, holdings: &Holdings, granted: &OxideScope) -> BTreeSet<String> {
@@ -370,6 +381,9 @@ impl Issuer for ExchangeEndpoint<'_> {
                 if let Err(error) = token_store::revoke_family(&mut self.core.db(), &rotating.family.id, now) {
                     return self.core.fail(error);
                 }
+                if let Err(error) = self.record_reuse(&rotating.family) {
+                    return self.core.fail(error);
+                }
                 return self.core.fail(invalid_grant("the refresh token was already used; the grant is revoked"));
             }
             Err(error) => return self.core.fail(error),
@@ -441,6 +455,9 @@ impl Issuer for ExchangeEndpoint<'_> {
         };
         if row.used_at.is_some() {
             if let Err(error) = token_store::revoke_family(&mut self.core.db(), &family.id, now) {
+                return self.core.fail(error);
+            }
+            if let Err(error) = self.record_reuse(&family) {
                 return self.core.fail(error);
             }
             tracing::warn!(client_id = %family.client_id, "refresh token reused; the whole grant is revoked");

@@ -29,7 +29,7 @@ pub async fn respond(
     let Some(mut judged) = judged else { return Ok(None) };
     if judged.counts() {
         let tree = Arc::clone(&snapshot);
-        judged = state.db.write(move |connection| judged.count(connection, &tree.tree)).await?;
+        judged = state.db.write(move |connection| judged.count(connection, &tree.tree, now)).await?;
     }
     Ok(judged.answer(&state.settings.issuer, &snapshot.tree))
 }

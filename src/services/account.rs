@@ -4,8 +4,11 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 use crate::domain::entitlement::{expiry, grant_state, remaining_accesses, GrantState, Standing};
+use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::scope_tree::ScopeTree;
+use crate::domain::user::User;
 use crate::error::AppError;
+use crate::services::events;
 use crate::services::grants::{judge, JudgedGrant};
 use crate::storage::{clients, grants, DbConnection};
 
@@ -60,13 +63,21 @@ pub fn authorized_apps(
 
 /// Ends every consent the user gave the client, with its grants, tokens, refresh families and
 /// codes not yet redeemed. Returns whether there was any.
+/// Records `consent.revoked`, naming the user as the actor.
 pub fn revoke_app(
     connection: &mut DbConnection,
-    user_id: &str,
+    user: &User,
     client_id: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
-    Ok(crate::storage::write_transaction(connection, |connection| {
-        grants::end_consents(connection, user_id, client_id, now)
-    })? > 0)
+    crate::storage::write_transaction(connection, |connection| {
+        let ended = grants::end_consents(connection, &user.id, client_id, now)?;
+        if ended > 0 {
+            let event = Event::new(EventType::ConsentRevoked, &Actor::User(user.username.clone()))
+                .client(client_id)
+                .user(&user.username);
+            events::record(connection, event, now)?;
+        }
+        Ok(ended > 0)
+    })
 }

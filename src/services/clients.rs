@@ -1,9 +1,11 @@
 //! Registering clients and authenticating them.
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 
-use super::OAuthContext;
+use super::{events, OAuthContext};
 use crate::domain::client::{Client, ClientRegistration};
+use crate::domain::event::{changes, Actor, Event, EventType};
 use crate::domain::scope::SecurityLevel;
 use crate::error::AppError;
 use crate::secrets::{new_client_secret, random_token, SecretHasher};
@@ -32,6 +34,7 @@ pub fn register(
     registration: &ClientRegistration,
     scopes: &[String],
     fixed: Option<FixedCredentials<'_>>,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<RegisteredClient, AppError> {
     registration.validate()?;
@@ -64,7 +67,13 @@ pub fn register(
         if client.admin && !scopes.iter().any(|s| s == ADMIN_SCOPE) {
             scopes.push(ADMIN_SCOPE.to_string());
         }
-        assign_scopes(connection, &client, &scopes, now)
+        assign_scopes(connection, &client, &scopes, now)?;
+        let detail = json!({"client": client, "scopes": scopes});
+        events::record(
+            connection,
+            Event::new(EventType::ClientCreated, actor).client(&client.client_id).detail(detail),
+            now,
+        )
     })?;
     Ok(RegisteredClient { client, client_secret })
 }
@@ -316,9 +325,10 @@ pub fn create(
     hasher: &SecretHasher,
     registration: &ClientRegistration,
     scopes: &[String],
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<ClientView, AppError> {
-    let registered = register(connection, hasher, registration, scopes, None, now)?;
+    let registered = register(connection, hasher, registration, scopes, None, actor, now)?;
     view(connection, registered.client, registered.client_secret)
 }
 
@@ -332,13 +342,29 @@ pub fn view_of(connection: &mut DbConnection, client_id: &str) -> Result<ClientV
     view(connection, client, None)
 }
 
-/// Applies an admin's patch in one transaction.
-pub fn edit(connection: &mut DbConnection, client_id: &str, patch: ClientPatch) -> Result<ClientView, AppError> {
+/// Applies an admin's patch in one transaction (`client.updated` with what changed).
+pub fn edit(
+    connection: &mut DbConnection,
+    client_id: &str,
+    patch: ClientPatch,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<ClientView, AppError> {
     write_transaction(connection, |connection| {
         let client = find(connection, client_id)?;
         let updated = update(connection, &client, patch)?;
+        let changed = changes(&to_json(&client), &to_json(&updated));
+        if changed.as_object().is_some_and(|changed| !changed.is_empty()) {
+            let event =
+                Event::new(EventType::ClientUpdated, actor).client(client_id).detail(json!({"changed": changed}));
+            events::record(connection, event, now)?;
+        }
         view(connection, updated, None)
     })
+}
+
+fn to_json(client: &Client) -> serde_json::Value {
+    serde_json::to_value(client).unwrap_or_default()
 }
 
 /// Replaces the assigned scopes in one transaction (renewing the client's grants of them).
@@ -347,20 +373,32 @@ pub fn assign(
     tree: &crate::domain::scope_tree::ScopeTree,
     client_id: &str,
     scopes: &[String],
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<ClientView, AppError> {
     write_transaction(connection, |connection| {
         let client = find(connection, client_id)?;
         replace_scopes(connection, tree, &client, scopes, now)?;
-        view(connection, client, None)
+        let view = view(connection, client, None)?;
+        let assigned: Vec<&str> = view.scopes.iter().map(|assigned| assigned.scope.as_str()).collect();
+        let event =
+            Event::new(EventType::ClientScopesAssigned, actor).client(client_id).detail(json!({"scopes": assigned}));
+        events::record(connection, event, now)?;
+        Ok(view)
     })
 }
 
 /// Deletes the client; its assignments, consents, codes and tokens go with it.
-pub fn delete(connection: &mut DbConnection, client_id: &str) -> Result<(), AppError> {
-    if clients::delete(connection, client_id)? {
-        Ok(())
-    } else {
-        Err(AppError::not_found("client_not_found", "no such client"))
-    }
+pub fn delete(
+    connection: &mut DbConnection,
+    client_id: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    write_transaction(connection, |connection| {
+        if !clients::delete(connection, client_id)? {
+            return Err(AppError::not_found("client_not_found", "no such client"));
+        }
+        events::record(connection, Event::new(EventType::ClientDeleted, actor).client(client_id), now)
+    })
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::client::ClientRegistration;
+use crate::domain::event::Actor;
 use crate::domain::scope::{GrantType, SecurityLevel};
 use crate::domain::scope_document::ScopeDocument;
 use crate::error::AppError;
@@ -92,7 +93,7 @@ pub fn seed(
     let document: ScopeDocument = serde_json::from_str(DEMO_SCOPES).map_err(AppError::internal)?;
     let missing: Vec<_> =
         document.scopes.into_iter().filter(|node| !registry.snapshot().tree.contains(&node.name)).collect();
-    report.scopes_created = registry.import(connection, &missing)?.created;
+    report.scopes_created = registry.import(connection, &missing, &Actor::System, now)?.created;
 
     for (username, password, display_name) in DEMO_USERS {
         if storage::users::find_with_password(connection, username)?.is_none() {
@@ -106,7 +107,7 @@ pub fn seed(
             let registration = ClientRegistration { name: demo.name.to_string(), ..(demo.build)(issuer) };
             let scopes: Vec<String> = demo.scopes.iter().map(|s| s.to_string()).collect();
             let fixed = FixedCredentials { client_id: demo.id, client_secret: Some(demo.secret) };
-            clients::register(connection, hasher, &registration, &scopes, Some(fixed), now)?;
+            clients::register(connection, hasher, &registration, &scopes, Some(fixed), &Actor::System, now)?;
             report.clients_created.push(demo.id.to_string());
         }
     }

@@ -5,18 +5,20 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Serialize;
+use serde_json::json;
 use std::collections::BTreeMap;
 
 use super::OAuthContext;
 use crate::domain::client::Client;
 use crate::domain::entitlement::{Entitlement, Rule};
+use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::limits;
 use crate::domain::scope_tree::ScopeTree;
 use crate::domain::token::{looks_like_jwt, AccessTokenClaims, JWT_ACCESS_TOKEN_TYPE};
 use crate::error::AppError;
 use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::tokens::{self, AccessTokenRow};
-use crate::storage::{grants, users, DbConnection, StorageError};
+use crate::storage::{events, grants, users, DbConnection, StorageError};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ScopeLimits {
@@ -141,11 +143,36 @@ impl Judged {
 
     /// Counts this access on every counted scope; the conditional update decides under
     /// concurrency, and a scope that lost the race drops out (`Entitlement::count_accesses`).
-    pub fn count(mut self, connection: &mut DbConnection, tree: &ScopeTree) -> Result<Self, StorageError> {
+    /// An access that takes a grant's last one is recorded as `grant.exhausted`, in the same
+    /// transaction as the count.
+    pub fn count(
+        mut self,
+        connection: &mut DbConnection,
+        tree: &ScopeTree,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StorageError> {
+        let counted: Vec<(String, i64)> = self.entitlement.counted();
         self.entitlement.count_accesses(tree, |grant_id, max| {
             let count = grants::count_access(connection, grant_id, i64::from(max))?;
             Ok::<_, StorageError>(count.map(|count| u64::try_from(count).unwrap_or(u64::MAX)))
         })?;
+        let exhausted: Vec<Event> = counted
+            .into_iter()
+            .filter(|(name, _)| self.entitlement.usable.get(name).is_some_and(|usable| usable.remaining == Some(0)))
+            .map(|(name, grant_id)| {
+                let mut event = Event::new(EventType::GrantExhausted, &Actor::System)
+                    .client(&self.row.client_id)
+                    .scope(&name)
+                    .detail(json!({"grant_id": grant_id, "subject": self.row.subject}));
+                if let Some(username) = &self.username {
+                    event = event.user(username);
+                }
+                event
+            })
+            .collect();
+        if !exhausted.is_empty() {
+            events::insert(connection, &exhausted, now)?;
+        }
         Ok(self)
     }
 
@@ -198,7 +225,7 @@ pub fn introspect(
         return Ok(None);
     };
     if judged.counts() {
-        judged = judged.count(connection, context.tree)?;
+        judged = judged.count(connection, context.tree, now)?;
     }
     Ok(judged.answer(context.issuer, context.tree))
 }

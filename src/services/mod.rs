@@ -6,6 +6,7 @@ pub mod account;
 pub mod bearer;
 pub mod clients;
 pub mod demo;
+pub mod events;
 pub mod grants;
 pub mod housekeeping;
 pub mod introspection;

@@ -3,8 +3,11 @@
 //! words the refusals in OBP's messages.
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 
 use super::clients as client_service;
+use super::events;
+use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::scope_tree::ScopeTree;
 use crate::error::AppError;
 use crate::storage::{clients, write_transaction, DbConnection};
@@ -66,6 +69,7 @@ pub fn add_scope(
     consumer_id: &str,
     role_name: &str,
     bank_id: &str,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<ObpScope, ObpRefusal> {
     let scope = tree.get(role_name).ok_or_else(|| ObpRefusal::UnknownRole(role_name.to_string()))?;
@@ -82,11 +86,16 @@ pub fn add_scope(
             return Err(ObpRefusal::AlreadyAssigned);
         }
         client_service::check_assignable(connection, &client, role_name)?;
-        match clients::assign(connection, &client.client_id, role_name, bank_id, now) {
-            Ok(assignment) => Ok(ObpScope::from(assignment)),
-            Err(crate::storage::StorageError::UniqueViolation) => Err(ObpRefusal::AlreadyAssigned),
-            Err(error) => Err(error.into()),
-        }
+        let assignment = match clients::assign(connection, &client.client_id, role_name, bank_id, now) {
+            Ok(assignment) => assignment,
+            Err(crate::storage::StorageError::UniqueViolation) => return Err(ObpRefusal::AlreadyAssigned),
+            Err(error) => return Err(error.into()),
+        };
+        let detail = json!({"added": role_name, "bank_id": bank_id, "via": "obp"});
+        let event =
+            Event::new(EventType::ClientScopesAssigned, actor).client(consumer_id).scope(role_name).detail(detail);
+        events::record(connection, event, now)?;
+        Ok(ObpScope::from(assignment))
     })
 }
 
@@ -95,12 +104,22 @@ pub fn list_scopes(connection: &mut DbConnection, consumer_id: &str) -> Result<V
     Ok(clients::assignments(connection, consumer_id)?.into_iter().map(ObpScope::from).collect())
 }
 
-pub fn delete_scope(connection: &mut DbConnection, consumer_id: &str, scope_id: &str) -> Result<(), ObpRefusal> {
+pub fn delete_scope(
+    connection: &mut DbConnection,
+    consumer_id: &str,
+    scope_id: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), ObpRefusal> {
     let scope_id: i64 = scope_id.parse().map_err(|_| ObpRefusal::ScopeNotFound)?;
-    consumer(connection, consumer_id)?;
-    if clients::unassign(connection, consumer_id, scope_id)? {
+    write_transaction(connection, |connection| {
+        consumer(connection, consumer_id)?;
+        if !clients::unassign(connection, consumer_id, scope_id)? {
+            return Err(ObpRefusal::ScopeNotFound);
+        }
+        let detail = json!({"removed_assignment": scope_id, "via": "obp"});
+        let event = Event::new(EventType::ClientScopesAssigned, actor).client(consumer_id).detail(detail);
+        events::record(connection, event, now)?;
         Ok(())
-    } else {
-        Err(ObpRefusal::ScopeNotFound)
-    }
+    })
 }

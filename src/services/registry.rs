@@ -9,10 +9,15 @@
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, RwLock};
 
+use serde_json::json;
+
 use crate::domain::entitlement::has_lapsed;
+use crate::domain::event::{changes, Actor, Event, EventType};
+use crate::domain::scope::Scope;
 use crate::domain::scope_document::ScopeNode;
-use crate::domain::scope_tree::ScopeTree;
+use crate::domain::scope_tree::{ScopePatch, ScopeTree};
 use crate::error::AppError;
+use crate::services::events;
 use crate::storage::grants;
 use crate::storage::scopes::{self, SaveCounts};
 use crate::storage::{write_transaction, DbConnection};
@@ -132,13 +137,94 @@ impl Registry {
     }
 
     /// Upserts every scope of the document (see `ScopeTree::import`); a bad document changes
-    /// nothing and names the bad node.
-    pub fn import(&self, connection: &mut DbConnection, document: &[ScopeNode]) -> Result<SaveCounts, AppError> {
-        let (_, counts) = self.change(connection, |tree, _| {
-            *tree = tree.import(document).map_err(|error| AppError::invalid_request(error.to_string()))?;
+    /// nothing and names the bad node. One `scope.created` per new scope and one
+    /// `scope.updated` per changed one.
+    pub fn import(
+        &self,
+        connection: &mut DbConnection,
+        document: &[ScopeNode],
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<SaveCounts, AppError> {
+        let (_, counts) = self.change(connection, |tree, connection| {
+            let imported = tree.import(document).map_err(|error| AppError::invalid_request(error.to_string()))?;
+            let mut recorded = Vec::new();
+            for scope in imported.iter() {
+                let event = match tree.get(&scope.name) {
+                    None => Event::new(EventType::ScopeCreated, actor).detail(json!({"import": true})),
+                    Some(before) if before != scope => Event::new(EventType::ScopeUpdated, actor)
+                        .detail(json!({"import": true, "changed": changes(&to_json(before), &to_json(scope))})),
+                    Some(_) => continue,
+                };
+                recorded.push(event.scope(&scope.name));
+            }
+            events::record_all(connection, recorded, now)?;
+            *tree = imported;
             Ok(())
         })?;
         Ok(counts)
+    }
+
+    /// Adds a scope (`scope.created`).
+    pub fn create(
+        &self,
+        connection: &mut DbConnection,
+        scope: Scope,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        self.change(connection, |tree, connection| {
+            let event = Event::new(EventType::ScopeCreated, actor).scope(&scope.name).detail(to_json(&scope));
+            tree.add(scope)?;
+            events::record(connection, event, now)
+        })?;
+        Ok(())
+    }
+
+    /// Edits a scope's fields, never its name (`scope.updated` with what changed).
+    pub fn edit(
+        &self,
+        connection: &mut DbConnection,
+        name: &str,
+        patch: ScopePatch,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        self.change(connection, |tree, connection| {
+            let before = tree.get(name).map(to_json).unwrap_or_default();
+            let after = to_json(tree.edit(name, patch)?);
+            let changed = changes(&before, &after);
+            if changed.as_object().is_some_and(|changed| !changed.is_empty()) {
+                let event = Event::new(EventType::ScopeUpdated, actor).scope(name).detail(json!({"changed": changed}));
+                events::record(connection, event, now)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Moves a scope and its subtree under another parent, at a position (`scope.moved`).
+    pub fn move_scope(
+        &self,
+        connection: &mut DbConnection,
+        name: &str,
+        parent: Option<&str>,
+        position: Option<u32>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        self.change(connection, |tree, connection| {
+            let from = tree.get(name).map(|scope| json!({"parent": scope.parent, "position": scope.position}));
+            tree.move_scope(name, parent, position)?;
+            let to = tree.get(name).map(|scope| json!({"parent": scope.parent, "position": scope.position}));
+            if from != to {
+                let event =
+                    Event::new(EventType::ScopeMoved, actor).scope(name).detail(json!({"from": from, "to": to}));
+                events::record(connection, event, now)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
     }
 
     /// Deletes a scope and its subtree unless a client has any of it assigned or an unexpired
@@ -148,6 +234,7 @@ impl Registry {
         &self,
         connection: &mut DbConnection,
         name: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, AppError> {
         let (removed, _) = self.change(connection, |tree, connection| {
@@ -159,8 +246,15 @@ impl Registry {
                     in_use.insert(scope_name);
                 }
             }
-            Ok(tree.remove_subtree(name, |candidate| in_use.contains(candidate))?)
+            let removed = tree.remove_subtree(name, |candidate| in_use.contains(candidate))?;
+            let event = Event::new(EventType::ScopeDeleted, actor).scope(name).detail(json!({"removed": removed}));
+            events::record(connection, event, now)?;
+            Ok(removed)
         })?;
         Ok(removed)
     }
+}
+
+fn to_json(scope: &Scope) -> serde_json::Value {
+    serde_json::to_value(scope).unwrap_or_default()
 }

@@ -1,13 +1,16 @@
 //! Token revocation (RFC 7009).
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 
 use super::introspection::find_token;
 use super::OAuthContext;
 use crate::domain::client::Client;
+use crate::domain::event::{Actor, Event, EventType};
 use crate::error::AppError;
+use crate::services::events;
 use crate::storage::tokens;
-use crate::storage::DbConnection;
+use crate::storage::{write_transaction, DbConnection};
 
 /// Revokes an access or refresh token of `caller`'s. Unknown tokens, and tokens of other
 /// clients, are left alone without saying so (RFC 7009 §2.2: the answer is 200 either way,
@@ -25,16 +28,31 @@ pub fn revoke(
     if let Some(hint) = token_type_hint.filter(|hint| !matches!(*hint, "access_token" | "refresh_token")) {
         return Err(AppError::bad_request("unsupported_token_type", format!("unknown token_type_hint {hint:?}")));
     }
+    let actor = Actor::Client(caller.client_id.clone());
     if let Some(access) = find_token(connection, context, token)? {
-        if access.client_id == caller.client_id {
-            tokens::revoke_access_token(connection, &access.jti, now)?;
+        if access.client_id == caller.client_id && access.revoked_at.is_none() {
+            write_transaction(connection, |connection| {
+                tokens::revoke_access_token(connection, &access.jti, now)?;
+                let detail = json!({"token_type": "access_token", "jti": access.jti, "subject": access.subject});
+                events::record(
+                    connection,
+                    Event::new(EventType::TokenRevoked, &actor).client(&access.client_id).detail(detail),
+                    now,
+                )
+            })?;
         }
         return Ok(());
     }
     if let Some(refresh) = tokens::find_refresh_token(connection, &context.hasher.hash(token))? {
         if let Some(family) = tokens::find_family(connection, &refresh.family_id)? {
-            if family.client_id == caller.client_id {
-                tokens::revoke_family(connection, &family.id, now)?;
+            if family.client_id == caller.client_id && family.revoked_at.is_none() {
+                write_transaction(connection, |connection| {
+                    tokens::revoke_family(connection, &family.id, now)?;
+                    let detail =
+                        json!({"token_type": "refresh_token", "family_id": family.id, "subject": family.subject});
+                    let event = Event::new(EventType::TokenRevoked, &actor).client(&family.client_id).detail(detail);
+                    events::record(connection, event, now)
+                })?;
             }
         }
     }

@@ -5,6 +5,7 @@ pub mod client_directory;
 pub mod clients;
 pub mod codes;
 pub mod columns;
+pub mod events;
 pub mod grants;
 pub mod holdings;
 pub mod schema;

@@ -153,6 +153,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        event_type -> Text,
+        actor -> Text,
+        client_id -> Nullable<Text>,
+        username -> Nullable<Text>,
+        scope -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
 diesel::joinable!(client_scopes -> clients (client_id));
 diesel::joinable!(client_scopes -> scopes (scope_name));
 diesel::joinable!(grants -> consents (consent_id));
@@ -173,4 +186,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     refresh_tokens,
     signing_keys,
+    events,
 );

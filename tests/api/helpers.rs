@@ -5,6 +5,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use scopegate::config::Settings;
+use scopegate::domain::event::Actor;
 use scopegate::startup::Application;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -135,7 +136,10 @@ impl TestApp {
     /// Imports a scope document (the `GET /admin/v1/scopes` shape) through the app's registry.
     pub fn import_scopes(&self, document: &str) {
         let document: scopegate::domain::scope_document::ScopeDocument = serde_json::from_str(document).unwrap();
-        self.state.registry.import(&mut self.state.db.get().unwrap(), &document.scopes).unwrap();
+        self.state
+            .registry
+            .import(&mut self.state.db.get().unwrap(), &document.scopes, &Actor::Cli, chrono::Utc::now())
+            .unwrap();
     }
 
     pub fn create_client(
@@ -150,6 +154,7 @@ impl TestApp {
             &registration,
             &scopes,
             None,
+            &Actor::Cli,
             chrono::Utc::now(),
         )
         .unwrap();

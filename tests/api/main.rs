@@ -6,6 +6,7 @@ mod admin;
 mod browser_flow;
 mod cli;
 mod entitlement;
+mod events;
 mod fuzz;
 mod health;
 mod helpers;

@@ -107,7 +107,9 @@ async fn moving_and_deleting_through_the_registry_are_stored() {
         .change(&mut connection, |tree, _| Ok(tree.move_scope("payments", Some("accounts.balance.history"), None)?));
     assert_eq!(cycle.unwrap_err().code(), "invalid_move");
 
-    let removed = registry.delete_subtree(&mut connection, "accounts.balance", chrono::Utc::now()).unwrap();
+    let removed = registry
+        .delete_subtree(&mut connection, "accounts.balance", &scopegate::domain::event::Actor::Cli, chrono::Utc::now())
+        .unwrap();
     assert_eq!(removed.len(), 2);
     let stored = Registry::load(&mut connection).unwrap().snapshot().tree.clone();
     assert!(!stored.contains("accounts.balance") && !stored.contains("accounts.balance.history"));
@@ -126,7 +128,9 @@ async fn deleting_a_scope_assigned_to_a_client_is_refused_and_changes_nothing() 
     let mut connection = app.state.db.get().unwrap();
     let registry = Registry::load(&mut connection).unwrap();
     let before = registry.snapshot().tree.clone();
-    let error = registry.delete_subtree(&mut connection, "accounts", chrono::Utc::now()).unwrap_err();
+    let error = registry
+        .delete_subtree(&mut connection, "accounts", &scopegate::domain::event::Actor::Cli, chrono::Utc::now())
+        .unwrap_err();
     assert_eq!(error.code(), "scope_in_use");
     assert_eq!(
         error.to_string(),
@@ -134,7 +138,12 @@ async fn deleting_a_scope_assigned_to_a_client_is_refused_and_changes_nothing() 
     );
     assert_eq!(Registry::load(&mut connection).unwrap().snapshot().tree, before);
     // An unassigned sibling subtree may go.
-    assert_eq!(registry.delete_subtree(&mut connection, "payments", chrono::Utc::now()).unwrap(), vec!["payments"]);
+    assert_eq!(
+        registry
+            .delete_subtree(&mut connection, "payments", &scopegate::domain::event::Actor::Cli, chrono::Utc::now())
+            .unwrap(),
+        vec!["payments"]
+    );
 }
 
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) -> Duration {
@@ -267,7 +276,12 @@ async fn field_bounds_are_refused_naming_the_field_on_create_edit_and_import() {
     assert!(message.contains("accounts > accounts.balance") && message.contains("access_duration_days"), "{message}");
     let parsed: ScopeDocument = serde_json::from_str(document).unwrap();
     let mut connection = admin.app.state.db.get().unwrap();
-    let error = admin.app.state.registry.import(&mut connection, &parsed.scopes).unwrap_err();
+    let error = admin
+        .app
+        .state
+        .registry
+        .import(&mut connection, &parsed.scopes, &scopegate::domain::event::Actor::Cli, chrono::Utc::now())
+        .unwrap_err();
     assert_eq!(actix_web::ResponseError::status_code(&error), 400);
     assert!(error.to_string().contains("access_duration_days"), "{error}");
     assert!(!admin.app.state.registry.snapshot().tree.contains("accounts"));

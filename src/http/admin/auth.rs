@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::domain::client::Client;
+use crate::domain::event::Actor;
 use crate::domain::negotiation::ADMIN_SCOPE;
 use crate::error::AppError;
 use crate::services::bearer::{self, BearerDenied};
@@ -55,6 +56,13 @@ pub fn denial(denied: BearerDenied) -> AppError {
 /// An authenticated administrator; handlers take it as an argument to require admin access.
 #[derive(Clone)]
 pub struct Admin(pub Client);
+
+impl Admin {
+    /// Who the audit events of this request name.
+    pub fn actor(&self) -> Actor {
+        Actor::AdminClient(self.0.client_id.clone())
+    }
+}
 
 /// Middleware of the whole admin API: the bearer token is checked before any extractor reads
 /// the body, so a caller without a valid token learns nothing from body parsing (a 401, never

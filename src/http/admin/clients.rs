@@ -49,7 +49,11 @@ pub struct ScopeAssignment {
     responses((status = 201, body = ClientView, description = "The client, with its secret shown once"),
         (status = 400, description = "invalid_redirect_uri (a redirect URI outside the registration policy) or invalid_request naming the field")),
     security(("bearer" = [])))]
-pub async fn create(_: Admin, state: web::Data<AppState>, body: ApiJson<NewClient>) -> Result<HttpResponse, AppError> {
+pub async fn create(
+    admin: Admin,
+    state: web::Data<AppState>,
+    body: ApiJson<NewClient>,
+) -> Result<HttpResponse, AppError> {
     let new = body.0;
     let registration = ClientRegistration {
         name: new.name,
@@ -61,10 +65,12 @@ pub async fn create(_: Admin, state: web::Data<AppState>, body: ApiJson<NewClien
         can_introspect: new.can_introspect,
         admin: new.admin,
     };
-    let (now, shared) = (state.clock.now(), state.clone());
+    let (now, shared, actor) = (state.clock.now(), state.clone(), admin.actor());
     let view = state
         .db
-        .run(move |connection| client_service::create(connection, &shared.hasher, &registration, &new.scopes, now))
+        .run(move |connection| {
+            client_service::create(connection, &shared.hasher, &registration, &new.scopes, &actor, now)
+        })
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/admin/v1/clients/{}", view.client.client_id)))
@@ -92,14 +98,14 @@ pub async fn get(_: Admin, state: web::Data<AppState>, client_id: web::Path<Stri
         (status = 404)),
     security(("bearer" = [])))]
 pub async fn edit(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     client_id: web::Path<String>,
     body: ApiJson<ClientPatch>,
 ) -> Result<HttpResponse, AppError> {
     let client_id = client_id.into_inner();
-    let patch = body.0;
-    let view = state.db.run(move |connection| client_service::edit(connection, &client_id, patch)).await?;
+    let (patch, actor, now) = (body.0, admin.actor(), state.clock.now());
+    let view = state.db.run(move |connection| client_service::edit(connection, &client_id, patch, &actor, now)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -107,12 +113,13 @@ pub async fn edit(
     responses((status = 204, description = "Deleted, with its grants and tokens"), (status = 404)),
     security(("bearer" = [])))]
 pub async fn delete(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let client_id = client_id.into_inner();
-    state.db.run(move |connection| client_service::delete(connection, &client_id)).await?;
+    let (actor, now) = (admin.actor(), state.clock.now());
+    state.db.run(move |connection| client_service::delete(connection, &client_id, &actor, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -121,18 +128,18 @@ pub async fn delete(
         (status = 404)),
     security(("bearer" = [])))]
 pub async fn replace_scopes(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     client_id: web::Path<String>,
     body: ApiJson<ScopeAssignment>,
 ) -> Result<HttpResponse, AppError> {
     let client_id = client_id.into_inner();
     let scopes = body.0.scopes;
-    let now = state.clock.now();
+    let (now, actor) = (state.clock.now(), admin.actor());
     let snapshot = state.registry.snapshot();
     let view = state
         .db
-        .run(move |connection| client_service::assign(connection, &snapshot.tree, &client_id, &scopes, now))
+        .run(move |connection| client_service::assign(connection, &snapshot.tree, &client_id, &scopes, &actor, now))
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }

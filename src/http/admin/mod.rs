@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod clients;
+mod events;
 mod grants;
 mod scopes;
 mod users;
@@ -12,17 +13,18 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "scopegate admin API", description = "Scopes, clients, users and grants. Every route needs a bearer \
+    info(title = "scopegate admin API", description = "Scopes, clients, users, grants and audit events. Every route needs a bearer \
         token issued by client credentials to an admin client and carrying scopegate:admin."),
     paths(
         scopes::list, scopes::create, scopes::get, scopes::edit, scopes::move_scope, scopes::delete,
         clients::create, clients::list, clients::get, clients::edit, clients::delete, clients::replace_scopes,
         users::create, users::list, users::delete,
         grants::list,
+        events::list,
     ),
     components(schemas(crate::error::ErrorBodyDoc)),
     modifiers(&BearerAuth),
-    tags((name = "scopes"), (name = "clients"), (name = "users"), (name = "grants"))
+    tags((name = "scopes"), (name = "clients"), (name = "users"), (name = "grants"), (name = "events"))
 )]
 pub struct AdminApi;
 
@@ -62,6 +64,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
             .route("/users", web::post().to(users::create))
             .route("/users", web::get().to(users::list))
             .route("/users/{username}", web::delete().to(users::delete))
-            .route("/grants", web::get().to(grants::list)),
+            .route("/grants", web::get().to(grants::list))
+            .route("/events", web::get().to(events::list)),
     );
 }

@@ -119,17 +119,19 @@ pub async fn list(
 #[utoipa::path(post, path = "/admin/v1/scopes", tag = "scopes", request_body = NewScope,
     responses((status = 201, body = ScopeView), (status = 400), (status = 409, description = "scope_exists")),
     security(("bearer" = [])))]
-pub async fn create(_: Admin, state: web::Data<AppState>, body: ApiJson<NewScope>) -> Result<HttpResponse, AppError> {
+pub async fn create(
+    admin: Admin,
+    state: web::Data<AppState>,
+    body: ApiJson<NewScope>,
+) -> Result<HttpResponse, AppError> {
     let new_scope = body.0;
     let name = new_scope.name.clone();
-    let registry = state.registry.clone();
+    let (registry, actor, now) = (state.registry.clone(), admin.actor(), state.clock.now());
     state
         .db
         .run(move |connection| {
-            registry.change(connection, |tree, _| {
-                let scope = new_scope.into_scope(tree);
-                Ok(tree.add(scope)?)
-            })
+            let scope = new_scope.into_scope(&registry.snapshot().tree);
+            registry.create(connection, scope, &actor, now)
         })
         .await?;
     let mut response = get_view(&state, &name)?;
@@ -152,21 +154,16 @@ pub async fn get(_: Admin, state: web::Data<AppState>, name: web::Path<String>) 
     responses((status = 200, body = ScopeView), (status = 400, description = "scope_name_immutable or invalid"), (status = 404)),
     security(("bearer" = [])))]
 pub async fn edit(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     name: web::Path<String>,
     body: ApiJson<ScopePatch>,
 ) -> Result<HttpResponse, AppError> {
     let name = name.into_inner();
     let patch = body.0;
-    let registry = state.registry.clone();
+    let (registry, actor, now) = (state.registry.clone(), admin.actor(), state.clock.now());
     let target = name.clone();
-    state
-        .db
-        .run(move |connection| {
-            registry.change(connection, |tree, _| tree.edit(&target, patch).map(|_| ()).map_err(AppError::from))
-        })
-        .await?;
+    state.db.run(move |connection| registry.edit(connection, &target, patch, &actor, now)).await?;
     get_view(&state, &name)
 }
 
@@ -174,20 +171,18 @@ pub async fn edit(
     responses((status = 200, body = ScopeView), (status = 400, description = "invalid_move"), (status = 404)),
     security(("bearer" = [])))]
 pub async fn move_scope(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     name: web::Path<String>,
     body: ApiJson<MoveScope>,
 ) -> Result<HttpResponse, AppError> {
     let name = name.into_inner();
     let MoveScope { parent, position } = body.0;
-    let registry = state.registry.clone();
+    let (registry, actor, now) = (state.registry.clone(), admin.actor(), state.clock.now());
     let target = name.clone();
     state
         .db
-        .run(move |connection| {
-            registry.change(connection, |tree, _| Ok(tree.move_scope(&target, parent.as_deref(), position)?))
-        })
+        .run(move |connection| registry.move_scope(connection, &target, parent.as_deref(), position, &actor, now))
         .await?;
     get_view(&state, &name)
 }
@@ -196,11 +191,14 @@ pub async fn move_scope(
     responses((status = 204, description = "The scope and its subtree are gone"), (status = 404),
         (status = 409, description = "scope_in_use")),
     security(("bearer" = [])))]
-pub async fn delete(_: Admin, state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn delete(
+    admin: Admin,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let name = name.into_inner();
-    let registry = state.registry.clone();
-    let now = state.clock.now();
-    state.db.run(move |connection| registry.delete_subtree(connection, &name, now)).await?;
+    let (registry, actor, now) = (state.registry.clone(), admin.actor(), state.clock.now());
+    state.db.run(move |connection| registry.delete_subtree(connection, &name, &actor, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
