@@ -3,9 +3,11 @@
 //! Every default lives in [`Settings::default`]; every override source is a [`SettingsLayer`]
 //! of optional values applied on top in that order, so precedence is visible in one place.
 
+use crate::domain::session::SessionLifetimes;
 use crate::storage::ConnectionSetup;
 use anyhow::{bail, Context};
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +30,13 @@ pub struct Settings {
     /// Whether PostgreSQL connections keep named prepared statements. Turn it off behind a
     /// pooler in transaction mode, such as pgbouncer, which cannot follow them.
     pub postgres_statement_cache: bool,
+    /// A signed-in session ends after this long without a request (SPEC Part 2, "Sessions").
+    pub session_idle_seconds: i64,
+    /// A signed-in session ends this long after sign-in, however active.
+    pub session_max_seconds: i64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed when they are the peer. Empty by
+    /// default: anyone can send that header, and sign-in throttling counts by client address.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for Settings {
@@ -43,6 +52,9 @@ impl Default for Settings {
             pool_size: 10,
             registry_poll_millis: 1000,
             postgres_statement_cache: true,
+            session_idle_seconds: 1800,
+            session_max_seconds: 12 * 3600,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -62,6 +74,9 @@ pub struct SettingsLayer {
     pub pool_size: Option<u32>,
     pub registry_poll_millis: Option<u64>,
     pub postgres_statement_cache: Option<bool>,
+    pub session_idle_seconds: Option<i64>,
+    pub session_max_seconds: Option<i64>,
+    pub trusted_proxies: Option<Vec<IpAddr>>,
 }
 
 impl SettingsLayer {
@@ -90,6 +105,22 @@ impl SettingsLayer {
                 })
                 .transpose()
         };
+        let addresses = |key: &str| -> anyhow::Result<Option<Vec<IpAddr>>> {
+            lookup(key)
+                .map(|value| {
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(|item| {
+                            item.parse::<IpAddr>().with_context(|| {
+                                format!("{key} must list IP addresses separated by commas, got {item:?}")
+                            })
+                        })
+                        .collect()
+                })
+                .transpose()
+        };
         Ok(Self {
             database_url: lookup("SCOPEGATE_DATABASE_URL"),
             bind: lookup("SCOPEGATE_BIND"),
@@ -101,6 +132,9 @@ impl SettingsLayer {
             pool_size: number("SCOPEGATE_POOL_SIZE")?.map(|n| n as u32),
             registry_poll_millis: number("SCOPEGATE_REGISTRY_POLL_MILLIS")?.map(|n| n as u64),
             postgres_statement_cache: boolean("SCOPEGATE_POSTGRES_STATEMENT_CACHE")?,
+            session_idle_seconds: number("SCOPEGATE_SESSION_IDLE_SECONDS")?,
+            session_max_seconds: number("SCOPEGATE_SESSION_MAX_SECONDS")?,
+            trusted_proxies: addresses("SCOPEGATE_TRUSTED_PROXIES")?,
         })
     }
 }
@@ -120,7 +154,10 @@ impl Settings {
             refresh_token_lifetime_seconds,
             pool_size,
             registry_poll_millis,
-            postgres_statement_cache
+            postgres_statement_cache,
+            session_idle_seconds,
+            session_max_seconds,
+            trusted_proxies
         );
         self
     }
@@ -150,6 +187,8 @@ impl Settings {
             ("code_lifetime_seconds", self.code_lifetime_seconds),
             ("access_token_lifetime_seconds", self.access_token_lifetime_seconds),
             ("refresh_token_lifetime_seconds", self.refresh_token_lifetime_seconds),
+            ("session_idle_seconds", self.session_idle_seconds),
+            ("session_max_seconds", self.session_max_seconds),
         ] {
             if value <= 0 {
                 bail!("{name} must be positive, got {value}");
@@ -164,6 +203,11 @@ impl Settings {
     /// How the database pool sets up each connection.
     pub fn connection_setup(&self) -> ConnectionSetup {
         ConnectionSetup { postgres_statement_cache: self.postgres_statement_cache }
+    }
+
+    /// How long a signed-in session lasts.
+    pub fn session_lifetimes(&self) -> SessionLifetimes {
+        SessionLifetimes::from_seconds(self.session_idle_seconds, self.session_max_seconds)
     }
 
     /// Cookies get `Secure` only when the issuer is served over TLS.
@@ -217,6 +261,38 @@ mod tests {
         let error = SettingsLayer::from_env(|key| (key == "SCOPEGATE_POSTGRES_STATEMENT_CACHE").then(|| "off".into()))
             .unwrap_err();
         assert!(error.to_string().contains("SCOPEGATE_POSTGRES_STATEMENT_CACHE"), "{error}");
+    }
+
+    #[test]
+    fn session_lifetimes_default_to_half_an_hour_idle_and_twelve_hours_in_all() {
+        let settings = Settings::default();
+        assert_eq!((settings.session_idle_seconds, settings.session_max_seconds), (1800, 43200));
+        let file: SettingsLayer = toml::from_str("session_idle_seconds = 2\nsession_max_seconds = 5").unwrap();
+        let env =
+            SettingsLayer::from_env(|key| (key == "SCOPEGATE_SESSION_MAX_SECONDS").then(|| "7".to_string())).unwrap();
+        let settings = Settings::default().apply(file).apply(env);
+        assert_eq!((settings.session_idle_seconds, settings.session_max_seconds), (2, 7));
+        assert!(Settings { session_idle_seconds: 0, ..Default::default() }.validate().is_err());
+        assert!(Settings { session_max_seconds: -1, ..Default::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_ip_addresses_from_file_or_environment() {
+        assert!(Settings::default().trusted_proxies.is_empty());
+        let file: SettingsLayer = toml::from_str("trusted_proxies = [\"10.0.0.1\", \"::1\"]").unwrap();
+        assert_eq!(Settings::default().apply(file).trusted_proxies.len(), 2);
+        let env = SettingsLayer::from_env(|key| {
+            (key == "SCOPEGATE_TRUSTED_PROXIES").then(|| "10.0.0.1, 10.0.0.2".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            Settings::default().apply(env).trusted_proxies,
+            vec!["10.0.0.1".parse::<IpAddr>().unwrap(), "10.0.0.2".parse().unwrap()]
+        );
+        let error =
+            SettingsLayer::from_env(|key| (key == "SCOPEGATE_TRUSTED_PROXIES").then(|| "10.0.0.1,proxy".into()))
+                .unwrap_err();
+        assert!(format!("{error:#}").contains("SCOPEGATE_TRUSTED_PROXIES"), "{error:#}");
     }
 
     #[test]
