@@ -9,7 +9,7 @@ use super::form::HtmlForm;
 use super::pages::{error_page, render, see_other};
 use super::session::{self, check_csrf, csrf_token};
 use crate::error::AppError;
-use crate::services::users;
+use crate::services::{sessions, users};
 use crate::state::AppState;
 use crate::views::LoginPage;
 
@@ -62,7 +62,17 @@ pub async fn submit(session: Session, state: web::Data<AppState>, form: HtmlForm
     let user = state.db.run(move |connection| users::authenticate(connection, &candidate, &password)).await?;
     match user {
         Some(user) => {
-            session::sign_in(&session, &user)?;
+            let session_id = sessions::new_session_id();
+            let previous = session::presented_session_id(&session);
+            let (started, hasher, user_id, now) =
+                (session_id.clone(), state.hasher.clone(), user.id.clone(), state.clock.now());
+            state
+                .db
+                .write(move |connection| {
+                    sessions::start(connection, &hasher, &started, previous.as_deref(), &user_id, now)
+                })
+                .await?;
+            session::sign_in(&session, &session_id)?;
             tracing::info!(username = %user.username, "signed in");
             Ok(see_other(&next))
         }
@@ -70,10 +80,10 @@ pub async fn submit(session: Session, state: web::Data<AppState>, form: HtmlForm
     }
 }
 
-pub async fn logout(session: Session, form: HtmlForm) -> HttpResponse {
+pub async fn logout(session: Session, state: web::Data<AppState>, form: HtmlForm) -> Result<HttpResponse, AppError> {
     if check_csrf(&session, form.first("csrf_token")).is_err() {
-        return error_page(StatusCode::FORBIDDEN, "Please try again", "The form expired. Go back and try again.");
+        return Ok(error_page(StatusCode::FORBIDDEN, "Please try again", "The form expired. Go back and try again."));
     }
-    session::sign_out(&session);
-    see_other("/login")
+    session::sign_out(&session, &state).await?;
+    Ok(see_other("/login"))
 }

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::domain::session::SessionLifetimes;
 use crate::error::AppError;
-use crate::storage::{codes, tokens, DbConnection};
+use crate::storage::{codes, sessions, tokens, DbConnection};
 
 /// What one pass deleted.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -12,15 +13,23 @@ pub struct Pruned {
     pub codes: usize,
     pub refresh_tokens: usize,
     pub refresh_families: usize,
+    pub sessions: usize,
 }
 
 /// Access tokens (the revocation list included) an hour after they expired: a token past its
 /// `exp` introspects inactive whether or not its row exists. Codes a day after they expired:
 /// until then a replay is still recognised as one. Refresh tokens a day after they expired, and
-/// then the families left without any.
-pub fn prune(connection: &mut DbConnection, now: DateTime<Utc>) -> Result<Pruned, AppError> {
+/// then the families left without any. Sessions once they ended (idle or past their lifetime,
+/// under the current settings).
+pub fn prune(
+    connection: &mut DbConnection,
+    now: DateTime<Utc>,
+    session_lifetimes: SessionLifetimes,
+) -> Result<Pruned, AppError> {
     let access_tokens = tokens::prune_expired(connection, now - Duration::hours(1))?;
     let codes = codes::prune(connection, now - Duration::days(1))?;
     let (refresh_tokens, refresh_families) = tokens::prune_refresh(connection, now - Duration::days(1))?;
-    Ok(Pruned { access_tokens, codes, refresh_tokens, refresh_families })
+    let (idle_before, started_before) = session_lifetimes.ended_before(now);
+    let sessions = sessions::prune(connection, idle_before, started_before)?;
+    Ok(Pruned { access_tokens, codes, refresh_tokens, refresh_families, sessions })
 }

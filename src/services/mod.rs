@@ -12,6 +12,7 @@ pub mod introspection;
 pub mod obp;
 pub mod registry;
 pub mod revocation;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 

@@ -9,6 +9,7 @@ pub mod grants;
 pub mod holdings;
 pub mod schema;
 pub mod scopes;
+pub mod sessions;
 pub mod signing_keys;
 pub mod tokens;
 pub mod users;

@@ -141,8 +141,9 @@ async fn an_unknown_config_key_is_an_error_naming_it() {
 async fn migrate_is_idempotent() {
     let (settings, _dir) = fresh_settings();
     let first = cli_json(&run_cli(&settings, &["migrate"], None));
-    // The initial schema, consents grouping grants, the scope field bounds, the clients counter.
-    assert_eq!(first["migrations_applied"], 4);
+    // The initial schema, consents grouping grants, the scope field bounds, the clients counter,
+    // sessions and failed sign-ins.
+    assert_eq!(first["migrations_applied"], 5);
     let second = cli_json(&run_cli(&settings, &["migrate"], None));
     assert_eq!(second["migrations_applied"], 0);
 }

@@ -12,5 +12,6 @@ mod keys;
 mod limits;
 mod pgbouncer;
 mod scopes;
+mod sessions;
 mod storage;
 mod tokens;
