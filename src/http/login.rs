@@ -9,7 +9,7 @@ use super::form::HtmlForm;
 use super::pages::{error_page, render, see_other};
 use super::session::{self, check_csrf, csrf_token};
 use crate::error::AppError;
-use crate::services::{sessions, users};
+use crate::services::sign_in::{self, SignInAttempt, SignInOutcome};
 use crate::state::AppState;
 use crate::views::LoginPage;
 
@@ -56,28 +56,21 @@ pub async fn submit(session: Session, state: web::Data<AppState>, form: HtmlForm
     }
     let next = safe_next(form.first("next"));
     let username = form.first("username").unwrap_or_default().trim().to_string();
-    let password = form.first("password").unwrap_or_default().to_string();
-    let candidate = username.clone();
-    // argon2 is deliberately slow: it runs on the blocking pool with the database call.
-    let user = state.db.run(move |connection| users::authenticate(connection, &candidate, &password)).await?;
-    match user {
-        Some(user) => {
-            let session_id = sessions::new_session_id();
-            let previous = session::presented_session_id(&session);
-            let (started, hasher, user_id, now) =
-                (session_id.clone(), state.hasher.clone(), user.id.clone(), state.clock.now());
-            state
-                .db
-                .write(move |connection| {
-                    sessions::start(connection, &hasher, &started, previous.as_deref(), &user_id, now)
-                })
-                .await?;
+    let attempt = SignInAttempt {
+        username: username.clone(),
+        password: form.first("password").unwrap_or_default().to_string(),
+        previous_session_id: session::presented_session_id(&session),
+    };
+    Ok(match sign_in::sign_in(state.sessions(), attempt, state.clock.now()).await? {
+        SignInOutcome::SignedIn { user, session_id } => {
             session::sign_in(&session, &session_id)?;
             tracing::info!(username = %user.username, "signed in");
-            Ok(see_other(&next))
+            see_other(&next)
         }
-        None => Ok(render(StatusCode::UNAUTHORIZED, &login_page(&session, next, username, Some(LOGIN_FAILED.into())))),
-    }
+        SignInOutcome::Failed => {
+            render(StatusCode::UNAUTHORIZED, &login_page(&session, next, username, Some(LOGIN_FAILED.into())))
+        }
+    })
 }
 
 pub async fn logout(session: Session, state: web::Data<AppState>, form: HtmlForm) -> Result<HttpResponse, AppError> {

@@ -13,6 +13,7 @@ pub mod obp;
 pub mod registry;
 pub mod revocation;
 pub mod sessions;
+pub mod sign_in;
 pub mod tokens;
 pub mod users;
 

@@ -39,14 +39,19 @@ pub fn create(connection: &mut DbConnection, new_user: NewUser<'_>, now: DateTim
 const DECOY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2NvcGVnYXRlZGVjb3k$0dWz3A3YyB6UqWc8f3F5N0m3zXxT5S5iYw9gkq3uD9o";
 
-/// The user when the password is right; `None` for an unknown user or a wrong password alike.
-pub fn authenticate(connection: &mut DbConnection, username: &str, password: &str) -> Result<Option<User>, AppError> {
-    match users::find_with_password(connection, username)? {
-        Some((user, hash)) if verify_password(password, &hash) => Ok(Some(user)),
-        Some(_) => Ok(None),
+/// A username's user and stored password hash, when she exists: read with a connection that
+/// is released before the (slow) check (`storage::users::find_with_password`).
+pub type StoredCredentials = Option<(User, String)>;
+
+/// The user when the password is right; `None` for an unknown user or a wrong password alike,
+/// after an argon2 verification either way. Slow on purpose (tens of milliseconds): call it on
+/// the blocking pool, and never while holding a database connection.
+pub fn check_password(stored: StoredCredentials, password: &str) -> Option<User> {
+    match stored {
+        Some((user, hash)) => verify_password(password, &hash).then_some(user),
         None => {
             verify_password(password, DECOY_HASH);
-            Ok(None)
+            None
         }
     }
 }
@@ -67,4 +72,20 @@ pub fn delete(connection: &mut DbConnection, username: &str) -> Result<(), AppEr
 /// The user with this id, if she still exists (a session may outlive her).
 pub fn find_by_id(connection: &mut DbConnection, id: &str) -> Result<Option<User>, AppError> {
     Ok(users::find_by_id(connection, id)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::PasswordHash;
+
+    #[test]
+    fn the_decoy_hash_parses_so_an_unknown_username_costs_a_real_verification() {
+        let parsed = PasswordHash::new(DECOY_HASH).unwrap();
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        let real = crate::secrets::hash_password("x-password").unwrap();
+        let params = |hash: &str| PasswordHash::new(hash).unwrap().params.to_string();
+        assert_eq!(params(DECOY_HASH), params(&real), "the same cost as a real user's hash");
+        assert!(check_password(None, "x-password").is_none());
+    }
 }

@@ -13,5 +13,6 @@ mod limits;
 mod pgbouncer;
 mod scopes;
 mod sessions;
+mod sign_in;
 mod storage;
 mod tokens;
