@@ -3,8 +3,9 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::session::SessionLifetimes;
+use crate::domain::sign_in_throttle;
 use crate::error::AppError;
-use crate::storage::{codes, sessions, tokens, DbConnection};
+use crate::storage::{codes, login_failures, sessions, tokens, DbConnection};
 
 /// What one pass deleted.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -14,13 +15,14 @@ pub struct Pruned {
     pub refresh_tokens: usize,
     pub refresh_families: usize,
     pub sessions: usize,
+    pub login_failures: usize,
 }
 
 /// Access tokens (the revocation list included) an hour after they expired: a token past its
 /// `exp` introspects inactive whether or not its row exists. Codes a day after they expired:
 /// until then a replay is still recognised as one. Refresh tokens a day after they expired, and
 /// then the families left without any. Sessions once they ended (idle or past their lifetime,
-/// under the current settings).
+/// under the current settings), and failed sign-ins once they left the throttle's window.
 pub fn prune(
     connection: &mut DbConnection,
     now: DateTime<Utc>,
@@ -31,5 +33,6 @@ pub fn prune(
     let (refresh_tokens, refresh_families) = tokens::prune_refresh(connection, now - Duration::days(1))?;
     let (idle_before, started_before) = session_lifetimes.ended_before(now);
     let sessions = sessions::prune(connection, idle_before, started_before)?;
-    Ok(Pruned { access_tokens, codes, refresh_tokens, refresh_families, sessions })
+    let login_failures = login_failures::prune(connection, sign_in_throttle::window_start(now))?;
+    Ok(Pruned { access_tokens, codes, refresh_tokens, refresh_families, sessions, login_failures })
 }

@@ -7,6 +7,7 @@ pub mod codes;
 pub mod columns;
 pub mod grants;
 pub mod holdings;
+pub mod login_failures;
 pub mod schema;
 pub mod scopes;
 pub mod sessions;

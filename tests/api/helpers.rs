@@ -242,6 +242,16 @@ impl ServerProcess {
 
     /// As [`ServerProcess::start`], with more `SCOPEGATE_*` variables set for the server.
     pub async fn start_with_env(settings: &Settings, env: &[(&str, &str)]) -> Self {
+        Self::spawn(settings, env, Stdio::inherit()).await
+    }
+
+    /// As [`ServerProcess::start_with_env`], writing the server's log (stderr) to `log`.
+    pub async fn start_logging_to(settings: &Settings, env: &[(&str, &str)], log: &std::path::Path) -> Self {
+        let file = std::fs::File::create(log).expect("create the server's log file");
+        Self::spawn(settings, env, Stdio::from(file)).await
+    }
+
+    async fn spawn(settings: &Settings, env: &[(&str, &str)], stderr: Stdio) -> Self {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
             probe.local_addr().expect("address").port()
@@ -256,7 +266,7 @@ impl ServerProcess {
             .env("SCOPEGATE_POOL_SIZE", "8")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start scopegate serve");
         let mut server = Self { child, url };
