@@ -178,7 +178,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let db = migrated_database(&settings)?;
             let new_user =
                 users::NewUser { username: &username, password: &password, display_name: display_name.as_deref() };
-            let user = users::create(&mut *db.get()?, new_user, Clock::from_env().now())?;
+            let user = users::create(&mut *db.get()?, new_user, &Actor::Cli, Clock::from_env().now())?;
             print_json(&user)
         }
         Command::Client(ClientCommand::Create(args)) => {

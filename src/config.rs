@@ -3,9 +3,11 @@
 //! Every default lives in [`Settings::default`]; every override source is a [`SettingsLayer`]
 //! of optional values applied on top in that order, so precedence is visible in one place.
 
+use crate::domain::session::SessionLifetimes;
 use crate::storage::ConnectionSetup;
 use anyhow::{bail, Context};
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +36,13 @@ pub struct Settings {
     pub demo: bool,
     /// Audit events older than this are deleted by the housekeeping pass.
     pub event_retention_days: i64,
+    /// A signed-in session ends after this long without a request (SPEC Part 2, "Sessions").
+    pub session_idle_seconds: i64,
+    /// A signed-in session ends this long after sign-in, however active.
+    pub session_max_seconds: i64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed when they are the peer. Empty by
+    /// default: anyone can send that header, and sign-in throttling counts by client address.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for Settings {
@@ -51,6 +60,9 @@ impl Default for Settings {
             postgres_statement_cache: true,
             demo: false,
             event_retention_days: 365,
+            session_idle_seconds: 1800,
+            session_max_seconds: 12 * 3600,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -71,6 +83,9 @@ pub struct SettingsLayer {
     pub registry_poll_millis: Option<u64>,
     pub postgres_statement_cache: Option<bool>,
     pub event_retention_days: Option<i64>,
+    pub session_idle_seconds: Option<i64>,
+    pub session_max_seconds: Option<i64>,
+    pub trusted_proxies: Option<Vec<IpAddr>>,
 }
 
 impl SettingsLayer {
@@ -99,6 +114,22 @@ impl SettingsLayer {
                 })
                 .transpose()
         };
+        let addresses = |key: &str| -> anyhow::Result<Option<Vec<IpAddr>>> {
+            lookup(key)
+                .map(|value| {
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(|item| {
+                            item.parse::<IpAddr>().with_context(|| {
+                                format!("{key} must list IP addresses separated by commas, got {item:?}")
+                            })
+                        })
+                        .collect()
+                })
+                .transpose()
+        };
         Ok(Self {
             database_url: lookup("SCOPEGATE_DATABASE_URL"),
             bind: lookup("SCOPEGATE_BIND"),
@@ -111,6 +142,9 @@ impl SettingsLayer {
             registry_poll_millis: number("SCOPEGATE_REGISTRY_POLL_MILLIS")?.map(|n| n as u64),
             postgres_statement_cache: boolean("SCOPEGATE_POSTGRES_STATEMENT_CACHE")?,
             event_retention_days: number("SCOPEGATE_EVENT_RETENTION_DAYS")?,
+            session_idle_seconds: number("SCOPEGATE_SESSION_IDLE_SECONDS")?,
+            session_max_seconds: number("SCOPEGATE_SESSION_MAX_SECONDS")?,
+            trusted_proxies: addresses("SCOPEGATE_TRUSTED_PROXIES")?,
         })
     }
 }
@@ -131,7 +165,10 @@ impl Settings {
             pool_size,
             registry_poll_millis,
             postgres_statement_cache,
-            event_retention_days
+            event_retention_days,
+            session_idle_seconds,
+            session_max_seconds,
+            trusted_proxies
         );
         self
     }
@@ -162,6 +199,8 @@ impl Settings {
             ("access_token_lifetime_seconds", self.access_token_lifetime_seconds),
             ("refresh_token_lifetime_seconds", self.refresh_token_lifetime_seconds),
             ("event_retention_days", self.event_retention_days),
+            ("session_idle_seconds", self.session_idle_seconds),
+            ("session_max_seconds", self.session_max_seconds),
         ] {
             if value <= 0 {
                 bail!("{name} must be positive, got {value}");
@@ -176,6 +215,11 @@ impl Settings {
     /// How the database pool sets up each connection.
     pub fn connection_setup(&self) -> ConnectionSetup {
         ConnectionSetup { postgres_statement_cache: self.postgres_statement_cache }
+    }
+
+    /// How long a signed-in session lasts.
+    pub fn session_lifetimes(&self) -> SessionLifetimes {
+        SessionLifetimes::from_seconds(self.session_idle_seconds, self.session_max_seconds)
     }
 
     /// Cookies get `Secure` only when the issuer is served over TLS.
@@ -229,6 +273,38 @@ mod tests {
         let error = SettingsLayer::from_env(|key| (key == "SCOPEGATE_POSTGRES_STATEMENT_CACHE").then(|| "off".into()))
             .unwrap_err();
         assert!(error.to_string().contains("SCOPEGATE_POSTGRES_STATEMENT_CACHE"), "{error}");
+    }
+
+    #[test]
+    fn session_lifetimes_default_to_half_an_hour_idle_and_twelve_hours_in_all() {
+        let settings = Settings::default();
+        assert_eq!((settings.session_idle_seconds, settings.session_max_seconds), (1800, 43200));
+        let file: SettingsLayer = toml::from_str("session_idle_seconds = 2\nsession_max_seconds = 5").unwrap();
+        let env =
+            SettingsLayer::from_env(|key| (key == "SCOPEGATE_SESSION_MAX_SECONDS").then(|| "7".to_string())).unwrap();
+        let settings = Settings::default().apply(file).apply(env);
+        assert_eq!((settings.session_idle_seconds, settings.session_max_seconds), (2, 7));
+        assert!(Settings { session_idle_seconds: 0, ..Default::default() }.validate().is_err());
+        assert!(Settings { session_max_seconds: -1, ..Default::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_ip_addresses_from_file_or_environment() {
+        assert!(Settings::default().trusted_proxies.is_empty());
+        let file: SettingsLayer = toml::from_str("trusted_proxies = [\"10.0.0.1\", \"::1\"]").unwrap();
+        assert_eq!(Settings::default().apply(file).trusted_proxies.len(), 2);
+        let env = SettingsLayer::from_env(|key| {
+            (key == "SCOPEGATE_TRUSTED_PROXIES").then(|| "10.0.0.1, 10.0.0.2".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            Settings::default().apply(env).trusted_proxies,
+            vec!["10.0.0.1".parse::<IpAddr>().unwrap(), "10.0.0.2".parse().unwrap()]
+        );
+        let error =
+            SettingsLayer::from_env(|key| (key == "SCOPEGATE_TRUSTED_PROXIES").then(|| "10.0.0.1,proxy".into()))
+                .unwrap_err();
+        assert!(format!("{error:#}").contains("SCOPEGATE_TRUSTED_PROXIES"), "{error:#}");
     }
 
     #[test]

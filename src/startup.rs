@@ -91,14 +91,20 @@ async fn checkpoint_periodically(state: web::Data<AppState>) {
     }
 }
 
-/// Every ten minutes, deletes expired tokens and codes (see `housekeeping::prune`).
+/// Every ten minutes, deletes expired tokens, codes, sessions and failed sign-ins (see
+/// `housekeeping::prune`).
 async fn prune_periodically(state: web::Data<AppState>) {
     let mut ticker = tokio::time::interval(Duration::from_secs(600));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let (now, retention) = (state.clock.now(), state.settings.event_retention_days);
-        match state.db.run(move |connection| crate::services::housekeeping::prune(connection, now, retention)).await {
+        let (now, lifetimes) = (state.clock.now(), state.settings.session_lifetimes());
+        let retention = state.settings.event_retention_days;
+        match state
+            .db
+            .run(move |connection| crate::services::housekeeping::prune(connection, now, lifetimes, retention))
+            .await
+        {
             Ok(pruned) if pruned != crate::services::housekeeping::Pruned::default() => {
                 tracing::info!(?pruned, "expired rows pruned")
             }

@@ -9,6 +9,7 @@ use crate::error::AppError;
 use crate::keys::{self, CurrentSigningKey, VerificationKeys};
 use crate::secrets::SecretHasher;
 use crate::services::registry::{Registry, Snapshot};
+use crate::services::sessions::SessionContext;
 use crate::services::{Lifetimes, OAuthContext};
 use crate::storage::client_directory::ClientDirectory;
 use crate::storage::{self, signing_keys, Database, DbConnection};
@@ -82,6 +83,13 @@ impl AppState {
             tree: &snapshot.tree,
             clients: &self.clients,
         }
+    }
+}
+
+impl AppState {
+    /// The narrow context the session and sign-in services take.
+    pub fn sessions(&self) -> SessionContext<'_> {
+        SessionContext { db: &self.db, hasher: &self.hasher, lifetimes: self.settings.session_lifetimes() }
     }
 }
 

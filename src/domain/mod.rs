@@ -12,5 +12,7 @@ pub mod pkce;
 pub mod scope;
 pub mod scope_document;
 pub mod scope_tree;
+pub mod session;
+pub mod sign_in_throttle;
 pub mod token;
 pub mod user;

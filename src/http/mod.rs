@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 mod authorize;
+pub mod client_address;
 pub mod client_auth;
 mod demo;
 pub mod form;

@@ -1,5 +1,6 @@
-//! The browser session: a signed cookie (`scopegate_session`) holding who is signed in and
-//! the CSRF token every form carries.
+//! The browser session: a signed cookie (`scopegate_session`) holding the CSRF token every
+//! form carries and, once signed in, the session id whose session the database keeps
+//! (`services::sessions`): the cookie alone signs nobody in.
 
 use actix_session::config::CookieContentSecurity;
 use actix_session::storage::CookieSessionStore;
@@ -10,10 +11,10 @@ use subtle::ConstantTimeEq;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::secrets::{random_token, SecretHasher};
-use crate::services::users;
+use crate::services::sessions;
 use crate::state::AppState;
 
-const USER_ID: &str = "user_id";
+const SESSION_ID: &str = "session_id";
 const CSRF: &str = "csrf";
 
 pub fn middleware(hasher: &SecretHasher, secure: bool) -> SessionMiddleware<CookieSessionStore> {
@@ -54,26 +55,38 @@ pub fn check_csrf(session: &Session, presented: Option<&str>) -> Result<(), AppE
     }
 }
 
-/// Signing in: a new session (against fixation) with a new CSRF token.
-pub fn sign_in(session: &Session, user: &User) -> Result<(), AppError> {
+/// The session id the cookie carries, if any.
+pub fn presented_session_id(session: &Session) -> Option<String> {
+    session.get::<String>(SESSION_ID).ok().flatten()
+}
+
+/// Signing in: the new session's id, and a new CSRF token (against fixation).
+pub fn sign_in(session: &Session, session_id: &str) -> Result<(), AppError> {
     session.renew();
-    session.insert(USER_ID, &user.id).map_err(AppError::internal)?;
+    session.insert(SESSION_ID, session_id).map_err(AppError::internal)?;
     session.insert(CSRF, random_token(24)).map_err(AppError::internal)?;
     Ok(())
 }
 
-pub fn sign_out(session: &Session) {
+/// Ends the session on the server, then empties the cookie.
+pub async fn sign_out(session: &Session, state: &AppState) -> Result<(), AppError> {
+    if let Some(session_id) = presented_session_id(session) {
+        sessions::end(state.sessions(), &session_id).await?;
+    }
     session.purge();
+    Ok(())
 }
 
-/// The signed-in user, if the session names one that still exists.
+/// The signed-in user, if the cookie names a session that has not ended and whose user still
+/// exists. A session that has ended leaves the cookie; the rest of it (the CSRF token, the
+/// demo's pending request) stays.
 pub async fn current_user(session: &Session, state: &AppState) -> Result<Option<User>, AppError> {
-    let Ok(Some(user_id)) = session.get::<String>(USER_ID) else {
+    let Some(session_id) = presented_session_id(session) else {
         return Ok(None);
     };
-    let user = state.db.run(move |connection| users::find_by_id(connection, &user_id)).await?;
+    let user = sessions::resume(state.sessions(), &session_id, state.clock.now()).await?;
     if user.is_none() {
-        session.purge();
+        session.remove(SESSION_ID);
     }
     Ok(user)
 }

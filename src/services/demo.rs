@@ -98,7 +98,7 @@ pub fn seed(
     for (username, password, display_name) in DEMO_USERS {
         if storage::users::find_with_password(connection, username)?.is_none() {
             let new_user = users::NewUser { username, password, display_name: Some(display_name) };
-            users::create(connection, new_user, now)?;
+            users::create(connection, new_user, &Actor::System, now)?;
             report.users_created.push(username.to_string());
         }
     }

@@ -13,6 +13,8 @@ pub mod introspection;
 pub mod obp;
 pub mod registry;
 pub mod revocation;
+pub mod sessions;
+pub mod sign_in;
 pub mod tokens;
 pub mod users;
 

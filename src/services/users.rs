@@ -2,10 +2,12 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::user::{validate_password, validate_username, User};
 use crate::error::AppError;
 use crate::secrets::{hash_password, random_token, verify_password};
-use crate::storage::{users, DbConnection, StorageError};
+use crate::services::events;
+use crate::storage::{users, write_transaction, DbConnection, StorageError};
 
 pub struct NewUser<'a> {
     pub username: &'a str,
@@ -13,9 +15,15 @@ pub struct NewUser<'a> {
     pub display_name: Option<&'a str>,
 }
 
-/// Validates, hashes the password with argon2id (slow on purpose: run it off the async
-/// workers) and stores the user.
-pub fn create(connection: &mut DbConnection, new_user: NewUser<'_>, now: DateTime<Utc>) -> Result<User, AppError> {
+/// A user ready to be stored: validated, her password hashed with argon2id.
+pub struct PreparedUser {
+    user: User,
+    password_hash: String,
+}
+
+/// Validates and hashes the password with argon2id: slow on purpose, so run it on the blocking
+/// pool and never while holding a database connection (SPEC Part 2).
+pub fn prepare(new_user: NewUser<'_>, now: DateTime<Utc>) -> Result<PreparedUser, AppError> {
     validate_username(new_user.username).map_err(AppError::invalid_request)?;
     validate_password(new_user.password).map_err(AppError::invalid_request)?;
     let user = User {
@@ -24,14 +32,39 @@ pub fn create(connection: &mut DbConnection, new_user: NewUser<'_>, now: DateTim
         display_name: new_user.display_name.map(str::to_string),
         created_at: now,
     };
-    let hash = hash_password(new_user.password)?;
-    users::insert(connection, &user, &hash).map_err(|error| match error {
-        StorageError::UniqueViolation => {
-            AppError::conflict("user_exists", format!("a user named {:?} already exists", user.username))
-        }
-        other => other.into(),
+    let password_hash = hash_password(new_user.password)?;
+    Ok(PreparedUser { user, password_hash })
+}
+
+/// Stores a prepared user (`user.created`).
+pub fn store(
+    connection: &mut DbConnection,
+    prepared: PreparedUser,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<User, AppError> {
+    let PreparedUser { user, password_hash } = prepared;
+    write_transaction(connection, |connection| {
+        users::insert(connection, &user, &password_hash).map_err(|error| match error {
+            StorageError::UniqueViolation => {
+                AppError::conflict("user_exists", format!("a user named {:?} already exists", user.username))
+            }
+            other => other.into(),
+        })?;
+        events::record(connection, Event::new(EventType::UserCreated, actor).user(&user.username), now)
     })?;
     Ok(user)
+}
+
+/// [`prepare`] and [`store`] for callers that are not serving requests (the CLI, the demo
+/// seed): there a connection waiting on argon2 holds nobody up.
+pub fn create(
+    connection: &mut DbConnection,
+    new_user: NewUser<'_>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<User, AppError> {
+    store(connection, prepare(new_user, now)?, actor, now)
 }
 
 /// A password hash of nothing anyone knows, verified when the username is unknown so that
@@ -39,14 +72,19 @@ pub fn create(connection: &mut DbConnection, new_user: NewUser<'_>, now: DateTim
 const DECOY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2NvcGVnYXRlZGVjb3k$0dWz3A3YyB6UqWc8f3F5N0m3zXxT5S5iYw9gkq3uD9o";
 
-/// The user when the password is right; `None` for an unknown user or a wrong password alike.
-pub fn authenticate(connection: &mut DbConnection, username: &str, password: &str) -> Result<Option<User>, AppError> {
-    match users::find_with_password(connection, username)? {
-        Some((user, hash)) if verify_password(password, &hash) => Ok(Some(user)),
-        Some(_) => Ok(None),
+/// A username's user and stored password hash, when she exists: read with a connection that
+/// is released before the (slow) check (`storage::users::find_with_password`).
+pub type StoredCredentials = Option<(User, String)>;
+
+/// The user when the password is right; `None` for an unknown user or a wrong password alike,
+/// after an argon2 verification either way. Slow on purpose (tens of milliseconds): call it on
+/// the blocking pool, and never while holding a database connection.
+pub fn check_password(stored: StoredCredentials, password: &str) -> Option<User> {
+    match stored {
+        Some((user, hash)) => verify_password(password, &hash).then_some(user),
         None => {
             verify_password(password, DECOY_HASH);
-            Ok(None)
+            None
         }
     }
 }
@@ -56,15 +94,37 @@ pub fn list(connection: &mut DbConnection) -> Result<Vec<User>, AppError> {
 }
 
 /// Deletes the user; her consents, codes and tokens go with her. `404 user_not_found` if none.
-pub fn delete(connection: &mut DbConnection, username: &str) -> Result<(), AppError> {
-    if users::delete(connection, username)? {
-        Ok(())
-    } else {
-        Err(AppError::not_found("user_not_found", "no such user"))
-    }
+pub fn delete(
+    connection: &mut DbConnection,
+    username: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    write_transaction(connection, |connection| {
+        if !users::delete(connection, username)? {
+            return Err(AppError::not_found("user_not_found", "no such user"));
+        }
+        events::record(connection, Event::new(EventType::UserDeleted, actor).user(username), now)
+    })
 }
 
 /// The user with this id, if she still exists (a session may outlive her).
 pub fn find_by_id(connection: &mut DbConnection, id: &str) -> Result<Option<User>, AppError> {
     Ok(users::find_by_id(connection, id)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::PasswordHash;
+
+    #[test]
+    fn the_decoy_hash_parses_so_an_unknown_username_costs_a_real_verification() {
+        let parsed = PasswordHash::new(DECOY_HASH).unwrap();
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        let real = crate::secrets::hash_password("x-password").unwrap();
+        let params = |hash: &str| PasswordHash::new(hash).unwrap().params.to_string();
+        assert_eq!(params(DECOY_HASH), params(&real), "the same cost as a real user's hash");
+        assert!(check_password(None, "x-password").is_none());
+    }
 }

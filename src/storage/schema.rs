@@ -166,12 +166,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    login_failures (id) {
+        id -> BigInt,
+        username -> Text,
+        address -> Text,
+        failed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(client_scopes -> clients (client_id));
 diesel::joinable!(client_scopes -> scopes (scope_name));
 diesel::joinable!(grants -> consents (consent_id));
 diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(grants -> scopes (scope_name));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
+diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     scopes,
@@ -187,4 +206,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     signing_keys,
     events,
+    sessions,
+    login_failures,
 );

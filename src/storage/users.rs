@@ -11,7 +11,7 @@ use crate::domain::user::User;
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
-struct UserRow {
+pub(super) struct UserRow {
     id: String,
     username: String,
     password_hash: String,

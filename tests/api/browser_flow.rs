@@ -568,10 +568,13 @@ async fn spent_refresh_tokens_and_their_families_are_pruned_only_after_they_expi
     assert!(tokens["refresh_token"].is_string());
     let mut connection = app.state.db.get().unwrap();
     let now = chrono::Utc::now();
-    let pruned = scopegate::services::housekeeping::prune(&mut connection, now, 365).unwrap();
+    let pruned =
+        scopegate::services::housekeeping::prune(&mut connection, now, app.settings.session_lifetimes(), 365).unwrap();
     assert_eq!((pruned.refresh_tokens, pruned.refresh_families), (0, 0), "nothing live is pruned");
     let later = now + chrono::Duration::days(32);
-    let pruned = scopegate::services::housekeeping::prune(&mut connection, later, 365).unwrap();
+    let pruned =
+        scopegate::services::housekeeping::prune(&mut connection, later, app.settings.session_lifetimes(), 365)
+            .unwrap();
     assert_eq!((pruned.refresh_tokens, pruned.refresh_families, pruned.codes), (1, 1, 1));
 }
 

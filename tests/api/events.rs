@@ -163,7 +163,32 @@ async fn consents_revocations_reuse_and_exhaustion_are_recorded_with_their_actor
         .await;
     assert_eq!(revoked.status(), 303);
 
+    // A wrong password, then her account is deleted by the administrator.
+    let stranger = Browser::new(app);
+    assert_eq!(stranger.login("alice", "not-her-password", "/account").await.status(), 401);
+    assert_eq!(admin.call(Method::DELETE, "/admin/v1/users/alice", None).await.0, 204);
+
     let alice = events(&admin, "username=alice").await;
+    assert_eq!(
+        types(&alice),
+        [
+            "user.deleted",
+            "login.failed",
+            "consent.revoked",
+            "grant.exhausted",
+            "consent.granted",
+            "login.succeeded",
+            "consent.denied",
+            "login.succeeded",
+            "user.created"
+        ]
+    );
+    assert_eq!(alice.last().unwrap()["actor"], "cli");
+    assert!(alice[0]["actor"].as_str().unwrap().starts_with("client:"), "the admin client deleted her");
+    assert_eq!(alice[1]["actor"], "user:alice");
+    assert_eq!(alice[1]["detail"]["ip"], "127.0.0.1");
+    assert!(!alice[1].to_string().contains("not-her-password"), "never the password: {}", alice[1]);
+    let alice: Vec<Value> = alice.into_iter().filter(|event| !event["client_id"].is_null()).collect();
     assert_eq!(types(&alice), ["consent.revoked", "grant.exhausted", "consent.granted", "consent.denied"]);
     assert!(alice.iter().all(|event| event["client_id"] == client.id.as_str()));
     for event in alice.iter().filter(|event| event["type"].as_str().unwrap().starts_with("consent.")) {
@@ -229,11 +254,21 @@ async fn events_older_than_the_retention_period_are_pruned() {
     );
     let mut connection = admin.app.state.db.get().unwrap();
     let now = chrono::Utc::now();
-    let kept =
-        scopegate::services::housekeeping::prune(&mut connection, now + chrono::Duration::days(364), 365).unwrap();
+    let kept = scopegate::services::housekeeping::prune(
+        &mut connection,
+        now + chrono::Duration::days(364),
+        admin.app.settings.session_lifetimes(),
+        365,
+    )
+    .unwrap();
     assert_eq!(kept.events, 0);
-    let pruned =
-        scopegate::services::housekeeping::prune(&mut connection, now + chrono::Duration::days(366), 365).unwrap();
+    let pruned = scopegate::services::housekeeping::prune(
+        &mut connection,
+        now + chrono::Duration::days(366),
+        admin.app.settings.session_lifetimes(),
+        365,
+    )
+    .unwrap();
     assert!(pruned.events >= 2, "the import's and the create's events: {pruned:?}");
     let left = scopegate::services::events::list(&mut connection, Default::default()).unwrap();
     assert!(left.events.is_empty(), "{:?}", left.events);

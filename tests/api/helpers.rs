@@ -252,6 +252,16 @@ impl ServerProcess {
 
     /// As [`ServerProcess::start_with_env`], with more flags for `serve` (such as `--demo`).
     pub async fn start_serving(settings: &Settings, serve_flags: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(settings, serve_flags, env, Stdio::inherit()).await
+    }
+
+    /// As [`ServerProcess::start_with_env`], writing the server's log (stderr) to `log`.
+    pub async fn start_logging_to(settings: &Settings, env: &[(&str, &str)], log: &std::path::Path) -> Self {
+        let file = std::fs::File::create(log).expect("create the server's log file");
+        Self::spawn(settings, &[], env, Stdio::from(file)).await
+    }
+
+    async fn spawn(settings: &Settings, serve_flags: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
             probe.local_addr().expect("address").port()
@@ -267,7 +277,7 @@ impl ServerProcess {
             .env("SCOPEGATE_POOL_SIZE", "8")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start scopegate serve");
         let mut server = Self { child, url };

@@ -15,5 +15,7 @@ mod keys;
 mod limits;
 mod pgbouncer;
 mod scopes;
+mod sessions;
+mod sign_in;
 mod storage;
 mod tokens;

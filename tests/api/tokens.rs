@@ -371,10 +371,13 @@ async fn expired_tokens_are_pruned_from_the_revocation_list_only_after_they_expi
     app.post_form("/revoke", Some(&client), &[("token", &token)]).await;
     let mut connection = app.state.db.get().unwrap();
     let now = chrono::Utc::now();
-    let pruned = scopegate::services::housekeeping::prune(&mut connection, now, 365).unwrap();
+    let pruned =
+        scopegate::services::housekeeping::prune(&mut connection, now, app.settings.session_lifetimes(), 365).unwrap();
     assert_eq!(pruned.access_tokens, 0, "a revoked but unexpired token stays on the list");
     let later = now + chrono::Duration::seconds(600) + chrono::Duration::hours(1) + chrono::Duration::seconds(1);
-    let pruned = scopegate::services::housekeeping::prune(&mut connection, later, 365).unwrap();
+    let pruned =
+        scopegate::services::housekeeping::prune(&mut connection, later, app.settings.session_lifetimes(), 365)
+            .unwrap();
     assert_eq!(pruned.access_tokens, 1);
 }
 

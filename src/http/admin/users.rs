@@ -43,23 +43,21 @@ pub struct UserList {
     responses((status = 201, body = UserView), (status = 400), (status = 409, description = "user_exists")),
     security(("bearer" = [])))]
 pub async fn create(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     body: ApiJson<NewUserBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.0;
-    let now = state.clock.now();
-    let user = state
-        .db
-        .run(move |connection| {
-            let new_user = NewUser {
-                username: &body.username,
-                password: &body.password,
-                display_name: body.display_name.as_deref(),
-            };
-            user_service::create(connection, new_user, now)
-        })
-        .await?;
+    let (now, actor) = (state.clock.now(), admin.actor());
+    // argon2 on the blocking pool with no connection held; then a short write.
+    let prepared = web::block(move || {
+        let new_user =
+            NewUser { username: &body.username, password: &body.password, display_name: body.display_name.as_deref() };
+        user_service::prepare(new_user, now)
+    })
+    .await
+    .map_err(AppError::internal)??;
+    let user = state.db.run(move |connection| user_service::store(connection, prepared, &actor, now)).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/admin/v1/users/{}", user.username)))
         .json(UserView::from(user)))
@@ -76,11 +74,11 @@ pub async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, 
     responses((status = 204, description = "Deleted, with the user's grants and tokens"), (status = 404)),
     security(("bearer" = [])))]
 pub async fn delete(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     username: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let username = username.into_inner();
-    state.db.run(move |connection| user_service::delete(connection, &username)).await?;
+    let (username, actor, now) = (username.into_inner(), admin.actor(), state.clock.now());
+    state.db.run(move |connection| user_service::delete(connection, &username, &actor, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
