@@ -45,6 +45,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpAddr>,
 }
 
+const TEN_YEARS_IN_SECONDS: i64 = 10 * 366 * 24 * 3600;
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -204,6 +206,10 @@ impl Settings {
         ] {
             if value <= 0 {
                 bail!("{name} must be positive, got {value}");
+            }
+            // Far beyond any sensible setting, and far below where time arithmetic overflows.
+            if value > TEN_YEARS_IN_SECONDS {
+                bail!("{name} must be at most {TEN_YEARS_IN_SECONDS}, got {value}");
             }
         }
         if self.pool_size == 0 {

@@ -13,9 +13,12 @@ pub struct User {
 }
 
 /// 1–64 characters of letters, digits and `._@-`.
+/// The longest username.
+pub const MAX_USERNAME_CHARS: usize = 64;
+
 pub fn validate_username(username: &str) -> Result<(), String> {
     let valid_chars = username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'));
-    if username.is_empty() || username.len() > 64 || !valid_chars {
+    if username.is_empty() || username.len() > MAX_USERNAME_CHARS || !valid_chars {
         return Err(format!(
             "username {username:?} must be 1 to 64 characters of letters, digits, '.', '_', '@' and '-'"
         ));

@@ -68,12 +68,14 @@ pub fn sign_in(session: &Session, session_id: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Ends the session on the server, then empties the cookie.
+/// Empties the cookie, then ends the session on the server: if the server side fails, the
+/// browser is signed out all the same and the error is reported.
 pub async fn sign_out(session: &Session, state: &AppState) -> Result<(), AppError> {
-    if let Some(session_id) = presented_session_id(session) {
+    let presented = presented_session_id(session);
+    session.purge();
+    if let Some(session_id) = presented {
         sessions::end(state.sessions(), &session_id).await?;
     }
-    session.purge();
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use crate::domain::token::{looks_like_jwt, AccessTokenClaims, JWT_ACCESS_TOKEN_T
 use crate::error::AppError;
 use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::tokens::{self, AccessTokenRow};
-use crate::storage::{events, grants, users, DbConnection, StorageError};
+use crate::storage::{atomically, events, grants, users, DbConnection, StorageError};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ScopeLimits {
@@ -146,6 +146,16 @@ impl Judged {
     /// An access that takes a grant's last one is recorded as `grant.exhausted`, in the same
     /// transaction as the count.
     pub fn count(
+        self,
+        connection: &mut DbConnection,
+        tree: &ScopeTree,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StorageError> {
+        // The counts and their events land together, also inside the SQLite group writer.
+        atomically(connection, |connection| self.count_in(connection, tree, now))
+    }
+
+    fn count_in(
         mut self,
         connection: &mut DbConnection,
         tree: &ScopeTree,

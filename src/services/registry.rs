@@ -165,18 +165,27 @@ impl Registry {
         Ok(counts)
     }
 
-    /// Adds a scope (`scope.created`).
+    /// Adds a scope at `position` among its siblings, or last (`scope.created`). The default
+    /// is taken from the tree inside the transaction, so concurrent creates under one parent
+    /// line up in the order they commit.
     pub fn create(
         &self,
         connection: &mut DbConnection,
-        scope: Scope,
+        mut scope: Scope,
+        position: Option<u32>,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
         self.change(connection, |tree, connection| {
-            let event = Event::new(EventType::ScopeCreated, actor).scope(&scope.name).detail(to_json(&scope));
+            let siblings = match &scope.parent {
+                Some(parent) => tree.children(parent).len(),
+                None => tree.roots().len(),
+            };
+            scope.position = position.unwrap_or(u32::try_from(siblings).unwrap_or(u32::MAX));
+            let name = scope.name.clone();
             tree.add(scope)?;
-            events::record(connection, event, now)
+            let added = tree.get(&name).map(to_json).unwrap_or_default();
+            events::record(connection, Event::new(EventType::ScopeCreated, actor).scope(&name).detail(added), now)
         })?;
         Ok(())
     }

@@ -32,7 +32,10 @@ pub fn revoke(
     if let Some(access) = find_token(connection, context, token)? {
         if access.client_id == caller.client_id && access.revoked_at.is_none() {
             write_transaction(connection, |connection| {
-                tokens::revoke_access_token(connection, &access.jti, now)?;
+                // A concurrent revocation may have won: then it recorded the event.
+                if !tokens::revoke_access_token(connection, &access.jti, now)? {
+                    return Ok(());
+                }
                 let detail = json!({"token_type": "access_token", "jti": access.jti, "subject": access.subject});
                 events::record(
                     connection,
@@ -47,7 +50,9 @@ pub fn revoke(
         if let Some(family) = tokens::find_family(connection, &refresh.family_id)? {
             if family.client_id == caller.client_id && family.revoked_at.is_none() {
                 write_transaction(connection, |connection| {
-                    tokens::revoke_family(connection, &family.id, now)?;
+                    if !tokens::revoke_family(connection, &family.id, now)? {
+                        return Ok(());
+                    }
                     let detail =
                         json!({"token_type": "refresh_token", "family_id": family.id, "subject": family.subject});
                     let event = Event::new(EventType::TokenRevoked, &actor).client(&family.client_id).detail(detail);

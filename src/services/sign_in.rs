@@ -10,14 +10,14 @@ use super::sessions::{self, SessionContext};
 use super::users::{self, StoredCredentials};
 use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::sign_in_throttle::{self, Admission};
-use crate::domain::user::User;
+use crate::domain::user::{validate_username, User, MAX_USERNAME_CHARS};
 use crate::error::AppError;
+use crate::storage::{atomically, DbConnection, StorageError};
 use crate::storage::{events, login_failures};
-use crate::storage::{DbConnection, StorageError};
 
-/// Usernames longer than any valid one count under their first 64 characters: none of them
+/// Usernames longer than any valid one count under their first characters: none of them
 /// exists, and the throttle's table keeps no more of what someone typed.
-const USERNAME_KEY_CHARS: usize = 64;
+const USERNAME_KEY_CHARS: usize = MAX_USERNAME_CHARS;
 
 pub struct SignInAttempt {
     pub username: String,
@@ -63,7 +63,7 @@ pub async fn sign_in(
         context.db.write(move |connection| admit(connection, &admitting_key, &admitting_address, &lookup, now)).await?;
     let stored = match admitted {
         Admitted::Throttled { retry_after_seconds } => {
-            tracing::info!(username = %username, ip = %address, retry_after_seconds, "login.throttled");
+            tracing::info!(username = ?username, ip = %address, retry_after_seconds, "login.throttled");
             return Ok(SignInOutcome::Throttled { retry_after_seconds });
         }
         Admitted::Check(stored) => stored,
@@ -72,7 +72,8 @@ pub async fn sign_in(
         .await
         .map_err(|error| AppError::internal(anyhow::anyhow!("the password check was interrupted: {error}")))?;
     let Some(user) = checked else {
-        tracing::warn!(username = %username, ip = %address, "login.failed");
+        // Debug formatting escapes a newline in what was typed, so it cannot forge a log line.
+        tracing::warn!(username = ?username, ip = %address, "login.failed");
         let event = login_event(EventType::LoginFailed, &username, &address);
         context.db.write(move |connection| events::insert(connection, &[event], now)).await?;
         return Ok(SignInOutcome::Failed);
@@ -83,9 +84,11 @@ pub async fn sign_in(
     context
         .db
         .write(move |connection| {
-            login_failures::forget(connection, &key, &address)?;
-            sessions::start(connection, &hasher, &new_id, previous_session_id.as_deref(), &user_id, now)?;
-            events::insert(connection, &[event], now)
+            atomically(connection, |connection| {
+                login_failures::forget(connection, &key, &address)?;
+                sessions::start(connection, &hasher, &new_id, previous_session_id.as_deref(), &user_id, now)?;
+                events::insert(connection, &[event], now)
+            })
         })
         .await?;
     Ok(SignInOutcome::SignedIn { user, session_id })
@@ -114,7 +117,12 @@ fn admit(
     Ok(Admitted::Check(crate::storage::users::find_with_password(connection, username)?))
 }
 
-/// The username as typed (a failure may name nobody) and the address it came from.
+/// The username as typed and the address it came from. Text that cannot be a username is not
+/// kept: it may be a password typed into the wrong box, or an attempt to forge a record.
 fn login_event(kind: EventType, username: &str, address: &str) -> Event {
+    if validate_username(username).is_err() {
+        return Event::new(kind, &Actor::User("(not a username)".into()))
+            .detail(json!({"ip": address, "username": "(not a username)"}));
+    }
     Event::new(kind, &Actor::User(username.to_string())).user(username).detail(json!({"ip": address}))
 }

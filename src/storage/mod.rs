@@ -408,6 +408,18 @@ fn open_reader(path: &str) -> Result<DbConnection, StorageError> {
     Ok(connection)
 }
 
+/// `work` as one unit inside the transaction the caller is already in: a savepoint. The
+/// SQLite group writer runs its jobs in a shared transaction without a savepoint each (issue
+/// 11), so a job whose statements must land together — a change and its audit event — wraps
+/// them in this; a failure then undoes the job's own statements and no one else's.
+pub fn atomically<T, E, F>(connection: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    connection.transaction(work)
+}
+
 /// A read-then-write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, taking the write
 /// lock up front: deferred transactions that upgrade later fail with "database is locked"
 /// under contention instead of waiting on the busy timeout.

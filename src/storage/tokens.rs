@@ -82,25 +82,27 @@ pub fn find_access_by_hash(
         .optional()?)
 }
 
-pub fn revoke_access_token(connection: &mut DbConnection, jti: &str, now: DateTime<Utc>) -> Result<(), StorageError> {
-    diesel::update(access_tokens::table.find(jti).filter(access_tokens::revoked_at.is_null()))
+/// Whether this call revoked it (false when it already was).
+pub fn revoke_access_token(connection: &mut DbConnection, jti: &str, now: DateTime<Utc>) -> Result<bool, StorageError> {
+    let changed = diesel::update(access_tokens::table.find(jti).filter(access_tokens::revoked_at.is_null()))
         .set(access_tokens::revoked_at.eq(now.naive_utc()))
         .execute(connection)?;
-    Ok(())
+    Ok(changed > 0)
 }
 
 /// Revokes a whole family: its refresh tokens stop working and its access tokens introspect
-/// inactive.
-pub fn revoke_family(connection: &mut DbConnection, family_id: &str, now: DateTime<Utc>) -> Result<(), StorageError> {
-    diesel::update(refresh_families::table.find(family_id).filter(refresh_families::revoked_at.is_null()))
-        .set(refresh_families::revoked_at.eq(now.naive_utc()))
-        .execute(connection)?;
+/// inactive. Whether this call revoked the family (false when it already was).
+pub fn revoke_family(connection: &mut DbConnection, family_id: &str, now: DateTime<Utc>) -> Result<bool, StorageError> {
+    let changed =
+        diesel::update(refresh_families::table.find(family_id).filter(refresh_families::revoked_at.is_null()))
+            .set(refresh_families::revoked_at.eq(now.naive_utc()))
+            .execute(connection)?;
     diesel::update(
         access_tokens::table.filter(access_tokens::family_id.eq(family_id)).filter(access_tokens::revoked_at.is_null()),
     )
     .set(access_tokens::revoked_at.eq(now.naive_utc()))
     .execute(connection)?;
-    Ok(())
+    Ok(changed > 0)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]

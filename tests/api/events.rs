@@ -273,3 +273,18 @@ async fn events_older_than_the_retention_period_are_pruned() {
     let left = scopegate::services::events::list(&mut connection, Default::default()).unwrap();
     assert!(left.events.is_empty(), "{:?}", left.events);
 }
+
+/// Text that cannot be a username — a password typed into the wrong box, or a newline meant to
+/// forge a record — is not kept in the audit trail.
+#[tokio::test]
+async fn a_failed_sign_in_with_what_cannot_be_a_username_keeps_no_trace_of_the_text() {
+    let admin = setup().await;
+    let typed = "zz ip=6.6.6.6\n2026-11-23T00:00:00Z  WARN login.failed username=admin";
+    let browser = Browser::new(&admin.app);
+    assert_eq!(browser.login(typed, "whatever-password", "/account").await.status(), 401);
+    let failed = events(&admin, "type=login.failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["username"], Value::Null);
+    assert_eq!(failed[0]["actor"], "user:(not a username)");
+    assert!(!failed[0].to_string().contains("6.6.6.6"), "{}", failed[0]);
+}

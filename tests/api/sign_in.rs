@@ -160,20 +160,23 @@ async fn a_failed_sign_in_is_logged_at_warn_with_username_and_address_and_never_
     let visitor = Visitor::at(&server.url).await;
     assert_eq!(visitor.sign_in("alice", "Tr0ub4dor-and-3").await.status(), 401);
     assert_eq!(visitor.sign_in("mallory", "correct-horse-battery").await.status(), 401);
+    // A newline in what was typed must not forge a second log line.
+    let forged = "zz\n2026-11-23T00:00:00Z  WARN scopegate: login.failed username=admin ip=6.6.6.6";
+    assert_eq!(visitor.sign_in(forged, "whatever-password").await.status(), 401);
     let started = Instant::now();
     let mut text = String::new();
     while started.elapsed() < Duration::from_secs(5) {
         text = std::fs::read_to_string(&log).unwrap();
-        if text.matches("login.failed").count() >= 2 {
+        if text.matches("login.failed").count() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let lines: Vec<&str> = text.lines().filter(|line| line.contains("login.failed")).collect();
-    assert_eq!(lines.len(), 2, "{text}");
-    for (line, username) in lines.iter().zip(["alice", "mallory"]) {
+    assert_eq!(lines.len(), 3, "one line per attempt, none forged: {text}");
+    for (line, username) in lines.iter().zip(["alice", "mallory", "zz\\n2026"]) {
         assert!(line.contains("WARN"), "{line}");
-        assert!(line.contains(&format!("username={username}")), "{line}");
+        assert!(line.contains(&format!("username=\"{username}")), "{line}");
         assert!(line.contains("ip=127.0.0.1"), "{line}");
     }
     assert!(!text.contains("Tr0ub4dor") && !text.contains("correct-horse"), "no password in the log: {text}");

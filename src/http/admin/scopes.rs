@@ -49,17 +49,10 @@ pub struct NewScope {
 }
 
 impl NewScope {
-    fn into_scope(self, tree: &ScopeTree) -> Scope {
-        let siblings = match &self.parent {
-            Some(parent) => tree.children(parent).len(),
-            None => tree.roots().len(),
-        };
-        Scope {
-            name: self.name,
-            parent: self.parent,
-            position: self.position.unwrap_or(u32::try_from(siblings).unwrap_or(u32::MAX)),
-            fields: self.fields,
-        }
+    /// The scope, and its place among its siblings if one was asked for (else: last).
+    fn into_scope(self) -> (Scope, Option<u32>) {
+        let scope = Scope { name: self.name, parent: self.parent, position: 0, fields: self.fields };
+        (scope, self.position)
     }
 }
 
@@ -130,8 +123,8 @@ pub async fn create(
     state
         .db
         .run(move |connection| {
-            let scope = new_scope.into_scope(&registry.snapshot().tree);
-            registry.create(connection, scope, &actor, now)
+            let (scope, position) = new_scope.into_scope();
+            registry.create(connection, scope, position, &actor, now)
         })
         .await?;
     let mut response = get_view(&state, &name)?;
