@@ -70,6 +70,9 @@ struct ServeArgs {
     /// Address to listen on (env SCOPEGATE_BIND).
     #[arg(long)]
     bind: Option<String>,
+    /// Address to serve Prometheus metrics on, at /metrics (env SCOPEGATE_METRICS_BIND); unset: none.
+    #[arg(long, value_name = "ADDR")]
+    metrics_bind: Option<String>,
     /// Issuer URL (env SCOPEGATE_ISSUER).
     #[arg(long)]
     issuer: Option<String>,
@@ -162,6 +165,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mut flags = SettingsLayer { database_url: cli.database_url, keys_dir: cli.keys_dir, ..Default::default() };
     if let Command::Serve(args) = &cli.command {
         flags.bind = args.bind.clone();
+        flags.metrics_bind = args.metrics_bind.clone();
         flags.issuer = args.issuer.clone();
     }
     let settings = Settings::load(cli.config.as_deref(), flags)?;
