@@ -287,7 +287,13 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             };
             println!("{}", demo::banner(&issuer, &seed));
         }
-        tracing::info!(port = application.port(), %issuer, %database, "scopegate is listening");
+        tracing::info!(
+            port = application.port(),
+            metrics_port = application.metrics_port(),
+            %issuer,
+            %database,
+            "scopegate is listening"
+        );
         application.run_until_stopped().await?;
         tracing::info!("scopegate stopped");
         Ok(())
