@@ -12,6 +12,7 @@ mod helpers;
 mod input;
 mod keys;
 mod limits;
+mod metrics;
 mod pgbouncer;
 mod scopes;
 mod storage;
