@@ -71,6 +71,9 @@ struct ServeArgs {
     /// Address to listen on (env SCOPEGATE_BIND).
     #[arg(long)]
     bind: Option<String>,
+    /// Address to serve Prometheus metrics on, at /metrics (env SCOPEGATE_METRICS_BIND); unset: none.
+    #[arg(long, value_name = "ADDR")]
+    metrics_bind: Option<String>,
     /// Issuer URL (env SCOPEGATE_ISSUER).
     #[arg(long)]
     issuer: Option<String>,
@@ -163,6 +166,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mut flags = SettingsLayer { database_url: cli.database_url, keys_dir: cli.keys_dir, ..Default::default() };
     if let Command::Serve(args) = &cli.command {
         flags.bind = args.bind.clone();
+        flags.metrics_bind = args.metrics_bind.clone();
         flags.issuer = args.issuer.clone();
     }
     let settings = Settings::load(cli.config.as_deref(), flags)?;
@@ -285,7 +289,13 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             };
             println!("{}", demo::banner(&issuer, &seed));
         }
-        tracing::info!(port = application.port(), %issuer, %database, "scopegate is listening");
+        tracing::info!(
+            port = application.port(),
+            metrics_port = application.metrics_port(),
+            %issuer,
+            %database,
+            "scopegate is listening"
+        );
         application.run_until_stopped().await?;
         tracing::info!("scopegate stopped");
         Ok(())

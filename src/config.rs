@@ -16,6 +16,9 @@ pub struct Settings {
     pub database_url: String,
     /// Address the HTTP server listens on; port 0 picks a free port (tests).
     pub bind: String,
+    /// Address of the second listener, which serves Prometheus metrics at `/metrics` and
+    /// nothing else; None: no metrics are kept and nothing more listens.
+    pub metrics_bind: Option<String>,
     /// The issuer identifier (RFC 8414) and the base of every URL we publish.
     pub issuer: String,
     /// Where the signing keys and the server secret live.
@@ -52,6 +55,7 @@ impl Default for Settings {
         Self {
             database_url: "sqlite://scopegate.db".into(),
             bind: "127.0.0.1:8080".into(),
+            metrics_bind: None,
             issuer: "http://127.0.0.1:8080".into(),
             keys_dir: PathBuf::from("keys"),
             code_lifetime_seconds: 60,
@@ -76,6 +80,7 @@ impl Default for Settings {
 pub struct SettingsLayer {
     pub database_url: Option<String>,
     pub bind: Option<String>,
+    pub metrics_bind: Option<String>,
     pub issuer: Option<String>,
     pub keys_dir: Option<PathBuf>,
     pub code_lifetime_seconds: Option<i64>,
@@ -135,6 +140,8 @@ impl SettingsLayer {
         Ok(Self {
             database_url: lookup("SCOPEGATE_DATABASE_URL"),
             bind: lookup("SCOPEGATE_BIND"),
+            // Set but empty is unset, as `SCOPEGATE_METRICS_BIND=` in a unit file reads.
+            metrics_bind: lookup("SCOPEGATE_METRICS_BIND").filter(|value| !value.trim().is_empty()),
             issuer: lookup("SCOPEGATE_ISSUER"),
             keys_dir: lookup("SCOPEGATE_KEYS_DIR").map(PathBuf::from),
             code_lifetime_seconds: number("SCOPEGATE_CODE_LIFETIME_SECONDS")?,
@@ -172,6 +179,9 @@ impl Settings {
             session_max_seconds,
             trusted_proxies
         );
+        if let Some(metrics_bind) = layer.metrics_bind {
+            self.metrics_bind = Some(metrics_bind);
+        }
         self
     }
 
@@ -311,6 +321,21 @@ mod tests {
             SettingsLayer::from_env(|key| (key == "SCOPEGATE_TRUSTED_PROXIES").then(|| "10.0.0.1,proxy".into()))
                 .unwrap_err();
         assert!(format!("{error:#}").contains("SCOPEGATE_TRUSTED_PROXIES"), "{error:#}");
+    }
+
+    #[test]
+    fn metrics_bind_is_unset_by_default_and_set_by_file_environment_or_flag() {
+        assert_eq!(Settings::default().metrics_bind, None);
+        let file: SettingsLayer = toml::from_str("metrics_bind = \"127.0.0.1:9100\"").unwrap();
+        let settings = Settings::default().apply(file);
+        assert_eq!(settings.metrics_bind.as_deref(), Some("127.0.0.1:9100"));
+        let env = |value: &'static str| {
+            SettingsLayer::from_env(move |key| (key == "SCOPEGATE_METRICS_BIND").then(|| value.to_string())).unwrap()
+        };
+        assert_eq!(settings.clone().apply(env("0.0.0.0:9200")).metrics_bind.as_deref(), Some("0.0.0.0:9200"));
+        assert_eq!(settings.clone().apply(env("")).metrics_bind.as_deref(), Some("127.0.0.1:9100"), "empty is unset");
+        let flags = SettingsLayer { metrics_bind: Some("[::1]:9300".into()), ..Default::default() };
+        assert_eq!(settings.apply(env("0.0.0.0:9200")).apply(flags).metrics_bind.as_deref(), Some("[::1]:9300"));
     }
 
     #[test]

@@ -12,6 +12,8 @@ use crate::state::AppState;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics listener (`metrics_bind`) and its port.
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
 }
 
@@ -26,6 +28,13 @@ impl Application {
 
     pub fn with_state(state: AppState, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
+        let metrics_listener = match &state.settings.metrics_bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .map_err(|error| anyhow::anyhow!("cannot listen on {bind} (metrics_bind): {error}"))?,
+            ),
+            None => None,
+        };
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let state = web::Data::new(state);
         let app_state = state.clone();
@@ -35,12 +44,20 @@ impl Application {
         // A span per request (method, route, client address, request id) formatted for every
         // request costs more than a token's signature; it is there when debugging asks for it.
         let request_spans = tracing::enabled!(target: "tracing_actix_web", tracing::Level::DEBUG);
+        let metrics = state.metrics.clone();
         let server = HttpServer::new(move || {
+            let observed = metrics.clone();
             App::new()
                 .wrap(actix_web::middleware::from_fn(http::input::refuse_malformed_text))
                 .wrap(http::session::middleware(&hasher, https))
                 .wrap(http::pages::security_headers(https))
                 .wrap(actix_web::middleware::Condition::new(request_spans, tracing_actix_web::TracingLogger::default()))
+                .wrap(actix_web::middleware::Condition::new(
+                    observed.is_enabled(),
+                    actix_web::middleware::from_fn(move |request, next| {
+                        http::metrics::observe_request(observed.clone(), request, next)
+                    }),
+                ))
                 .app_data(state.clone())
                 .configure(http::routes)
                 .configure(|config| {
@@ -54,7 +71,11 @@ impl Application {
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
-        Ok(Self { port, server, state: app_state })
+        let metrics = match metrics_listener {
+            Some(listener) => Some(metrics_server(listener, app_state.clone())?),
+            None => None,
+        };
+        Ok(Self { port, server, metrics, state: app_state })
     }
 
     pub fn state(&self) -> web::Data<AppState> {
@@ -65,17 +86,42 @@ impl Application {
         self.port
     }
 
+    /// The metrics listener's port, when `metrics_bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
     /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests (up to 10 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let poller = tokio::spawn(keep_registry_fresh(self.state.clone()));
         let pruner = tokio::spawn(prune_periodically(self.state.clone()));
         let checkpointer = tokio::spawn(checkpoint_periodically(self.state.clone()));
+        let metrics = self.metrics.map(|(_, server)| (server.handle(), tokio::spawn(server)));
         let result = self.server.await;
+        if let Some((handle, server)) = metrics {
+            handle.stop(false).await;
+            let _ = server.await;
+        }
         poller.abort();
         pruner.abort();
         checkpointer.abort();
         result
     }
+}
+
+/// The second listener, on `metrics_bind`: `GET /metrics` and the JSON 404 for anything else.
+/// One worker is plenty for a scraper; it stops with the main server, not on signals of its own.
+fn metrics_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<(u16, Server)> {
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).configure(http::metrics_routes).default_service(web::to(http::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    Ok((port, server))
 }
 
 /// Every 200 ms, moves the SQLite write-ahead log into the database file (see

@@ -7,6 +7,7 @@ use crate::config::Settings;
 use crate::domain::clock::Clock;
 use crate::error::AppError;
 use crate::keys::{self, CurrentSigningKey, VerificationKeys};
+use crate::metrics::Metrics;
 use crate::secrets::SecretHasher;
 use crate::services::registry::{Registry, Snapshot};
 use crate::services::sessions::SessionContext;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub verification_keys: VerificationKeys,
     /// Clients cached in memory, kept in step by the registry poll.
     pub clients: ClientDirectory,
+    /// Prometheus series, kept only when `metrics_bind` is set.
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -54,6 +57,10 @@ impl AppState {
         let signing_key = CurrentSigningKey::new(keys.last().cloned().context("no signing key")?);
         let registry = Arc::new(Registry::load(&mut connection)?);
         let clients = ClientDirectory::load(&mut connection)?;
+        let metrics = match settings.metrics_bind {
+            Some(_) => Metrics::enabled().context("cannot set up the metrics")?,
+            None => Metrics::disabled(),
+        };
         Ok(Self {
             settings,
             db,
@@ -63,6 +70,7 @@ impl AppState {
             registry,
             verification_keys: VerificationKeys::default(),
             clients,
+            metrics,
         })
     }
 }

@@ -92,17 +92,22 @@ async fn pending_consent(
     Ok(Ok((pending, user)))
 }
 
+/// One step of the flow, in its transaction; a consent decision is counted once committed.
 async fn run(
     state: &web::Data<AppState>,
     params: AuthorizeParams,
     user: Option<User>,
     decision: Decision,
 ) -> Result<AuthorizeOutcome, AppError> {
-    state
+    let outcome = state
         .oauth_operation(move |connection, context, now| {
             authorization::authorize_in_transaction(connection, context, &params, user.as_ref(), decision, now)
         })
-        .await
+        .await?;
+    if let AuthorizeOutcome::Decided { granted, .. } = &outcome {
+        state.metrics.consent_decided(*granted);
+    }
+    Ok(outcome)
 }
 
 fn respond(
@@ -114,7 +119,7 @@ fn respond(
 ) -> HttpResponse {
     match outcome {
         AuthorizeOutcome::ErrorPage { message } => cannot_continue(&message),
-        AuthorizeOutcome::Redirect(url) => see_other(&url),
+        AuthorizeOutcome::Redirect(url) | AuthorizeOutcome::Decided { redirect: url, .. } => see_other(&url),
         AuthorizeOutcome::Login => {
             let next = format!("/authorize?{}", params.resume_query());
             let login = format!(

@@ -15,6 +15,7 @@ pub mod json;
 mod jwks;
 mod login;
 mod metadata;
+pub mod metrics;
 mod obp;
 pub mod pages;
 pub mod session;
@@ -69,6 +70,11 @@ pub fn demo_routes(config: &mut web::ServiceConfig) {
         .route("/demo/start", web::get().to(demo::start))
         .route("/demo/callback", web::get().to(demo::callback))
         .route("/demo/bank/balance", web::get().to(demo::balance));
+}
+
+/// The metrics listener's routes (`metrics_bind`): `GET /metrics` and nothing else.
+pub fn metrics_routes(config: &mut web::ServiceConfig) {
+    config.route("/metrics", web::get().to(metrics::scrape));
 }
 
 /// Unknown routes answer in the same JSON error shape as everything else.

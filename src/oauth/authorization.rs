@@ -104,6 +104,10 @@ pub enum AuthorizeOutcome {
     ErrorPage { message: String },
     /// Back to the client, with a code or an error, `state` and `iss`.
     Redirect(String),
+    /// The user's decision on the consent page, recorded: back to the client like
+    /// [`AuthorizeOutcome::Redirect`], with a code when she granted something, or with
+    /// `access_denied`.
+    Decided { redirect: String, granted: bool },
     /// The user must sign in first.
     Login,
     /// The user must be asked.
@@ -323,6 +327,7 @@ pub fn authorize(
     now: DateTime<Utc>,
 ) -> Result<AuthorizeOutcome, AppError> {
     let issuer = context.issuer;
+    let from_the_page = !matches!(decision, Decision::Ask);
     let mut endpoint = AuthorizationEndpoint {
         core: FlowCore::new(connection, context, now),
         user_id: user.map(|user| user.id.clone()),
@@ -357,14 +362,19 @@ pub fn authorize(
     let (user, start) = match authorization_step(context.tree, facts, &decision) {
         AuthorizationStep::SignIn => return Ok(AuthorizeOutcome::Login),
         AuthorizationStep::Refuse(error) => {
-            if let (Decision::Deny, Some(user)) = (&decision, user) {
-                let event = Event::new(EventType::ConsentDenied, &Actor::User(user.username.clone()))
-                    .client(&client.client_id)
-                    .user(&user.username)
-                    .detail(json!({"offered": offered.names()}));
-                events::record(&mut endpoint.core.db(), event, now)?;
+            let redirect = error_redirect(&pending, error, issuer);
+            // Her Deny, or an Allow with nothing chosen (`authorization_step`).
+            if from_the_page && error == "access_denied" {
+                if let Some(user) = user {
+                    let event = Event::new(EventType::ConsentDenied, &Actor::User(user.username.clone()))
+                        .client(&client.client_id)
+                        .user(&user.username)
+                        .detail(json!({"offered": offered.names()}));
+                    events::record(&mut endpoint.core.db(), event, now)?;
+                }
+                return Ok(AuthorizeOutcome::Decided { redirect, granted: false });
             }
-            return Ok(AuthorizeOutcome::Redirect(error_redirect(&pending, error, issuer)));
+            return Ok(AuthorizeOutcome::Redirect(redirect));
         }
         AuthorizationStep::Ask { reauthorize } => {
             let reauthorize = reauthorize
@@ -409,6 +419,7 @@ pub fn authorize(
     drop(connection);
     endpoint.consent_id = Some(consent_id);
     match pending.authorize(&mut endpoint, Cow::Borrowed(&user.id)) {
+        Ok(url) if from_the_page => Ok(AuthorizeOutcome::Decided { redirect: with_issuer(url, issuer), granted: true }),
         Ok(url) => Ok(AuthorizeOutcome::Redirect(with_issuer(url, issuer))),
         Err(_) => Err(endpoint.core.into_failure("authorization")),
     }

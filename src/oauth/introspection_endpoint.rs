@@ -1,6 +1,8 @@
 //! `POST /introspect` as one operation (RFC 7662): the caller's authentication and the
 //! token's judgement are reads, made without leaving the request's thread on SQLite; the counts
 //! a limited scope takes go through the group commit, and the answer waits for its commit.
+//! Each answer is counted (metrics): counted or not, active or not, and the limits it found
+//! used up.
 
 use std::sync::Arc;
 
@@ -26,10 +28,17 @@ pub async fn respond(
             introspection::judge(connection, &context, &caller, &token, now)
         })
         .await?;
-    let Some(mut judged) = judged else { return Ok(None) };
-    if judged.counts() {
+    let Some(mut judged) = judged else {
+        state.metrics.introspected(false, false);
+        return Ok(None);
+    };
+    let counted = judged.counts();
+    if counted {
         let tree = Arc::clone(&snapshot);
         judged = state.db.write(move |connection| judged.count(connection, &tree.tree, now)).await?;
     }
-    Ok(judged.answer(&state.settings.issuer, &snapshot.tree))
+    state.metrics.limits_found_spent(judged.entitlement());
+    let answer = judged.answer(&state.settings.issuer, &snapshot.tree);
+    state.metrics.introspected(counted, answer.is_some());
+    Ok(answer)
 }

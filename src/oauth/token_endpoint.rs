@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::client_credentials::{self, ClientCredentialsRequest};
 use super::code_exchange::{self, ExchangeRequest};
+use crate::domain::scope::GrantType;
 use crate::error::AppError;
 use crate::services::clients::PresentedClient;
 use crate::services::tokens::TokenResponse;
@@ -34,13 +35,25 @@ fn required(value: &Option<String>, name: &str) -> Result<(), AppError> {
     }
 }
 
-/// Answers one token request, storing what it issued before the answer.
+/// Answers one token request, storing what it issued before the answer, and counts the
+/// token issued by its grant type (metrics).
+pub async fn respond(state: &Arc<AppState>, parameters: TokenParameters) -> Result<TokenResponse, AppError> {
+    // A token is only ever issued for one of the grant types we know.
+    let grant_type = parameters.grant_type.parse::<GrantType>().ok();
+    let answer = issue(state, parameters).await;
+    if let (Ok(_), Some(grant_type)) = (&answer, grant_type) {
+        state.metrics.token_issued(grant_type);
+    }
+    answer
+}
+
+/// The token request's answer.
 ///
 /// A client-credentials token is decided on reads and signed outside any transaction; when
 /// only its row remains to be written (the client's consent and grants exist), the row goes
 /// through the group commit (`storage::writer`). If a revocation deleted the consent in
 /// between, the request starts over in one write transaction and meets the revocation.
-pub async fn respond(state: &Arc<AppState>, parameters: TokenParameters) -> Result<TokenResponse, AppError> {
+async fn issue(state: &Arc<AppState>, parameters: TokenParameters) -> Result<TokenResponse, AppError> {
     if parameters.grant_type != "client_credentials" {
         return state
             .oauth_operation(move |connection, context, now| token(connection, context, parameters, now))

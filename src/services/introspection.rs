@@ -141,6 +141,12 @@ impl Judged {
         !self.entitlement.counted().is_empty()
     }
 
+    /// What the entitlement rule made of the token's scopes (after [`Judged::count`], what
+    /// counting left).
+    pub fn entitlement(&self) -> &Entitlement {
+        &self.entitlement
+    }
+
     /// Counts this access on every counted scope; the conditional update decides under
     /// concurrency, and a scope that lost the race drops out (`Entitlement::count_accesses`).
     /// An access that takes a grant's last one is recorded as `grant.exhausted`, in the same

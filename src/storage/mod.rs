@@ -245,6 +245,16 @@ struct CheckpointResult {
 /// 16 MiB of 4 KiB pages: the smaller the log when it is cut, the shorter the writer waits.
 const LOG_FRAMES_BEFORE_TRUNCATE: i32 = 4_096;
 
+/// The pool's connections at one moment (r2d2's `State`), for the metrics scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections open, idle or handed out.
+    pub open: u32,
+    pub idle: u32,
+    /// How many the pool may open.
+    pub max: u32,
+}
+
 /// The pool plus the blocking bridge. Cloning is cheap.
 #[derive(Clone)]
 pub struct Database {
@@ -364,6 +374,13 @@ impl Database {
             Ok(())
         })
         .await
+    }
+
+    /// How many pooled connections are open and idle now. Takes the pool's lock for a moment;
+    /// the token paths never call it.
+    pub fn pool_usage(&self) -> PoolUsage {
+        let state = self.pool.state();
+        PoolUsage { open: state.connections, idle: state.idle_connections, max: self.pool.max_size() }
     }
 
     /// Readiness: a trivial query answers.

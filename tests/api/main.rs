@@ -13,6 +13,7 @@ mod helpers;
 mod input;
 mod keys;
 mod limits;
+mod metrics;
 mod pgbouncer;
 mod scopes;
 mod sessions;
