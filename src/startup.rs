@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::http;
+use crate::services::webhook_delivery::Deliverer;
 use crate::state::AppState;
 
 pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    deliverer: Deliverer,
 }
 
 impl Application {
@@ -26,6 +28,7 @@ impl Application {
 
     pub fn with_state(state: AppState, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
+        let deliverer = webhook_deliverer(&state)?;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let state = web::Data::new(state);
         let app_state = state.clone();
@@ -54,7 +57,7 @@ impl Application {
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
-        Ok(Self { port, server, state: app_state })
+        Ok(Self { port, server, state: app_state, deliverer })
     }
 
     pub fn state(&self) -> web::Data<AppState> {
@@ -70,12 +73,21 @@ impl Application {
         let poller = tokio::spawn(keep_registry_fresh(self.state.clone()));
         let pruner = tokio::spawn(prune_periodically(self.state.clone()));
         let checkpointer = tokio::spawn(checkpoint_periodically(self.state.clone()));
+        let deliverer = tokio::spawn(self.deliverer.run());
         let result = self.server.await;
+        deliverer.abort();
         poller.abort();
         pruner.abort();
         checkpointer.abort();
         result
     }
+}
+
+/// The webhook delivery worker (see `services::webhook_delivery`).
+fn webhook_deliverer(state: &AppState) -> anyhow::Result<Deliverer> {
+    let settings = &state.settings;
+    let timeout = Duration::from_secs(settings.webhook_timeout_seconds.max(1) as u64);
+    Deliverer::new(state.db.clone(), state.clock, settings.webhook_retry_policy(), timeout)
 }
 
 /// Every 200 ms, moves the SQLite write-ahead log into the database file (see

@@ -19,3 +19,4 @@ mod sessions;
 mod sign_in;
 mod storage;
 mod tokens;
+mod webhooks;
