@@ -126,7 +126,7 @@ impl Deliverer {
                     Some(format!("the receiver answered {status}")),
                 )
             }
-            Err(error) => self.outcome(delivery, None, Some(describe(&error))),
+            Err(error) => self.outcome(delivery, None, Some(describe(error))),
         }
     }
 
@@ -185,14 +185,15 @@ fn log(delivery: &DueDelivery, outcome: &AttemptOutcome) {
 
 /// A transport error in words, with its causes (refused, timed out, bad certificate…) and
 /// without the URL.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() { "timed out".to_string() } else { error.to_string() };
-    let mut cause = std::error::Error::source(error);
+fn describe(error: reqwest::Error) -> String {
+    let timed_out = error.is_timeout();
+    let error = error.without_url();
+    let mut text = if timed_out { "timed out".to_string() } else { error.to_string() };
+    let mut cause = std::error::Error::source(&error);
     while let Some(current) = cause {
         text.push_str(": ");
         text.push_str(&current.to_string());
         cause = current.source();
     }
-    let text = text.replace(error.url().map(|url| url.as_str()).unwrap_or("\u{0}"), "<url>");
     text.chars().take(MAX_ERROR_CHARS).collect()
 }
