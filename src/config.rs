@@ -4,6 +4,7 @@
 //! of optional values applied on top in that order, so precedence is visible in one place.
 
 use crate::domain::session::SessionLifetimes;
+use crate::domain::webhook::RetryPolicy;
 use crate::storage::ConnectionSetup;
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -46,6 +47,12 @@ pub struct Settings {
     /// Reverse proxies whose `X-Forwarded-For` is believed when they are the peer. Empty by
     /// default: anyone can send that header, and sign-in throttling counts by client address.
     pub trusted_proxies: Vec<IpAddr>,
+    /// A failed webhook delivery is tried again this long after the first failure, then twice
+    /// as long after each next one (at most an hour apart), for 24 hours. Tests shorten it.
+    pub webhook_retry_base_seconds: i64,
+    /// How long a webhook receiver has to answer (connection included) before the attempt
+    /// counts as failed.
+    pub webhook_timeout_seconds: i64,
 }
 
 const TEN_YEARS_IN_SECONDS: i64 = 10 * 366 * 24 * 3600;
@@ -69,6 +76,8 @@ impl Default for Settings {
             session_idle_seconds: 1800,
             session_max_seconds: 12 * 3600,
             trusted_proxies: Vec::new(),
+            webhook_retry_base_seconds: 5,
+            webhook_timeout_seconds: 10,
         }
     }
 }
@@ -93,6 +102,8 @@ pub struct SettingsLayer {
     pub session_idle_seconds: Option<i64>,
     pub session_max_seconds: Option<i64>,
     pub trusted_proxies: Option<Vec<IpAddr>>,
+    pub webhook_retry_base_seconds: Option<i64>,
+    pub webhook_timeout_seconds: Option<i64>,
 }
 
 impl SettingsLayer {
@@ -154,6 +165,8 @@ impl SettingsLayer {
             session_idle_seconds: number("SCOPEGATE_SESSION_IDLE_SECONDS")?,
             session_max_seconds: number("SCOPEGATE_SESSION_MAX_SECONDS")?,
             trusted_proxies: addresses("SCOPEGATE_TRUSTED_PROXIES")?,
+            webhook_retry_base_seconds: number("SCOPEGATE_WEBHOOK_RETRY_BASE_SECONDS")?,
+            webhook_timeout_seconds: number("SCOPEGATE_WEBHOOK_TIMEOUT_SECONDS")?,
         })
     }
 }
@@ -177,7 +190,9 @@ impl Settings {
             event_retention_days,
             session_idle_seconds,
             session_max_seconds,
-            trusted_proxies
+            trusted_proxies,
+            webhook_retry_base_seconds,
+            webhook_timeout_seconds
         );
         if let Some(metrics_bind) = layer.metrics_bind {
             self.metrics_bind = Some(metrics_bind);
@@ -213,6 +228,8 @@ impl Settings {
             ("event_retention_days", self.event_retention_days),
             ("session_idle_seconds", self.session_idle_seconds),
             ("session_max_seconds", self.session_max_seconds),
+            ("webhook_retry_base_seconds", self.webhook_retry_base_seconds),
+            ("webhook_timeout_seconds", self.webhook_timeout_seconds),
         ] {
             if value <= 0 {
                 bail!("{name} must be positive, got {value}");
@@ -236,6 +253,11 @@ impl Settings {
     /// How long a signed-in session lasts.
     pub fn session_lifetimes(&self) -> SessionLifetimes {
         SessionLifetimes::from_seconds(self.session_idle_seconds, self.session_max_seconds)
+    }
+
+    /// When a failed webhook delivery is tried again.
+    pub fn webhook_retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::with_base_seconds(self.webhook_retry_base_seconds)
     }
 
     /// Cookies get `Secure` only when the issuer is served over TLS.
@@ -336,6 +358,18 @@ mod tests {
         assert_eq!(settings.clone().apply(env("")).metrics_bind.as_deref(), Some("127.0.0.1:9100"), "empty is unset");
         let flags = SettingsLayer { metrics_bind: Some("[::1]:9300".into()), ..Default::default() };
         assert_eq!(settings.apply(env("0.0.0.0:9200")).apply(flags).metrics_bind.as_deref(), Some("[::1]:9300"));
+    }
+
+    #[test]
+    fn webhook_retries_start_five_seconds_apart_unless_configured() {
+        let settings = Settings::default();
+        assert_eq!((settings.webhook_retry_base_seconds, settings.webhook_timeout_seconds), (5, 10));
+        let env =
+            SettingsLayer::from_env(|key| (key == "SCOPEGATE_WEBHOOK_RETRY_BASE_SECONDS").then(|| "1".into())).unwrap();
+        let settings = Settings::default().apply(env);
+        assert_eq!(settings.webhook_retry_policy().base, chrono::Duration::seconds(1));
+        assert!(Settings { webhook_retry_base_seconds: 0, ..Default::default() }.validate().is_err());
+        assert!(Settings { webhook_timeout_seconds: -1, ..Default::default() }.validate().is_err());
     }
 
     #[test]

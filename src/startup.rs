@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::http;
+use crate::services::webhook_delivery::Deliverer;
 use crate::state::AppState;
 
 pub struct Application {
@@ -15,6 +16,7 @@ pub struct Application {
     /// The metrics listener (`metrics_bind`) and its port.
     metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
+    deliverer: Deliverer,
 }
 
 impl Application {
@@ -35,6 +37,7 @@ impl Application {
             ),
             None => None,
         };
+        let deliverer = webhook_deliverer(&state)?;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let state = web::Data::new(state);
         let app_state = state.clone();
@@ -75,7 +78,7 @@ impl Application {
             Some(listener) => Some(metrics_server(listener, app_state.clone())?),
             None => None,
         };
-        Ok(Self { port, server, metrics, state: app_state })
+        Ok(Self { port, server, metrics, state: app_state, deliverer })
     }
 
     pub fn state(&self) -> web::Data<AppState> {
@@ -96,12 +99,14 @@ impl Application {
         let poller = tokio::spawn(keep_registry_fresh(self.state.clone()));
         let pruner = tokio::spawn(prune_periodically(self.state.clone()));
         let checkpointer = tokio::spawn(checkpoint_periodically(self.state.clone()));
+        let deliverer = tokio::spawn(self.deliverer.run());
         let metrics = self.metrics.map(|(_, server)| (server.handle(), tokio::spawn(server)));
         let result = self.server.await;
         if let Some((handle, server)) = metrics {
             handle.stop(false).await;
             let _ = server.await;
         }
+        deliverer.abort();
         poller.abort();
         pruner.abort();
         checkpointer.abort();
@@ -122,6 +127,13 @@ fn metrics_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::
     .listen(listener)?
     .run();
     Ok((port, server))
+}
+
+/// The webhook delivery worker (see `services::webhook_delivery`).
+fn webhook_deliverer(state: &AppState) -> anyhow::Result<Deliverer> {
+    let settings = &state.settings;
+    let timeout = Duration::from_secs(settings.webhook_timeout_seconds.max(1) as u64);
+    Deliverer::new(state.db.clone(), state.clock, settings.webhook_retry_policy(), timeout)
 }
 
 /// Every 200 ms, moves the SQLite write-ahead log into the database file (see

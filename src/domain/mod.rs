@@ -16,3 +16,4 @@ pub mod session;
 pub mod sign_in_throttle;
 pub mod token;
 pub mod user;
+pub mod webhook;

@@ -17,6 +17,8 @@ pub mod sessions;
 pub mod sign_in;
 pub mod tokens;
 pub mod users;
+pub mod webhook_delivery;
+pub mod webhooks;
 
 use crate::domain::scope_tree::ScopeTree;
 use crate::keys::{CurrentSigningKey, VerificationKeys};

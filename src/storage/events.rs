@@ -75,16 +75,44 @@ impl<'a> NewEvent<'a> {
 /// parameter limits.
 const CHUNK: usize = 500;
 
+/// Inserts `events` at `at`, and with each one a pending delivery for every webhook subscribed
+/// to its type (`webhooks::enqueue`): the ONE place events are written, always inside the
+/// transaction of the change they record, so an event and its deliveries commit or roll back
+/// with it.
 pub fn insert(connection: &mut DbConnection, events: &[Event], at: DateTime<Utc>) -> Result<(), StorageError> {
     for chunk in events.chunks(CHUNK) {
         let rows: Vec<NewEvent<'_>> = chunk.iter().map(|event| NewEvent::of(event, at)).collect();
         // Multi-row INSERT exists on both backends but not through MultiConnection's generic path.
-        match connection {
-            DbConnection::Postgresql(pg) => diesel::insert_into(events::table).values(&rows).execute(pg)?,
-            DbConnection::Sqlite(sqlite) => diesel::insert_into(events::table).values(&rows).execute(sqlite)?,
+        let ids: Vec<i64> = match connection {
+            DbConnection::Postgresql(pg) => {
+                diesel::insert_into(events::table).values(&rows).returning(events::id).get_results(pg)?
+            }
+            DbConnection::Sqlite(sqlite) => {
+                diesel::insert_into(events::table).values(&rows).returning(events::id).get_results(sqlite)?
+            }
         };
+        super::webhooks::enqueue(connection, &ids, at)?;
     }
     Ok(())
+}
+
+/// One event by id, as listings show it (and as a webhook delivers it).
+pub fn find(connection: &mut DbConnection, id: i64) -> Result<Option<StoredEvent>, StorageError> {
+    let row: Option<Row> = events::table
+        .find(id)
+        .select((
+            events::id,
+            events::at,
+            events::event_type,
+            events::actor,
+            events::client_id,
+            events::username,
+            events::scope,
+            events::detail,
+        ))
+        .first(connection)
+        .optional()?;
+    Ok(row.map(StoredEvent::from))
 }
 
 /// Newest first, at most `filter.limit`.

@@ -184,6 +184,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhooks (id) {
+        id -> BigInt,
+        url -> Text,
+        secret -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_subscriptions (webhook_id, event_type) {
+        webhook_id -> BigInt,
+        event_type -> Text,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        webhook_id -> BigInt,
+        event_id -> BigInt,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        attempted_at -> Timestamp,
+        status -> Nullable<Integer>,
+        error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(client_scopes -> clients (client_id));
 diesel::joinable!(client_scopes -> scopes (scope_name));
 diesel::joinable!(grants -> consents (consent_id));
@@ -191,6 +232,10 @@ diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(grants -> scopes (scope_name));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(webhook_subscriptions -> webhooks (webhook_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(webhook_deliveries -> events (event_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     scopes,
@@ -208,4 +253,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     sessions,
     login_failures,
+    webhooks,
+    webhook_subscriptions,
+    webhook_deliveries,
+    webhook_attempts,
 );

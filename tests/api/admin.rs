@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, TestApp, TestClient};
+use crate::helpers::{fresh_settings, spawn_app_with, TestApp, TestClient};
 use reqwest::Method;
 use scopegate::domain::client::ClientRegistration;
 use serde_json::{json, Value};
@@ -7,11 +7,17 @@ use serde_json::{json, Value};
 pub(crate) struct Admin {
     pub(crate) app: TestApp,
     pub(crate) token: String,
-    plain_token: String,
+    pub(crate) plain_token: String,
 }
 
 pub(crate) async fn setup() -> Admin {
-    let app = spawn_app().await;
+    let (settings, dir) = fresh_settings();
+    setup_with(settings, dir).await
+}
+
+/// As [`setup`], on an app with the given settings.
+pub(crate) async fn setup_with(settings: scopegate::config::Settings, dir: tempfile::TempDir) -> Admin {
+    let app = spawn_app_with(settings, dir).await;
     app.import_scopes(r#"{"scopes": [{"name": "profile", "short_description": "Profile", "default_scope": true}]}"#);
     let admin = app.create_client(ClientRegistration { name: "Ops".into(), admin: true, ..Default::default() }, &[]);
     let token = app.access_token(&admin, Some("scopegate:admin")).await["access_token"].as_str().unwrap().to_string();
@@ -25,7 +31,13 @@ impl Admin {
         self.call_as(Some(&self.token), method, path, body).await
     }
 
-    async fn call_as(&self, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self.app.http.request(method, self.app.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);

@@ -20,3 +20,4 @@ mod sessions;
 mod sign_in;
 mod storage;
 mod tokens;
+mod webhooks;

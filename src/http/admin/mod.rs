@@ -6,6 +6,7 @@ mod events;
 mod grants;
 mod scopes;
 mod users;
+mod webhooks;
 
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -13,7 +14,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "scopegate admin API", description = "Scopes, clients, users, grants and audit events. Every route needs a bearer \
+    info(title = "scopegate admin API", description = "Scopes, clients, users, grants, audit events and webhooks. Every route needs a bearer \
         token issued by client credentials to an admin client and carrying scopegate:admin."),
     paths(
         scopes::list, scopes::create, scopes::get, scopes::edit, scopes::move_scope, scopes::delete,
@@ -21,10 +22,11 @@ use utoipa::{Modify, OpenApi};
         users::create, users::list, users::delete,
         grants::list,
         events::list,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
     ),
     components(schemas(crate::error::ErrorBodyDoc)),
     modifiers(&BearerAuth),
-    tags((name = "scopes"), (name = "clients"), (name = "users"), (name = "grants"), (name = "events"))
+    tags((name = "scopes"), (name = "clients"), (name = "users"), (name = "grants"), (name = "events"), (name = "webhooks"))
 )]
 pub struct AdminApi;
 
@@ -65,6 +67,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
             .route("/users", web::get().to(users::list))
             .route("/users/{username}", web::delete().to(users::delete))
             .route("/grants", web::get().to(grants::list))
-            .route("/events", web::get().to(events::list)),
+            .route("/events", web::get().to(events::list))
+            .route("/webhooks", web::post().to(webhooks::create))
+            .route("/webhooks", web::get().to(webhooks::list))
+            .route("/webhooks/{id}", web::delete().to(webhooks::delete))
+            .route("/webhooks/{id}/deliveries", web::get().to(webhooks::deliveries)),
     );
 }

@@ -1,0 +1,199 @@
+//! The webhook delivery worker: sends what the outbox holds, at least once.
+//!
+//! Every instance runs one. Each poll claims due deliveries with a lease (`claim_due`: their
+//! `next_attempt_at` moves [`LEASE`] ahead in a short transaction of its own), POSTs them
+//! concurrently, and records each attempt in a second transaction. A 2xx marks the delivery
+//! delivered; anything else (another status, a refused connection, a timeout) schedules the
+//! next attempt with exponential backoff, until 24 hours after the event, then `failed`.
+//!
+//! At-least-once, not exactly-once: an instance that dies between a receiver's 2xx and the
+//! recording of it leaves the delivery pending, and it is sent again when its lease runs out.
+//! Receivers must dedupe by the event's `id`.
+
+use chrono::Duration;
+
+use crate::domain::clock::Clock;
+use crate::domain::webhook::{signature, DeliveryState, RetryPolicy};
+use crate::storage::webhooks::{self, AttemptOutcome, DueDelivery};
+use crate::storage::{Database, StorageError};
+
+/// How often an instance looks for due deliveries.
+pub const POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// Deliveries claimed at once; a full batch is followed by another claim at once.
+const BATCH: i64 = 32;
+/// How long a claim keeps other workers off a delivery: well past the request timeout, so a
+/// slow receiver is never sent the same event twice by two live instances.
+const LEASE: Duration = Duration::seconds(120);
+/// A receiver's error text is cut to this many characters in the log.
+const MAX_ERROR_CHARS: usize = 500;
+
+pub const SIGNATURE_HEADER: &str = "Scopegate-Signature";
+
+/// What the worker needs, and nothing more.
+#[derive(Clone)]
+pub struct Deliverer {
+    db: Database,
+    http: reqwest::Client,
+    clock: Clock,
+    policy: RetryPolicy,
+}
+
+impl Deliverer {
+    /// `timeout` bounds each POST, connection included. Redirects are not followed: a receiver
+    /// answers 2xx itself, and a redirect could point a signed event anywhere.
+    pub fn new(db: Database, clock: Clock, policy: RetryPolicy, timeout: std::time::Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("scopegate/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { db, http, clock, policy })
+    }
+
+    /// Polls for ever; the caller aborts the task at shutdown. A delivery in flight then is
+    /// sent again later (its lease runs out), which at-least-once allows.
+    pub async fn run(self) {
+        let mut ticker = tokio::time::interval(POLL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            loop {
+                match self.deliver_due().await {
+                    Ok(claimed) if claimed as i64 == BATCH => continue,
+                    Ok(_) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "webhook deliveries could not be claimed or recorded");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims the due deliveries, sends them, records the outcomes; returns how many it claimed.
+    pub async fn deliver_due(&self) -> Result<usize, StorageError> {
+        let now = self.clock.now();
+        // A read first: an idle poll takes no write lock (on SQLite, the group writer's).
+        if !self.db.read(move |connection| webhooks::any_due(connection, now)).await? {
+            return Ok(0);
+        }
+        let lease_until = now + LEASE;
+        let due = self.db.write(move |connection| webhooks::claim_due(connection, now, lease_until, BATCH)).await?;
+        let claimed = due.len();
+        let mut sending = tokio::task::JoinSet::new();
+        for delivery in due {
+            let deliverer = self.clone();
+            sending.spawn(async move {
+                let outcome = deliverer.attempt(&delivery).await;
+                deliverer.record(delivery, outcome).await
+            });
+        }
+        while let Some(recorded) = sending.join_next().await {
+            match recorded {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "a webhook attempt could not be recorded"),
+                Err(error) => tracing::warn!(%error, "a webhook attempt was interrupted"),
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// One POST of the event's JSON, signed at the moment of sending.
+    async fn attempt(&self, delivery: &DueDelivery) -> AttemptOutcome {
+        let body = match serde_json::to_vec(&delivery.event) {
+            Ok(body) => body,
+            Err(error) => return self.outcome(delivery, None, Some(format!("cannot serialize the event: {error}"))),
+        };
+        let at = self.clock.now();
+        let signed = signature(delivery.secret.as_bytes(), at.timestamp(), &body);
+        let sent = self
+            .http
+            .post(&delivery.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signed)
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                self.outcome(delivery, Some(i32::from(response.status().as_u16())), None)
+            }
+            Ok(response) => {
+                let status = response.status();
+                self.outcome(
+                    delivery,
+                    Some(i32::from(status.as_u16())),
+                    Some(format!("the receiver answered {status}")),
+                )
+            }
+            Err(error) => self.outcome(delivery, None, Some(describe(error))),
+        }
+    }
+
+    /// What follows from an attempt that ended now with `status` or `error`.
+    fn outcome(&self, delivery: &DueDelivery, status: Option<i32>, error: Option<String>) -> AttemptOutcome {
+        let at = self.clock.now();
+        if error.is_none() {
+            return AttemptOutcome { at, status, error, state: DeliveryState::Delivered, next_attempt_at: None };
+        }
+        let next = self.policy.next_attempt(delivery.created_at, delivery.attempts + 1, at);
+        let state = if next.is_some() { DeliveryState::Pending } else { DeliveryState::Failed };
+        AttemptOutcome { at, status, error, state, next_attempt_at: next }
+    }
+
+    async fn record(&self, delivery: DueDelivery, outcome: AttemptOutcome) -> Result<(), StorageError> {
+        let (id, webhook) = (delivery.id, delivery.webhook_id);
+        log(&delivery, &outcome);
+        self.db.write(move |connection| webhooks::record_attempt(connection, id, &outcome)).await.map(|recorded| {
+            if !recorded {
+                tracing::debug!(webhook, delivery = id, "the delivery was deleted or closed meanwhile");
+            }
+        })
+    }
+}
+
+/// The attempt in the server's log: ids and status, never the secret, the body or the URL
+/// (which may carry a receiver's token in its query).
+fn log(delivery: &DueDelivery, outcome: &AttemptOutcome) {
+    let (webhook, id, event) = (delivery.webhook_id, delivery.id, delivery.event.id);
+    let attempt = delivery.attempts + 1;
+    match outcome.state {
+        DeliveryState::Delivered => {
+            tracing::debug!(webhook, delivery = id, event, attempt, status = outcome.status, "webhook delivered")
+        }
+        DeliveryState::Pending => tracing::info!(
+            webhook,
+            delivery = id,
+            event,
+            attempt,
+            status = outcome.status,
+            error = outcome.error.as_deref(),
+            next_attempt_at = %outcome.next_attempt_at.map(|at| at.to_rfc3339()).unwrap_or_default(),
+            "webhook delivery failed; will retry"
+        ),
+        DeliveryState::Failed => tracing::warn!(
+            webhook,
+            delivery = id,
+            event,
+            attempt,
+            status = outcome.status,
+            error = outcome.error.as_deref(),
+            "webhook delivery given up after 24 hours"
+        ),
+    }
+}
+
+/// A transport error in words, with its causes (refused, timed out, bad certificate…) and
+/// without the URL.
+fn describe(error: reqwest::Error) -> String {
+    let timed_out = error.is_timeout();
+    let error = error.without_url();
+    let mut text = if timed_out { "timed out".to_string() } else { error.to_string() };
+    let mut cause = std::error::Error::source(&error);
+    while let Some(current) = cause {
+        text.push_str(": ");
+        text.push_str(&current.to_string());
+        cause = current.source();
+    }
+    text.chars().take(MAX_ERROR_CHARS).collect()
+}
