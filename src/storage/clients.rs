@@ -92,6 +92,16 @@ pub fn update(connection: &mut DbConnection, client: &Client) -> Result<(), Stor
     changed(connection)
 }
 
+/// Replaces a confidential client's secret hash; whether it exists.
+pub fn set_secret_hash(connection: &mut DbConnection, client_id: &str, hash: TokenHash) -> Result<bool, StorageError> {
+    let updated = diesel::update(clients::table.find(client_id).filter(clients::confidential.eq(true)))
+        .set(clients::secret_hash.eq(Some(hash)))
+        .execute(connection)?
+        > 0;
+    changed(connection)?;
+    Ok(updated)
+}
+
 /// The client and its stored secret hash (None for public clients).
 pub fn find_with_secret(
     connection: &mut DbConnection,

@@ -49,7 +49,7 @@ pub struct NewScope {
 }
 
 impl NewScope {
-    fn into_scope(self, tree: &ScopeTree) -> Scope {
+    pub fn into_scope(self, tree: &ScopeTree) -> Scope {
         let siblings = match &self.parent {
             Some(parent) => tree.children(parent).len(),
             None => tree.roots().len(),
