@@ -155,6 +155,8 @@ pub struct EventRow {
     pub username: String,
     pub scope: String,
     pub detail: String,
+    /// The detail's top-level keys, as the disclosure's label.
+    pub summary: String,
 }
 
 impl From<crate::storage::events::StoredEvent> for EventRow {
@@ -166,6 +168,13 @@ impl From<crate::storage::events::StoredEvent> for EventRow {
             client_id: event.client_id.unwrap_or_default(),
             username: event.username.unwrap_or_default(),
             scope: event.scope.unwrap_or_default(),
+            summary: match &event.detail {
+                serde_json::Value::Object(fields) if fields.len() <= 3 => {
+                    fields.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+                serde_json::Value::Object(fields) => format!("{} fields", fields.len()),
+                _ => "detail".into(),
+            },
             detail: if event.detail.is_null() { String::new() } else { event.detail.to_string() },
         }
     }
