@@ -178,8 +178,9 @@ async fn migrate_is_idempotent() {
     let (settings, _dir) = fresh_settings();
     let first = cli_json(&run_cli(&settings, &["migrate"], None));
     // The initial schema, consents grouping grants, the scope field bounds, the clients counter,
-    // sessions and failed sign-ins, the access tokens' partial indexes, the audit events.
-    assert_eq!(first["migrations_applied"], 7);
+    // sessions and failed sign-ins, the access tokens' partial indexes, the audit events,
+    // administrators and disabled users.
+    assert_eq!(first["migrations_applied"], 8);
     let second = cli_json(&run_cli(&settings, &["migrate"], None));
     assert_eq!(second["migrations_applied"], 0);
 }
