@@ -428,5 +428,5 @@ pub fn rotate_secret(
 }
 
 pub fn count(connection: &mut DbConnection) -> Result<i64, AppError> {
-    Ok(clients::list(connection)?.len() as i64)
+    Ok(clients::count(connection)?)
 }

@@ -129,6 +129,10 @@ pub fn list(connection: &mut DbConnection) -> Result<Vec<Client>, StorageError> 
         .collect())
 }
 
+pub fn count(connection: &mut DbConnection) -> Result<i64, StorageError> {
+    Ok(clients::table.count().get_result(connection)?)
+}
+
 /// Deletes the client; its assignments, grants, codes and tokens go with it.
 pub fn delete(connection: &mut DbConnection, client_id: &str) -> Result<bool, StorageError> {
     let deleted = diesel::delete(clients::table.find(client_id)).execute(connection)? > 0;

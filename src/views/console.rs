@@ -57,6 +57,51 @@ impl Draft {
     }
 }
 
+impl Draft {
+    /// A client's current settings, as its settings form shows them.
+    pub fn of_client(client: &crate::domain::client::Client) -> Self {
+        let redirect_uris = client.redirect_uris.join("\n");
+        let fields = [
+            ("name", client.name.as_str()),
+            ("redirect_uris", redirect_uris.as_str()),
+            ("security_level", client.security_level.as_str()),
+            ("token_format", client.token_format.as_str()),
+        ];
+        Self::from_pairs(
+            fields
+                .into_iter()
+                .chain(client.grant_types.iter().map(|t| ("grant_types", t.as_str())))
+                .chain(client.can_introspect.then_some(("can_introspect", "on")))
+                .chain(client.admin.then_some(("admin", "on"))),
+        )
+    }
+
+    /// A scope's current fields, as its edit form shows them.
+    pub fn of_scope(scope: &Scope) -> Self {
+        let fields = &scope.fields;
+        let texts = [
+            ("alias", fields.alias.clone().unwrap_or_default()),
+            ("short_description", fields.short_description.clone()),
+            ("description", fields.description.clone().unwrap_or_default()),
+            ("visibility", fields.visibility.as_str().to_string()),
+            ("security_level", fields.security_level.as_str().to_string()),
+            ("access_duration_days", fields.access_duration_days.to_string()),
+            ("max_access_count", fields.max_access_count.to_string()),
+            ("operations", fields.operations.join("\n")),
+        ];
+        Self::from_pairs(
+            texts
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .chain(fields.default_scope.then_some(("default_scope", "on")))
+                .chain(fields.user_authorization_required.then_some(("user_authorization_required", "on")))
+                .chain(fields.bank_level.then_some(("bank_level", "on")))
+                .chain(fields.auth_types.iter().map(|t| ("auth_types", t.as_str())))
+                .chain([("loaded", "1")]),
+        )
+    }
+}
+
 /// One scope in the tree, in pre-order, with what it takes to nest `<ul>`s around it.
 pub struct TreeRow {
     pub name: String,
@@ -113,6 +158,28 @@ pub struct Choice {
     pub value: String,
     pub label: String,
     pub selected: bool,
+}
+
+impl Choice {
+    /// Every event type, as the events page's filter.
+    pub fn event_types(selected: &str) -> Vec<Choice> {
+        crate::domain::event::EventType::ALL
+            .iter()
+            .map(|kind| Choice {
+                value: kind.as_str().to_string(),
+                label: kind.as_str().to_string(),
+                selected: selected == kind.as_str(),
+            })
+            .collect()
+    }
+
+    /// The entitlement rule's verdicts (`GrantView::state`), as the grants page's filter.
+    pub fn grant_states(selected: &str) -> Vec<Choice> {
+        ["active", "expired", "exhausted", "not_admitted", "descendant_dropped", "revoked"]
+            .iter()
+            .map(|name| Choice { value: name.to_string(), label: name.replace('_', " "), selected: selected == *name })
+            .collect()
+    }
 }
 
 /// Every scope (indented by depth) and the top level, as a parent picker; `exclude` leaves a
@@ -271,6 +338,25 @@ pub struct AssignableScope {
     pub input_id: String,
 }
 
+impl AssignableScope {
+    /// The whole tree for the client's scope form: what it has ticked, what its level rules out.
+    pub fn for_client(tree: &ScopeTree, client: &crate::domain::client::Client, assigned: &[String]) -> Vec<Self> {
+        pre_order(tree)
+            .into_iter()
+            .enumerate()
+            .map(|(index, (scope, depth))| AssignableScope {
+                name: scope.name.clone(),
+                label: scope.fields.alias.clone().unwrap_or_default(),
+                level: scope.fields.security_level.as_str(),
+                depth,
+                assigned: assigned.contains(&scope.name),
+                admitted: client.security_level.admits(scope.fields.security_level),
+                input_id: format!("assign-{index}"),
+            })
+            .collect()
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/client.html")]
 pub struct ClientPage {
@@ -319,6 +405,21 @@ pub struct GrantRow {
     pub state: &'static str,
 }
 
+impl From<crate::services::grants::GrantView> for GrantRow {
+    fn from(grant: crate::services::grants::GrantView) -> Self {
+        let day = |at: chrono::DateTime<chrono::Utc>| at.format("%-d %b %Y").to_string();
+        Self {
+            username: grant.username.unwrap_or_else(|| format!("{} (itself)", grant.subject)),
+            client_id: grant.client_id,
+            scope: grant.scope,
+            granted_at: day(grant.granted_at),
+            expires: grant.expires_at.map_or_else(|| "No end date".into(), day),
+            remaining: grant.remaining_accesses.map_or_else(|| "Unlimited".into(), |n| n.to_string()),
+            state: grant.state,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/grants.html")]
 pub struct GrantsPage {
@@ -327,4 +428,77 @@ pub struct GrantsPage {
     pub filter: Draft,
     pub states: Vec<Choice>,
     pub grants: Vec<GrantRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> ScopeTree {
+        let mut tree = ScopeTree::new();
+        for (name, parent) in [("a", None), ("a.b", Some("a")), ("a.b.c", Some("a.b")), ("a.d", Some("a")), ("e", None)]
+        {
+            let mut scope = Scope::new(name, name);
+            scope.parent = parent.map(str::to_string);
+            scope.position = u32::MAX;
+            tree.add(scope).unwrap();
+        }
+        tree
+    }
+
+    /// The markup `scopes.html` writes for the rows, reduced to its tags.
+    fn markup(rows: &[TreeRow]) -> String {
+        let mut html = String::from("<ul>");
+        for row in rows {
+            if row.opens_list {
+                html.push_str("<ul>");
+            }
+            html.push_str(&format!("<li>{}", row.name));
+            if !row.has_children {
+                html.push_str("</li>");
+            }
+            for _ in 0..row.closes {
+                html.push_str("</ul></li>");
+            }
+        }
+        html.push_str("</ul>");
+        html
+    }
+
+    #[test]
+    fn the_tree_nests_as_balanced_lists() {
+        let rows = TreeRow::nest(pre_order(&tree()));
+        assert_eq!(
+            markup(&rows),
+            "<ul><li>a<ul><li>a.b<ul><li>a.b.c</li></ul></li><li>a.d</li></ul></li><li>e</li></ul>"
+        );
+    }
+
+    #[test]
+    fn search_results_are_a_flat_list() {
+        let tree = tree();
+        let rows = TreeRow::nest(tree.iter().map(|scope| (scope, 0)).collect());
+        assert_eq!(markup(&rows), "<ul><li>a</li><li>a.b</li><li>a.b.c</li><li>a.d</li><li>e</li></ul>");
+    }
+
+    #[test]
+    fn the_parent_picker_leaves_out_the_moved_subtree() {
+        let choices = parent_choices(&tree(), Some("a"), Some("a.b"));
+        let values: Vec<&str> = choices.iter().map(|choice| choice.value.as_str()).collect();
+        assert_eq!(values, ["", "a", "a.d", "e"]);
+        assert!(choices.iter().any(|choice| choice.value == "a" && choice.selected));
+    }
+
+    #[test]
+    fn a_fresh_form_takes_defaults_and_a_sent_one_keeps_what_was_sent() {
+        let fresh = Draft::default();
+        assert!(fresh.has("user_authorization_required", "on", true));
+        assert!(fresh.is("security_level", "F", "F"));
+        let sent = Draft::from_pairs(
+            [("csrf_token", "t"), ("name", "x"), ("auth_types", "a"), ("auth_types", "b")].into_iter(),
+        );
+        assert!(!sent.has("user_authorization_required", "on", true), "an unticked box stays unticked");
+        assert!(sent.has("auth_types", "b", false));
+        assert_eq!(sent.value("csrf_token"), "", "the token is never echoed");
+    }
 }

@@ -6,14 +6,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{admit, admit_form, admitted, done, notice_text, refusal, segment, Console};
-use crate::domain::client::{ClientRegistration, TokenFormat};
+use crate::domain::client::{Client, ClientRegistration, TokenFormat};
 use crate::domain::scope::{GrantType, SecurityLevel};
 use crate::error::AppError;
 use crate::http::form::HtmlForm;
 use crate::http::pages::{error_page, render};
 use crate::services::clients::{self as client_service, ClientPatch, ClientView};
 use crate::state::AppState;
-use crate::views::console::{pre_order, AssignableScope, ClientPage, ClientRow, ClientsPage, ConfirmPage, Draft};
+use crate::views::console::{AssignableScope, ClientPage, ClientRow, ClientsPage, ConfirmPage, Draft};
 
 type Query = web::Query<Vec<(String, String)>>;
 
@@ -165,35 +165,7 @@ async fn client_page(
     let ClientView { client, scopes: assigned, client_secret } = view;
     let snapshot = state.registry.snapshot();
     let assigned: Vec<String> = assigned.into_iter().map(|a| a.scope).collect();
-    let scopes = pre_order(&snapshot.tree)
-        .into_iter()
-        .enumerate()
-        .map(|(index, (scope, depth))| AssignableScope {
-            name: scope.name.clone(),
-            label: scope.fields.alias.clone().unwrap_or_default(),
-            level: scope.fields.security_level.as_str(),
-            depth,
-            assigned: assigned.contains(&scope.name),
-            admitted: client.security_level.admits(scope.fields.security_level),
-            input_id: format!("assign-{index}"),
-        })
-        .collect();
-    let (admitted, refused_levels): (Vec<SecurityLevel>, Vec<SecurityLevel>) =
-        SecurityLevel::ALL.into_iter().partition(|level| client.security_level.admits(*level));
-    let join = |levels: Vec<SecurityLevel>| levels.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ");
-    let redirect_uris = client.redirect_uris.join("\n");
-    let current = Draft::from_pairs(
-        [
-            ("name", client.name.as_str()),
-            ("redirect_uris", redirect_uris.as_str()),
-            ("security_level", client.security_level.as_str()),
-            ("token_format", client.token_format.as_str()),
-        ]
-        .into_iter()
-        .chain(client.grant_types.iter().map(|t| ("grant_types", t.as_str())))
-        .chain(client.can_introspect.then_some(("can_introspect", "on")))
-        .chain(client.admin.then_some(("admin", "on"))),
-    );
+    let (admitted, refused_levels) = levels_for(&client);
     let page = ClientPage {
         frame: console.frame("clients", notice, refused.as_ref().map(|(_, message)| message.clone())),
         page_title: format!("Client {}", client.name),
@@ -202,14 +174,22 @@ async fn client_page(
         name: client.name.clone(),
         confidential: client.confidential,
         level: client.security_level.as_str(),
-        admitted_levels: join(admitted),
-        refused_levels: join(refused_levels),
-        draft: draft.unwrap_or(current),
-        scopes,
+        admitted_levels: admitted,
+        refused_levels,
+        draft: draft.unwrap_or_else(|| Draft::of_client(&client)),
+        scopes: AssignableScope::for_client(&snapshot.tree, &client, &assigned),
         secret: client_secret,
         created: client.created_at.format("%-d %b %Y").to_string(),
     };
     Ok(render(refused.map_or(StatusCode::OK, |(status, _)| status), &page))
+}
+
+/// The security levels the client may hold and those too sensitive for it, in words.
+fn levels_for(client: &Client) -> (String, String) {
+    let (admitted, refused): (Vec<SecurityLevel>, Vec<SecurityLevel>) =
+        SecurityLevel::ALL.into_iter().partition(|level| client.security_level.admits(*level));
+    let join = |levels: Vec<SecurityLevel>| levels.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ");
+    (join(admitted), join(refused))
 }
 
 pub async fn edit(

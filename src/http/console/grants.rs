@@ -14,8 +14,6 @@ use crate::services::{account, grants};
 use crate::state::AppState;
 use crate::views::console::{Choice, Draft, GrantRow, GrantsPage};
 
-const STATES: [&str; 6] = ["active", "expired", "exhausted", "not_admitted", "descendant_dropped", "revoked"];
-
 pub async fn list(
     session: Session,
     state: web::Data<AppState>,
@@ -42,25 +40,9 @@ pub async fn list(
         .into_iter()
         .filter(|grant| scope.as_deref().is_none_or(|scope| grant.scope == scope))
         .filter(|grant| wanted_state.as_deref().is_none_or(|wanted| grant.state == wanted))
-        .map(|grant| GrantRow {
-            username: grant.username.unwrap_or_else(|| format!("{} (itself)", grant.subject)),
-            client_id: grant.client_id,
-            scope: grant.scope,
-            granted_at: grant.granted_at.format("%-d %b %Y").to_string(),
-            expires: grant.expires_at.map_or_else(|| "No end date".into(), |at| at.format("%-d %b %Y").to_string()),
-            remaining: grant.remaining_accesses.map_or_else(|| "Unlimited".into(), |n| n.to_string()),
-            state: grant.state,
-        })
+        .map(GrantRow::from)
         .collect();
-    let notice = notice_text(Some(filter.value("notice")));
-    let states = STATES
-        .iter()
-        .map(|name| Choice {
-            value: name.to_string(),
-            label: name.replace('_', " "),
-            selected: filter.value("state") == *name,
-        })
-        .collect();
+    let (notice, states) = (notice_text(Some(filter.value("notice"))), Choice::grant_states(filter.value("state")));
     let page = GrantsPage {
         frame: console.frame("grants", notice, error),
         page_title: "Grants".into(),

@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{admit, admitted, refusal};
-use crate::domain::event::EventType;
 use crate::error::AppError;
 use crate::http::pages::render;
 use crate::services::events::{self, EventQuery};
@@ -48,7 +47,7 @@ pub async fn show(
     Ok(render(StatusCode::OK, &page))
 }
 
-/// The filters of `GET /admin/v1/events`, from the page's form; an empty field is no filter.
+/// `GET /admin/v1/events` as a page: the same query, from the page's filter form.
 pub async fn events(
     session: Session,
     state: web::Data<AppState>,
@@ -57,21 +56,7 @@ pub async fn events(
 ) -> Result<HttpResponse, AppError> {
     let console = admitted!(admit(&session, &state, &request));
     let filter = Draft::from_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let wanted = |key: &str| Some(filter.value(key).to_string()).filter(|value| !value.is_empty());
-    let limit = match wanted("limit").map(|limit| limit.parse::<i64>()) {
-        Some(Ok(limit)) => Some(limit),
-        Some(Err(_)) => Some(0),
-        None => None,
-    };
-    let event_query = EventQuery {
-        kind: wanted("type"),
-        username: wanted("username"),
-        client_id: wanted("client_id"),
-        scope: wanted("scope"),
-        since: None,
-        limit,
-        cursor: wanted("cursor"),
-    };
+    let event_query = event_query(&filter);
     let (status, error, listed) = match state.db.run(move |connection| events::list(connection, event_query)).await {
         Ok(page) => (StatusCode::OK, None, page),
         Err(error) => {
@@ -79,31 +64,40 @@ pub async fn events(
             (status, Some(message), events::EventPage { events: Vec::new(), next_cursor: None })
         }
     };
-    let older = listed.next_cursor.map(|cursor| {
-        let mut older = url::form_urlencoded::Serializer::new(String::new());
-        for key in ["type", "username", "client_id", "scope", "limit"] {
-            if !filter.value(key).is_empty() {
-                older.append_pair(key, filter.value(key));
-            }
-        }
-        older.append_pair("cursor", &cursor);
-        format!("/admin/events?{}", older.finish())
-    });
-    let kinds = EventType::ALL
-        .iter()
-        .map(|kind| Choice {
-            value: kind.as_str().to_string(),
-            label: kind.as_str().to_string(),
-            selected: filter.value("type") == kind.as_str(),
-        })
-        .collect();
     let page = EventsPage {
         frame: console.frame("events", None, error),
         page_title: "Audit events".into(),
-        kinds,
+        kinds: Choice::event_types(filter.value("type")),
+        older: listed.next_cursor.map(|cursor| older_link(&filter, &cursor)),
         filter,
         events: listed.events.into_iter().map(EventRow::from).collect(),
-        older,
     };
     Ok(render(status, &page))
+}
+
+/// The API's query from the filter form: an empty field is no filter; a limit that is not a
+/// number is out of range, so the service refuses it with its own message.
+fn event_query(filter: &Draft) -> EventQuery {
+    let wanted = |key: &str| Some(filter.value(key).to_string()).filter(|value| !value.is_empty());
+    EventQuery {
+        kind: wanted("type"),
+        username: wanted("username"),
+        client_id: wanted("client_id"),
+        scope: wanted("scope"),
+        since: None,
+        limit: wanted("limit").map(|limit| limit.parse::<i64>().unwrap_or(0)),
+        cursor: wanted("cursor"),
+    }
+}
+
+/// The next page: the same filters, before the cursor.
+fn older_link(filter: &Draft, cursor: &str) -> String {
+    let mut older = url::form_urlencoded::Serializer::new(String::new());
+    for key in ["type", "username", "client_id", "scope", "limit"] {
+        if !filter.value(key).is_empty() {
+            older.append_pair(key, filter.value(key));
+        }
+    }
+    older.append_pair("cursor", cursor);
+    format!("/admin/events?{}", older.finish())
 }

@@ -164,32 +164,12 @@ fn scope_page(
     let Some(scope) = snapshot.tree.get(name) else {
         return crate::http::pages::error_page(StatusCode::NOT_FOUND, "No such scope", "The scope does not exist.");
     };
-    let fields = &scope.fields;
-    let current = Draft::from_pairs(
-        [
-            ("alias", fields.alias.clone().unwrap_or_default()),
-            ("short_description", fields.short_description.clone()),
-            ("description", fields.description.clone().unwrap_or_default()),
-            ("visibility", fields.visibility.as_str().to_string()),
-            ("security_level", fields.security_level.as_str().to_string()),
-            ("access_duration_days", fields.access_duration_days.to_string()),
-            ("max_access_count", fields.max_access_count.to_string()),
-            ("operations", fields.operations.join("\n")),
-        ]
-        .iter()
-        .map(|(k, v)| (*k, v.as_str()))
-        .chain(fields.default_scope.then_some(("default_scope", "on")))
-        .chain(fields.user_authorization_required.then_some(("user_authorization_required", "on")))
-        .chain(fields.bank_level.then_some(("bank_level", "on")))
-        .chain(fields.auth_types.iter().map(|t| ("auth_types", t.as_str())))
-        .chain([("loaded", "1")]),
-    );
     let page = ScopePage {
         frame: console.frame("scopes", notice, refused.as_ref().map(|(_, message)| message.clone())),
         page_title: format!("Scope {name}"),
         name: name.to_string(),
         path: segment(name),
-        draft: draft.unwrap_or(current),
+        draft: draft.unwrap_or_else(|| Draft::of_scope(scope)),
         parents: parent_choices(&snapshot.tree, scope.parent.as_deref(), Some(name)),
         position: scope.position,
         children: snapshot.tree.children(name).into_iter().map(|child| child.name.clone()).collect(),
