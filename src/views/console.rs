@@ -428,6 +428,8 @@ pub struct GrantsPage {
     pub filter: Draft,
     pub states: Vec<Choice>,
     pub grants: Vec<GrantRow>,
+    /// How many matched: more than are shown when the search was wide.
+    pub found: usize,
 }
 
 #[cfg(test)]

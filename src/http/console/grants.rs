@@ -14,6 +14,9 @@ use crate::services::{account, grants};
 use crate::state::AppState;
 use crate::views::console::{Choice, Draft, GrantRow, GrantsPage};
 
+/// A page shows at most this many grants; a search narrows a bank's millions down.
+const GRANTS_SHOWN: usize = 200;
+
 pub async fn list(
     session: Session,
     state: web::Data<AppState>,
@@ -36,12 +39,13 @@ pub async fn list(
             (status, Some(message), Vec::new())
         }
     };
-    let grants = listed
+    let matching: Vec<_> = listed
         .into_iter()
         .filter(|grant| scope.as_deref().is_none_or(|scope| grant.scope == scope))
         .filter(|grant| wanted_state.as_deref().is_none_or(|wanted| grant.state == wanted))
-        .map(GrantRow::from)
         .collect();
+    let found = matching.len();
+    let grants = matching.into_iter().take(GRANTS_SHOWN).map(GrantRow::from).collect();
     let (notice, states) = (notice_text(Some(filter.value("notice"))), Choice::grant_states(filter.value("state")));
     let page = GrantsPage {
         frame: console.frame("grants", notice, error),
@@ -49,6 +53,7 @@ pub async fn list(
         filter,
         states,
         grants,
+        found,
     };
     Ok(render(status, &page))
 }
