@@ -84,8 +84,9 @@ pub type StoredCredentials = Option<(User, String)>;
 
 /// The user when the password is right and she is active (`User::is_active`); `None` for an
 /// unknown user, a wrong password or a disabled user alike, after an argon2 verification
-/// every time, so neither the answer nor its timing tells them apart. Slow on purpose (tens of milliseconds): call it on
-/// the blocking pool, and never while holding a database connection.
+/// every time, so neither the answer nor its timing tells them apart. Slow on purpose (tens
+/// of milliseconds): call it on the blocking pool, and never while holding a database
+/// connection.
 pub fn check_password(stored: StoredCredentials, password: &str) -> Option<User> {
     match stored {
         Some((user, hash)) => (verify_password(password, &hash) && user.is_active()).then_some(user),

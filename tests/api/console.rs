@@ -412,3 +412,25 @@ async fn the_events_page_shows_the_consoles_actions_with_the_administrator_as_ac
     let (_, events) = admin.call(Method::GET, "/admin/v1/events?type=scope.created", None).await;
     assert!(events["events"].as_array().unwrap().iter().all(|e| e["actor"] == "user:root" || e["scope"] != "audit0"));
 }
+
+#[tokio::test]
+async fn the_admin_api_rotates_a_client_secret_and_only_the_new_one_works() {
+    let (admin, _) = console_setup().await;
+    let app = &admin.app;
+    let machine = app.machine_client("F", &["profile"]);
+    assert_eq!(app.client_credentials(&machine, None).await.status(), 200);
+    let (status, body) = admin.call(Method::POST, &format!("/admin/v1/clients/{}/secret", machine.id), None).await;
+    assert_eq!(status, 200, "{body}");
+    let rotated = crate::helpers::TestClient {
+        id: machine.id.clone(),
+        secret: body["client_secret"].as_str().unwrap().to_string(),
+    };
+    assert_ne!(rotated.secret, machine.secret);
+    assert_eq!(app.client_credentials(&machine, None).await.status(), 401);
+    assert_eq!(app.client_credentials(&rotated, None).await.status(), 200);
+    let (_, events) = admin.call(Method::GET, "/admin/v1/events?type=client.secret_rotated", None).await;
+    assert_eq!(events["events"][0]["client_id"], machine.id.as_str());
+    assert!(!events["events"][0].to_string().contains(&rotated.secret), "the secret is never recorded");
+    let (status, body) = admin.call(Method::POST, "/admin/v1/clients/c_missing/secret", None).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("client_not_found")));
+}

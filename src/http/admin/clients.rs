@@ -152,7 +152,8 @@ pub struct RotatedSecret {
 }
 
 #[utoipa::path(post, path = "/admin/v1/clients/{client_id}/secret", tag = "clients",
-    responses((status = 200, body = RotatedSecret, description = "The new secret, shown once; the old one stops working"),
+    responses(
+        (status = 200, body = RotatedSecret, description = "The new secret, shown once; the old one stops working"),
         (status = 400, description = "a public client has no secret"), (status = 404)),
     security(("bearer" = [])))]
 pub async fn rotate_secret(

@@ -17,7 +17,8 @@ use utoipa::{Modify, OpenApi};
         token issued by client credentials to an admin client and carrying scopegate:admin."),
     paths(
         scopes::list, scopes::create, scopes::get, scopes::edit, scopes::move_scope, scopes::delete,
-        clients::create, clients::list, clients::get, clients::edit, clients::delete, clients::replace_scopes, clients::rotate_secret,
+        clients::create, clients::list, clients::get, clients::edit, clients::delete, clients::replace_scopes,
+        clients::rotate_secret,
         users::create, users::list, users::delete, users::disable,
         grants::list,
         events::list,
