@@ -89,6 +89,9 @@ enum UserCommand {
         password_stdin: bool,
         #[arg(long)]
         display_name: Option<String>,
+        /// An administrator, who may sign in to the console at /admin.
+        #[arg(long)]
+        admin: bool,
     },
 }
 
@@ -177,11 +180,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let applied = storage::run_migrations(&mut *db.get()?)?;
             print_json(&json!({ "migrations_applied": applied }))
         }
-        Command::User(UserCommand::Create { username, password_stdin: _, display_name }) => {
+        Command::User(UserCommand::Create { username, password_stdin: _, display_name, admin }) => {
             let password = read_password_from_stdin()?;
             let db = migrated_database(&settings)?;
-            let new_user =
-                users::NewUser { username: &username, password: &password, display_name: display_name.as_deref() };
+            let new_user = users::NewUser {
+                username: &username,
+                password: &password,
+                display_name: display_name.as_deref(),
+                admin,
+            };
             let user = users::create(&mut *db.get()?, new_user, &Actor::Cli, Clock::from_env().now())?;
             print_json(&user)
         }

@@ -137,3 +137,5 @@ pub struct DemoResultPage {
     pub balance: String,
     pub balance_ok: bool,
 }
+
+pub mod console;

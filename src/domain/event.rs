@@ -32,6 +32,8 @@ pub enum EventType {
     UserDisabled,
     #[serde(rename = "user.deleted")]
     UserDeleted,
+    #[serde(rename = "user.password_reset")]
+    UserPasswordReset,
     #[serde(rename = "consent.granted")]
     ConsentGranted,
     #[serde(rename = "consent.denied")]
@@ -51,7 +53,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 21] = [
         Self::ScopeCreated,
         Self::ScopeUpdated,
         Self::ScopeMoved,
@@ -64,6 +66,7 @@ impl EventType {
         Self::UserCreated,
         Self::UserDisabled,
         Self::UserDeleted,
+        Self::UserPasswordReset,
         Self::ConsentGranted,
         Self::ConsentDenied,
         Self::ConsentRevoked,
@@ -88,6 +91,7 @@ impl EventType {
             Self::UserCreated => "user.created",
             Self::UserDisabled => "user.disabled",
             Self::UserDeleted => "user.deleted",
+            Self::UserPasswordReset => "user.password_reset",
             Self::ConsentGranted => "consent.granted",
             Self::ConsentDenied => "consent.denied",
             Self::ConsentRevoked => "consent.revoked",

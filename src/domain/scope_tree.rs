@@ -140,6 +140,40 @@ where
 }
 
 impl ScopePatch {
+    /// A patch that sets every field to `fields` (a whole form sent back).
+    pub fn replacing_all(fields: ScopeFields) -> Self {
+        // No `..` here: see the type's comment.
+        let ScopeFields {
+            alias,
+            short_description,
+            description,
+            visibility,
+            default_scope,
+            user_authorization_required,
+            access_duration_days,
+            max_access_count,
+            security_level,
+            auth_types,
+            operations,
+            bank_level,
+        } = fields;
+        Self {
+            name: None,
+            alias: Some(alias),
+            short_description: Some(short_description),
+            description: Some(description),
+            visibility: Some(visibility),
+            default_scope: Some(default_scope),
+            user_authorization_required: Some(user_authorization_required),
+            access_duration_days: Some(access_duration_days),
+            max_access_count: Some(max_access_count),
+            security_level: Some(security_level),
+            auth_types: Some(auth_types),
+            operations: Some(operations),
+            bank_level: Some(bank_level),
+        }
+    }
+
     fn apply_to(self, scope: &mut Scope) -> Result<(), ScopeTreeError> {
         if self.name.is_some_and(|name| name != scope.name) {
             return Err(ScopeTreeError::NameImmutable { name: scope.name.clone() });

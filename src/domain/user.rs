@@ -1,4 +1,5 @@
-//! End users: the bank's customers who log in and consent.
+//! People who sign in at `/login`: the bank's customers who consent, and the administrators
+//! who use the console.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,6 +11,24 @@ pub struct User {
     pub username: String,
     pub display_name: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// May use the console at `/admin` (SPEC, "Administration").
+    pub admin: bool,
+    /// When an administrator disabled her; a disabled user is shut out (see [`User::is_active`]).
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+impl User {
+    /// Whether the user may act at all: sign in, keep a session, and have her tokens honoured
+    /// (introspection, refresh, the code exchange). The one rule for a disabled user; every
+    /// path that loads a user for those asks it.
+    pub fn is_active(&self) -> bool {
+        self.disabled_at.is_none()
+    }
+
+    /// Whether the console is hers to use.
+    pub fn may_administer(&self) -> bool {
+        self.admin && self.is_active()
+    }
 }
 
 /// 1–64 characters of letters, digits and `._@-`.
@@ -39,6 +58,26 @@ pub fn validate_password(password: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(admin: bool, disabled_at: Option<DateTime<Utc>>) -> User {
+        User {
+            id: "u_1".into(),
+            username: "alice".into(),
+            display_name: None,
+            created_at: Utc::now(),
+            admin,
+            disabled_at,
+        }
+    }
+
+    #[test]
+    fn a_disabled_user_is_inactive_and_administers_nothing() {
+        assert!(user(false, None).is_active());
+        assert!(!user(false, Some(Utc::now())).is_active());
+        assert!(user(true, None).may_administer());
+        assert!(!user(true, Some(Utc::now())).may_administer());
+        assert!(!user(false, None).may_administer());
+    }
 
     #[test]
     fn usernames_are_short_plain_identifiers() {

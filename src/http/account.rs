@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::form::HtmlForm;
 use super::pages::{error_page, render, see_other};
 use super::session::{check_csrf, csrf_token, current_user};
+use crate::domain::event::Actor;
 use crate::error::AppError;
 use crate::services::account;
 use crate::state::AppState;
@@ -56,7 +57,8 @@ pub async fn revoke(
     };
     let (client_id, now) = (client_id.into_inner(), state.clock.now());
     let target = client_id.clone();
-    state.db.run(move |connection| account::revoke_app(connection, &user, &target, now)).await?;
+    let actor = Actor::User(user.username.clone());
+    state.db.run(move |connection| account::revoke_app(connection, &user, &target, &actor, now)).await?;
     tracing::info!(%client_id, "the user revoked an app");
     Ok(see_other("/account?revoked=1"))
 }

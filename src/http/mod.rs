@@ -6,6 +6,7 @@ pub mod admin;
 mod authorize;
 pub mod client_address;
 pub mod client_auth;
+pub mod console;
 mod demo;
 pub mod form;
 mod health;
@@ -58,6 +59,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/account", web::get().to(account::show))
         .route("/account/apps/{client_id}/revoke", web::post().to(account::revoke))
         .configure(pages::routes)
+        .configure(console::routes)
         .configure(admin::routes)
         .configure(obp::routes);
 }

@@ -59,6 +59,7 @@ pub fn see_other(location: &str) -> HttpResponse {
 
 const STYLESHEET: &str = include_str!("../../static/scopegate.css");
 const CONSENT_SCRIPT: &str = include_str!("../../static/consent.js");
+const CONSOLE_SCRIPT: &str = include_str!("../../static/console.js");
 
 async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
@@ -74,8 +75,16 @@ async fn consent_script() -> HttpResponse {
         .body(CONSENT_SCRIPT)
 }
 
+async fn console_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/javascript; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(CONSOLE_SCRIPT)
+}
+
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/static/scopegate.css", web::get().to(stylesheet))
-        .route("/static/consent.js", web::get().to(consent_script));
+        .route("/static/consent.js", web::get().to(consent_script))
+        .route("/static/console.js", web::get().to(console_script));
 }

@@ -28,11 +28,11 @@ use crate::domain::token::Subject;
 use crate::error::AppError;
 use crate::secrets::{random_token, TokenHash};
 use crate::services::tokens::{self, AccessTokenRequest, TokenResponse};
-use crate::services::{events, OAuthContext};
+use crate::services::{events, users, OAuthContext};
 use crate::storage::codes::{self, Redemption};
 use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::tokens::{self as token_store, RefreshFamilyRow, RefreshTokenRow};
-use crate::storage::{clients, users, DbConnection};
+use crate::storage::{clients, DbConnection};
 
 /// The parameters of a code or refresh exchange, with the client as it presented itself.
 pub struct ExchangeRequest {
@@ -161,8 +161,9 @@ impl ExchangeEndpoint<'_> {
         let context = self.core.context;
         let now = self.core.now;
         let mut connection = self.core.db();
-        let user = users::find_by_id(&mut connection, &family.subject)?
-            .ok_or_else(|| invalid_grant("the user no longer exists"))?;
+        // A disabled user's refresh tokens and unredeemed codes stop like her access tokens.
+        let user = users::active_by_id(&mut connection, &family.subject)?
+            .ok_or_else(|| invalid_grant("the user no longer exists or is disabled"))?;
         let subject = Subject::User { user_id: user.id.clone(), username: user.username.clone() };
         let request = AccessTokenRequest {
             client: &client,

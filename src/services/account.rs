@@ -62,22 +62,36 @@ pub fn authorized_apps(
 }
 
 /// Ends every consent the user gave the client, with its grants, tokens, refresh families and
-/// codes not yet redeemed. Returns whether there was any.
-/// Records `consent.revoked`, naming the user as the actor.
+/// codes not yet redeemed. Returns whether there was any. Records `consent.revoked`, naming
+/// the actor: the user herself on the account page, an administrator in the console.
 pub fn revoke_app(
     connection: &mut DbConnection,
     user: &User,
     client_id: &str,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
     crate::storage::write_transaction(connection, |connection| {
         let ended = grants::end_consents(connection, &user.id, client_id, now)?;
         if ended > 0 {
-            let event = Event::new(EventType::ConsentRevoked, &Actor::User(user.username.clone()))
-                .client(client_id)
-                .user(&user.username);
+            let event = Event::new(EventType::ConsentRevoked, actor).client(client_id).user(&user.username);
             events::record(connection, event, now)?;
         }
         Ok(ended > 0)
     })
+}
+
+/// An administrator's revocation of what `username` gave `client_id` ([`revoke_app`]);
+/// `404 user_not_found` for an unknown user.
+pub fn revoke_for_user(
+    connection: &mut DbConnection,
+    username: &str,
+    client_id: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let user = crate::storage::users::find_with_password(connection, username)?
+        .map(|(user, _)| user)
+        .ok_or_else(|| AppError::not_found("user_not_found", format!("no user {username:?}")))?;
+    revoke_app(connection, &user, client_id, actor, now)
 }

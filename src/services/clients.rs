@@ -402,3 +402,31 @@ pub fn delete(
         events::record(connection, Event::new(EventType::ClientDeleted, actor).client(client_id), now)
     })
 }
+
+/// A new secret for a confidential client (`client.secret_rotated`): the old one stops at once
+/// on this instance and within `registry_poll_millis` on the others (the stored hash changes
+/// and the client directory's counter moves in the same transaction). Returns the new secret,
+/// shown once. A public client has no secret: `400 invalid_request`.
+pub fn rotate_secret(
+    connection: &mut DbConnection,
+    hasher: &SecretHasher,
+    client_id: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<String, AppError> {
+    let secret = new_client_secret();
+    let hash = hasher.hash(&secret);
+    write_transaction(connection, |connection| {
+        let client = find(connection, client_id)?;
+        if !client.confidential {
+            return Err(AppError::invalid_request("a public client has no secret to rotate"));
+        }
+        clients::set_secret_hash(connection, client_id, hash)?;
+        events::record(connection, Event::new(EventType::ClientSecretRotated, actor).client(client_id), now)
+    })?;
+    Ok(secret)
+}
+
+pub fn count(connection: &mut DbConnection) -> Result<i64, AppError> {
+    Ok(clients::count(connection)?)
+}

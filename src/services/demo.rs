@@ -33,8 +33,12 @@ const DEMO_SCOPES: &str = r#"{"scopes": [
    ]}
 ]}"#;
 
-pub const DEMO_USERS: [(&str, &str, &str); 2] =
-    [("alice", "alice-password", "Alice Example"), ("bob", "bob-password", "Bob Example")];
+/// (username, password, display name, administrator): `admin` signs in to the console.
+pub const DEMO_USERS: [(&str, &str, &str, bool); 3] = [
+    ("alice", "alice-password", "Alice Example", false),
+    ("bob", "bob-password", "Bob Example", false),
+    ("admin", "admin-password", "Demo Administrator", true),
+];
 
 /// What the demo seed did, for the start-up banner.
 #[derive(Debug, Default, serde::Serialize)]
@@ -95,9 +99,9 @@ pub fn seed(
         document.scopes.into_iter().filter(|node| !registry.snapshot().tree.contains(&node.name)).collect();
     report.scopes_created = registry.import(connection, &missing, &Actor::System, now)?.created;
 
-    for (username, password, display_name) in DEMO_USERS {
+    for (username, password, display_name, admin) in DEMO_USERS {
         if storage::users::find_with_password(connection, username)?.is_none() {
-            let new_user = users::NewUser { username, password, display_name: Some(display_name) };
+            let new_user = users::NewUser { username, password, display_name: Some(display_name), admin };
             users::create(connection, new_user, &Actor::System, now)?;
             report.users_created.push(username.to_string());
         }
@@ -120,6 +124,7 @@ pub fn banner(issuer: &str, seed: &DemoSeed) -> String {
         format!("scopegate demo: the Online Bank story is seeded at {issuer}"),
         format!("  START HERE: open {issuer}/demo and press \"Show my balance\" (sign in as alice / alice-password)"),
         format!("  your authorized apps: {issuer}/account    admin API: {issuer}/admin/v1/openapi.json"),
+        format!("  administration console: {issuer}/admin (sign in as admin / admin-password)"),
         format!(
             "  seeded now: {} scopes, users [{}], clients [{}] (existing demo data is left as it is)",
             seed.scopes_created,
@@ -128,8 +133,9 @@ pub fn banner(issuer: &str, seed: &DemoSeed) -> String {
         ),
         "  DEMO CREDENTIALS, FOR THE DEMO ONLY — never use them in production:".to_string(),
     ];
-    for (username, password, _) in DEMO_USERS {
-        lines.push(format!("    user   {username:<12} password {password}"));
+    for (username, password, _, admin) in DEMO_USERS {
+        let role = if admin { "administrator (console)" } else { "" };
+        lines.push(format!("    user   {username:<12} password {password:<20} {role}").trim_end().to_string());
     }
     for demo in &DEMO_CLIENTS {
         lines.push(format!("    client {:<12} secret   {:<20} {}", demo.id, demo.secret, demo.name));

@@ -16,9 +16,10 @@ use crate::domain::limits;
 use crate::domain::scope_tree::ScopeTree;
 use crate::domain::token::{looks_like_jwt, AccessTokenClaims, JWT_ACCESS_TOKEN_TYPE};
 use crate::error::AppError;
+use crate::services::users;
 use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::tokens::{self, AccessTokenRow};
-use crate::storage::{atomically, events, grants, users, DbConnection, StorageError};
+use crate::storage::{atomically, events, grants, DbConnection, StorageError};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ScopeLimits {
@@ -124,7 +125,8 @@ pub fn judge(
         return Ok(None);
     };
     let username = match &row.user_id {
-        Some(user_id) => match users::find_by_id(connection, user_id)? {
+        // A disabled user's tokens are inactive (`User::is_active`).
+        Some(user_id) => match users::active_by_id(connection, user_id)? {
             Some(user) => Some(user.username),
             None => return Ok(None),
         },

@@ -251,7 +251,7 @@ impl Registry {
             scopes::lock_for_delete(connection, &names)?;
             let mut in_use = scopes::assigned_among(connection, &names)?;
             for (scope_name, newest) in grants::newest_grant_per_scope(connection, &names)? {
-                if tree.get(&scope_name).is_some_and(|scope| !has_lapsed(scope, newest, now)) {
+                if tree.get(&scope_name).is_some_and(|scope| grant_holds(scope, newest, now)) {
                     in_use.insert(scope_name);
                 }
             }
@@ -262,6 +262,64 @@ impl Registry {
         })?;
         Ok(removed)
     }
+}
+
+/// Who holds a subtree whose delete was refused: the clients it is assigned to and the users
+/// (or clients, for client credentials) whose unexpired grants hold it.
+#[derive(Debug, Default)]
+pub struct SubtreeHolders {
+    /// (client id, scope)
+    pub clients: Vec<(String, String)>,
+    pub grants: Vec<SubtreeGrant>,
+}
+
+#[derive(Debug)]
+pub struct SubtreeGrant {
+    pub client_id: String,
+    /// The username, or the client's own id for client credentials.
+    pub holder: String,
+    pub scope: String,
+}
+
+/// How many holders of each kind are listed; a subtree in wide use shows the first of them.
+pub const HOLDERS_LISTED: i64 = 50;
+
+/// The holders that make `delete_subtree` refuse, judged by the same rule (assigned, or an
+/// unexpired grant under the scope's current definition).
+pub fn subtree_holders(
+    connection: &mut DbConnection,
+    tree: &ScopeTree,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<SubtreeHolders, AppError> {
+    let names = tree.subtree(name).into_iter().map(|scope| scope.name.clone()).collect();
+    let clients = scopes::assignments_among(connection, &names, HOLDERS_LISTED)?;
+    let mut grants = Vec::new();
+    let mut user_ids: Vec<String> = Vec::new();
+    let held = grants::grants_among(connection, &names, HOLDERS_LISTED * 4)?;
+    for (client_id, user_id, subject, scope, granted_at) in held {
+        if tree.get(&scope).is_some_and(|definition| grant_holds(definition, granted_at, now)) {
+            user_ids.extend(user_id.clone());
+            grants.push((client_id, user_id, subject, scope));
+        }
+    }
+    let usernames = crate::storage::users::usernames(connection, &user_ids)?;
+    let grants = grants
+        .into_iter()
+        .take(HOLDERS_LISTED as usize)
+        .map(|(client_id, user_id, subject, scope)| SubtreeGrant {
+            holder: user_id.and_then(|id| usernames.get(&id).cloned()).unwrap_or(subject),
+            client_id,
+            scope,
+        })
+        .collect();
+    Ok(SubtreeHolders { clients, grants })
+}
+
+/// Whether a grant started at `granted_at` still holds its scope against deletion: until it
+/// lapses (a used-up grant that has not lapsed still holds it).
+fn grant_holds(scope: &Scope, granted_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    !has_lapsed(scope, granted_at, now)
 }
 
 fn to_json(scope: &Scope) -> serde_json::Value {

@@ -62,6 +62,10 @@ pub async fn resume(
     let Some((session, user)) = found else {
         return Ok(None);
     };
+    // A session outliving its user's disabling opens nothing.
+    if !user.is_active() {
+        return Ok(None);
+    }
     match context.lifetimes.standing(session.created_at, session.last_seen_at, now) {
         SessionStanding::Live { record_activity } => {
             if record_activity {

@@ -1,6 +1,7 @@
-//! Creating and checking end users.
+//! Creating, checking, disabling and deleting the people who sign in.
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 
 use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::user::{validate_password, validate_username, User};
@@ -13,6 +14,8 @@ pub struct NewUser<'a> {
     pub username: &'a str,
     pub password: &'a str,
     pub display_name: Option<&'a str>,
+    /// An administrator, who may use the console.
+    pub admin: bool,
 }
 
 /// A user ready to be stored: validated, her password hashed with argon2id.
@@ -31,6 +34,8 @@ pub fn prepare(new_user: NewUser<'_>, now: DateTime<Utc>) -> Result<PreparedUser
         username: new_user.username.to_string(),
         display_name: new_user.display_name.map(str::to_string),
         created_at: now,
+        admin: new_user.admin,
+        disabled_at: None,
     };
     let password_hash = hash_password(new_user.password)?;
     Ok(PreparedUser { user, password_hash })
@@ -51,7 +56,8 @@ pub fn store(
             }
             other => other.into(),
         })?;
-        events::record(connection, Event::new(EventType::UserCreated, actor).user(&user.username), now)
+        let event = Event::new(EventType::UserCreated, actor).user(&user.username).detail(json!({"admin": user.admin}));
+        events::record(connection, event, now)
     })?;
     Ok(user)
 }
@@ -76,12 +82,14 @@ const DECOY_HASH: &str =
 /// is released before the (slow) check (`storage::users::find_with_password`).
 pub type StoredCredentials = Option<(User, String)>;
 
-/// The user when the password is right; `None` for an unknown user or a wrong password alike,
-/// after an argon2 verification either way. Slow on purpose (tens of milliseconds): call it on
-/// the blocking pool, and never while holding a database connection.
+/// The user when the password is right and she is active (`User::is_active`); `None` for an
+/// unknown user, a wrong password or a disabled user alike, after an argon2 verification
+/// every time, so neither the answer nor its timing tells them apart. Slow on purpose (tens
+/// of milliseconds): call it on the blocking pool, and never while holding a database
+/// connection.
 pub fn check_password(stored: StoredCredentials, password: &str) -> Option<User> {
     match stored {
-        Some((user, hash)) => verify_password(password, &hash).then_some(user),
+        Some((user, hash)) => (verify_password(password, &hash) && user.is_active()).then_some(user),
         None => {
             verify_password(password, DECOY_HASH);
             None
@@ -108,9 +116,61 @@ pub fn delete(
     })
 }
 
-/// The user with this id, if she still exists (a session may outlive her).
-pub fn find_by_id(connection: &mut DbConnection, id: &str) -> Result<Option<User>, AppError> {
-    Ok(users::find_by_id(connection, id)?)
+/// The user with this id if she still exists and is active (`User::is_active`): what every
+/// path that honours her tokens loads (introspection, refresh, the code exchange), so a
+/// disabled user's tokens stop everywhere at once.
+pub fn active_by_id(connection: &mut DbConnection, id: &str) -> Result<Option<User>, StorageError> {
+    Ok(users::find_by_id(connection, id)?.filter(User::is_active))
+}
+
+/// Disables the user (`user.disabled`): she can no longer sign in, her sessions end, and her
+/// tokens stop (`active_by_id`). Disabling her again changes nothing and records nothing.
+/// `404 user_not_found` if none.
+pub fn disable(
+    connection: &mut DbConnection,
+    username: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    write_transaction(connection, |connection| {
+        let user = users::find_with_password(connection, username)?
+            .map(|(user, _)| user)
+            .ok_or_else(|| AppError::not_found("user_not_found", "no such user"))?;
+        if user.is_active() {
+            users::disable(connection, username, now)?;
+            events::record(connection, Event::new(EventType::UserDisabled, actor).user(username), now)?;
+        }
+        Ok(())
+    })
+}
+
+/// A new password, validated and hashed with argon2id: like [`prepare`], on the blocking pool
+/// with no connection held.
+pub struct PreparedPassword(String);
+
+pub fn prepare_password(password: &str) -> Result<PreparedPassword, AppError> {
+    validate_password(password).map_err(AppError::invalid_request)?;
+    Ok(PreparedPassword(hash_password(password)?))
+}
+
+/// Stores a prepared password for the user (`user.password_reset`, never the password).
+pub fn reset_password(
+    connection: &mut DbConnection,
+    username: &str,
+    password: PreparedPassword,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    write_transaction(connection, |connection| {
+        if !users::set_password_hash(connection, username, &password.0)? {
+            return Err(AppError::not_found("user_not_found", "no such user"));
+        }
+        events::record(connection, Event::new(EventType::UserPasswordReset, actor).user(username), now)
+    })
+}
+
+pub fn count(connection: &mut DbConnection) -> Result<i64, AppError> {
+    Ok(users::count(connection)?)
 }
 
 #[cfg(test)]

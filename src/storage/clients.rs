@@ -92,6 +92,16 @@ pub fn update(connection: &mut DbConnection, client: &Client) -> Result<(), Stor
     changed(connection)
 }
 
+/// Replaces a confidential client's secret hash; whether it exists.
+pub fn set_secret_hash(connection: &mut DbConnection, client_id: &str, hash: TokenHash) -> Result<bool, StorageError> {
+    let updated = diesel::update(clients::table.find(client_id).filter(clients::confidential.eq(true)))
+        .set(clients::secret_hash.eq(Some(hash)))
+        .execute(connection)?
+        > 0;
+    changed(connection)?;
+    Ok(updated)
+}
+
 /// The client and its stored secret hash (None for public clients).
 pub fn find_with_secret(
     connection: &mut DbConnection,
@@ -117,6 +127,10 @@ pub fn list(connection: &mut DbConnection) -> Result<Vec<Client>, StorageError> 
         .into_iter()
         .map(|row| row.into_client().0)
         .collect())
+}
+
+pub fn count(connection: &mut DbConnection) -> Result<i64, StorageError> {
+    Ok(clients::table.count().get_result(connection)?)
 }
 
 /// Deletes the client; its assignments, grants, codes and tokens go with it.

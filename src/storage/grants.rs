@@ -304,6 +304,29 @@ pub fn newest_grant_per_scope(
     Ok(newest)
 }
 
+/// A grant of one of the named scopes: (client id, user id, subject, scope, start), newest first,
+/// at most `limit`; for telling an administrator who holds a subtree.
+pub type HeldScope = (String, Option<String>, String, String, DateTime<Utc>);
+
+pub fn grants_among(
+    connection: &mut DbConnection,
+    names: &BTreeSet<String>,
+    limit: i64,
+) -> Result<Vec<HeldScope>, StorageError> {
+    let names: Vec<&String> = names.iter().collect();
+    let rows: Vec<(String, Option<String>, String, String, NaiveDateTime)> = grants::table
+        .inner_join(consents::table)
+        .filter(grants::scope_name.eq_any(names))
+        .select((consents::client_id, consents::user_id, consents::subject, grants::scope_name, grants::granted_at))
+        .order(grants::granted_at.desc())
+        .limit(limit)
+        .load(connection)?;
+    Ok(rows
+        .into_iter()
+        .map(|(client, user, subject, scope, at)| (client, user, subject, scope, at.and_utc()))
+        .collect())
+}
+
 /// Ends everything the subject gave the client (SPEC: revoking an app ends its grants, access
 /// tokens, refresh families and any authorization code not yet redeemed). Returns how many
 /// consents there were.

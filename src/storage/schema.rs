@@ -61,6 +61,8 @@ diesel::table! {
         password_hash -> Text,
         display_name -> Nullable<Text>,
         created_at -> Timestamp,
+        admin -> Bool,
+        disabled_at -> Nullable<Timestamp>,
     }
 }
 

@@ -209,6 +209,23 @@ pub fn assigned_among(
     Ok(assigned)
 }
 
+/// Which clients have which of the named scopes assigned (at most `limit` pairs), for
+/// telling an administrator why a delete was refused.
+pub fn assignments_among(
+    connection: &mut DbConnection,
+    names: &BTreeSet<String>,
+    limit: i64,
+) -> Result<Vec<(String, String)>, StorageError> {
+    let names: Vec<&String> = names.iter().collect();
+    Ok(client_scopes::table
+        .filter(client_scopes::scope_name.eq_any(names))
+        .select((client_scopes::client_id, client_scopes::scope_name))
+        .distinct()
+        .order((client_scopes::client_id.asc(), client_scopes::scope_name.asc()))
+        .limit(limit)
+        .load(connection)?)
+}
+
 /// Locks the named scopes' rows until the transaction ends (PostgreSQL; SQLite write
 /// transactions run one at a time). A grant insert checks its scope's row as a foreign key, so
 /// while the delete-in-use check reads the grants and the delete runs, no grant can start on

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::columns::UtcTimestamp;
-use super::schema::users;
+use super::columns::{NullableUtcTimestamp, UtcTimestamp};
+use super::schema::{sessions, users};
 use super::DbConnection;
 use super::StorageError;
 use crate::domain::user::User;
@@ -18,11 +18,21 @@ pub(super) struct UserRow {
     display_name: Option<String>,
     #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
     created_at: DateTime<Utc>,
+    admin: bool,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    disabled_at: Option<DateTime<Utc>>,
 }
 
 impl From<UserRow> for User {
     fn from(row: UserRow) -> Self {
-        User { id: row.id, username: row.username, display_name: row.display_name, created_at: row.created_at }
+        User {
+            id: row.id,
+            username: row.username,
+            display_name: row.display_name,
+            created_at: row.created_at,
+            admin: row.admin,
+            disabled_at: row.disabled_at,
+        }
     }
 }
 
@@ -33,6 +43,8 @@ pub fn insert(connection: &mut DbConnection, user: &User, password_hash: &str) -
         password_hash: password_hash.to_string(),
         display_name: user.display_name.clone(),
         created_at: user.created_at,
+        admin: user.admin,
+        disabled_at: user.disabled_at,
     };
     diesel::insert_into(users::table).values(row).execute(connection)?;
     Ok(())
@@ -63,6 +75,33 @@ pub fn list(connection: &mut DbConnection) -> Result<Vec<User>, StorageError> {
         .into_iter()
         .map(User::from)
         .collect())
+}
+
+/// Marks the user disabled (the first time only) and ends her browser sessions; whether she
+/// exists.
+pub fn disable(connection: &mut DbConnection, username: &str, now: DateTime<Utc>) -> Result<bool, StorageError> {
+    let Some(id) =
+        users::table.filter(users::username.eq(username)).select(users::id).first::<String>(connection).optional()?
+    else {
+        return Ok(false);
+    };
+    diesel::update(users::table.find(&id).filter(users::disabled_at.is_null()))
+        .set(users::disabled_at.eq(Some(now.naive_utc())))
+        .execute(connection)?;
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(&id))).execute(connection)?;
+    Ok(true)
+}
+
+/// Replaces the user's password hash; whether she exists.
+pub fn set_password_hash(connection: &mut DbConnection, username: &str, hash: &str) -> Result<bool, StorageError> {
+    Ok(diesel::update(users::table.filter(users::username.eq(username)))
+        .set(users::password_hash.eq(hash))
+        .execute(connection)?
+        > 0)
+}
+
+pub fn count(connection: &mut DbConnection) -> Result<i64, StorageError> {
+    Ok(users::table.count().get_result(connection)?)
 }
 
 /// Deletes the user; its grants, codes and tokens go with it (foreign keys cascade).

@@ -178,9 +178,9 @@ async fn migrate_is_idempotent() {
     let (settings, _dir) = fresh_settings();
     let first = cli_json(&run_cli(&settings, &["migrate"], None));
     // The initial schema, consents grouping grants, the scope field bounds, the clients counter,
-    // sessions and failed sign-ins, the access tokens' partial indexes, the audit events, the
-    // webhooks with their delivery outbox.
-    assert_eq!(first["migrations_applied"], 8);
+    // sessions and failed sign-ins, the access tokens' partial indexes, the audit events,
+    // administrators and disabled users, the webhooks with their delivery outbox.
+    assert_eq!(first["migrations_applied"], 9);
     let second = cli_json(&run_cli(&settings, &["migrate"], None));
     assert_eq!(second["migrations_applied"], 0);
 }

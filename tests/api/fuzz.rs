@@ -139,6 +139,9 @@ struct Credentials {
     basics: Vec<String>,
     session_cookie: String,
     csrf_token: String,
+    /// The demo's administrator signed in, for the console (`/admin`).
+    admin_session_cookie: String,
+    admin_csrf_token: String,
 }
 
 impl Credentials {
@@ -172,25 +175,39 @@ impl Credentials {
             basic("online-bank", "online-bank-secret"),
             basic("demo-admin", "demo-admin-secret"),
         ];
-        // Sign in as alice, as a browser would.
-        let page = http.get(format!("{base}/login")).send().await.unwrap();
-        let cookie = session_cookie(&page).expect("a session cookie from the login page");
-        let html = page.text().await.unwrap();
-        let csrf = between(&html, "name=\"csrf_token\" value=\"", "\"").expect("a CSRF token").to_string();
-        let signed_in = http
-            .post(format!("{base}/login"))
-            .header("cookie", &cookie)
-            .form(&[("username", "alice"), ("password", "alice-password"), ("csrf_token", &csrf), ("next", "/account")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(signed_in.status(), 303, "alice signs in");
-        let session_cookie = session_cookie(&signed_in).expect("a session cookie after sign-in");
-        let account = http.get(format!("{base}/account")).header("cookie", &session_cookie).send().await.unwrap();
-        let html = account.text().await.unwrap();
-        let csrf_token = between(&html, "name=\"csrf_token\" value=\"", "\"").unwrap_or(&csrf).to_string();
-        Self { admin_bearer, machine_bearer, basics, session_cookie, csrf_token }
+        let (session_cookie, csrf_token) = sign_in(&http, &base, "alice", "alice-password", "/account").await;
+        let (admin_session_cookie, admin_csrf_token) = sign_in(&http, &base, "admin", "admin-password", "/admin").await;
+        Self {
+            admin_bearer,
+            machine_bearer,
+            basics,
+            session_cookie,
+            csrf_token,
+            admin_session_cookie,
+            admin_csrf_token,
+        }
     }
+}
+
+/// Signs in as a browser would; the session cookie and the CSRF token of the page `next`.
+async fn sign_in(http: &reqwest::Client, base: &str, username: &str, password: &str, next: &str) -> (String, String) {
+    let page = http.get(format!("{base}/login")).send().await.unwrap();
+    let cookie = session_cookie(&page).expect("a session cookie from the login page");
+    let html = page.text().await.unwrap();
+    let csrf = between(&html, "name=\"csrf_token\" value=\"", "\"").expect("a CSRF token").to_string();
+    let signed_in = http
+        .post(format!("{base}/login"))
+        .header("cookie", &cookie)
+        .form(&[("username", username), ("password", password), ("csrf_token", &csrf), ("next", next)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303, "{username} signs in");
+    let session_cookie = session_cookie(&signed_in).expect("a session cookie after sign-in");
+    let landing = http.get(format!("{base}{next}")).header("cookie", &session_cookie).send().await.unwrap();
+    let html = landing.text().await.unwrap();
+    let csrf_token = between(&html, "name=\"csrf_token\" value=\"", "\"").unwrap_or(&csrf).to_string();
+    (session_cookie, csrf_token)
 }
 
 fn session_cookie(response: &reqwest::Response) -> Option<String> {
@@ -282,6 +299,8 @@ enum Auth {
     Admin,
     Client,
     Session,
+    /// The console: the administrator's session.
+    AdminSession,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -371,6 +390,98 @@ const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/demo/bank/balance", auth: Auth::Session, body: Body::None, params: BROWSER },
     Route { method: "GET", path: "/static/scopegate.css", auth: Auth::None, body: Body::None, params: &[] },
     Route { method: "GET", path: "/static/consent.js", auth: Auth::None, body: Body::None, params: &[] },
+    Route { method: "GET", path: "/static/console.js", auth: Auth::None, body: Body::None, params: &[] },
+    Route { method: "GET", path: "/admin", auth: Auth::AdminSession, body: Body::None, params: CONSOLE },
+    Route { method: "GET", path: "/admin/scopes", auth: Auth::AdminSession, body: Body::None, params: CONSOLE },
+    Route { method: "POST", path: "/admin/scopes", auth: Auth::AdminSession, body: Body::Form, params: CONSOLE },
+    Route { method: "GET", path: "/admin/scopes/{}", auth: Auth::AdminSession, body: Body::None, params: CONSOLE },
+    Route {
+        method: "POST",
+        path: "/admin/scopes/{}/edit",
+        auth: Auth::AdminSession,
+        body: Body::Form,
+        params: CONSOLE,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/scopes/{}/move",
+        auth: Auth::AdminSession,
+        body: Body::Form,
+        params: CONSOLE,
+    },
+    Route {
+        method: "GET",
+        path: "/admin/scopes/{}/delete",
+        auth: Auth::AdminSession,
+        body: Body::None,
+        params: CONSOLE,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/scopes/{}/delete",
+        auth: Auth::AdminSession,
+        body: Body::Form,
+        params: CONSOLE,
+    },
+    Route { method: "GET", path: "/admin/clients", auth: Auth::AdminSession, body: Body::None, params: CONSOLE },
+    Route { method: "POST", path: "/admin/clients", auth: Auth::AdminSession, body: Body::Form, params: CONSOLE },
+    Route { method: "GET", path: "/admin/clients/{}", auth: Auth::AdminSession, body: Body::None, params: CONSOLE },
+    Route {
+        method: "POST",
+        path: "/admin/clients/{}/edit",
+        auth: Auth::AdminSession,
+        body: Body::Form,
+        params: CONSOLE,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/clients/{}/scopes",
+        auth: Auth::AdminSession,
+        body: Body::Form,
+        params: CONSOLE,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/clients/{}/secret",
+        auth: Auth::AdminSession,
+        body: Body::Form,
+        params: CONSOLE,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/clients/{}/delete",
+        auth: Auth::AdminSession,
+        body: Body::Form,
+        params: CONSOLE,
+    },
+    Route { method: "GET", path: "/admin/users", auth: Auth::AdminSession, body: Body::None, params: CONSOLE },
+    Route { method: "POST", path: "/admin/users", auth: Auth::AdminSession, body: Body::Form, params: CONSOLE },
+    Route {
+        method: "POST",
+        path: "/admin/users/{}/password",
+        auth: Auth::AdminSession,
+        body: Body::Form,
+        params: CONSOLE,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/users/{}/disable",
+        auth: Auth::AdminSession,
+        body: Body::Form,
+        params: CONSOLE,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/users/{}/delete",
+        auth: Auth::AdminSession,
+        body: Body::Form,
+        params: CONSOLE,
+    },
+    Route { method: "GET", path: "/admin/grants", auth: Auth::AdminSession, body: Body::None, params: CONSOLE },
+    Route { method: "POST", path: "/admin/grants/revoke", auth: Auth::AdminSession, body: Body::Form, params: CONSOLE },
+    Route { method: "GET", path: "/admin/events", auth: Auth::AdminSession, body: Body::None, params: CONSOLE },
+    Route { method: "POST", path: "/admin/v1/users/{}/disable", auth: Auth::Admin, body: Body::None, params: ADMIN },
+    Route { method: "POST", path: "/admin/v1/clients/{}/secret", auth: Auth::Admin, body: Body::None, params: ADMIN },
     Route { method: "GET", path: "/admin/v1/openapi.json", auth: Auth::Admin, body: Body::None, params: &[] },
     Route { method: "GET", path: "/admin/v1/scopes", auth: Auth::Admin, body: Body::None, params: ADMIN },
     Route { method: "POST", path: "/admin/v1/scopes", auth: Auth::Admin, body: Body::Json, params: ADMIN },
@@ -446,6 +557,38 @@ const PATH_VALUES: &[&str] = &[
     "%",
     "%G1",
     "%%30%30",
+];
+
+/// The console's form and query fields.
+const CONSOLE: &[&str] = &[
+    "csrf_token",
+    "name",
+    "parent",
+    "position",
+    "short_description",
+    "security_level",
+    "visibility",
+    "access_duration_days",
+    "max_access_count",
+    "user_authorization_required",
+    "auth_types",
+    "operations",
+    "client_type",
+    "redirect_uris",
+    "grant_types",
+    "token_format",
+    "scope",
+    "username",
+    "password",
+    "admin",
+    "user",
+    "client",
+    "state",
+    "type",
+    "cursor",
+    "limit",
+    "q",
+    "notice",
 ];
 
 /// Parameter values, already percent-encoded as they go on the wire.
@@ -598,8 +741,12 @@ fn random_body(rng: &mut StdRng, route: &Route, credentials: &Credentials) -> (O
             Body::None => Vec::new(),
             Body::Form => {
                 let mut form = random_query(rng, route, credentials);
-                if route.auth == Auth::Session && rng.random_range(0..2) == 0 {
-                    form.push_str(&format!("&csrf_token={}", credentials.csrf_token));
+                if rng.random_range(0..2) == 0 {
+                    match route.auth {
+                        Auth::Session => form.push_str(&format!("&csrf_token={}", credentials.csrf_token)),
+                        Auth::AdminSession => form.push_str(&format!("&csrf_token={}", credentials.admin_csrf_token)),
+                        _ => {}
+                    }
                 }
                 form.into_bytes()
             }
@@ -622,7 +769,7 @@ fn random_authorization(rng: &mut StdRng, route: &Route, credentials: &Credentia
         return match route.auth {
             Auth::Admin => Some(credentials.admin_bearer.clone()),
             Auth::Client => Some(credentials.basics[rng.random_range(0..credentials.basics.len())].clone()),
-            Auth::Session | Auth::None => None,
+            Auth::Session | Auth::AdminSession | Auth::None => None,
         };
     }
     Some(match rng.random_range(0..10) {
@@ -673,6 +820,8 @@ fn random_request(rng: &mut StdRng, credentials: &Credentials) -> Vec<u8> {
     // Never the real session on /logout, which would end it for the rest of the run.
     if route.auth == Auth::Session && route.path != "/logout" && rng.random_range(0..3) != 0 {
         head.push_str(&format!("Cookie: {}\r\n", credentials.session_cookie));
+    } else if route.auth == Auth::AdminSession && rng.random_range(0..3) != 0 {
+        head.push_str(&format!("Cookie: {}\r\n", credentials.admin_session_cookie));
     } else if rng.random_range(0..10) == 0 {
         head.push_str("Cookie: scopegate_session=forged%00value; other=1\r\n");
     }

@@ -5,6 +5,7 @@
 mod admin;
 mod browser_flow;
 mod cli;
+mod console;
 mod entitlement;
 mod events;
 mod fuzz;

@@ -224,7 +224,9 @@ async fn serve_demo_twice_leaves_exactly_one_copy_of_the_demo_data() {
     assert_eq!(names, vec!["profile", "accounts", "payments", "scopegate:admin"]);
     let db = scopegate::storage::Database::connect(&settings.database_url, 1).unwrap();
     let mut connection = db.get().unwrap();
-    assert_eq!(scopegate::storage::users::list(&mut connection).unwrap().len(), 2);
+    let users = scopegate::storage::users::list(&mut connection).unwrap();
+    let users: Vec<(&str, bool)> = users.iter().map(|u| (u.username.as_str(), u.admin)).collect();
+    assert_eq!(users, [("admin", true), ("alice", false), ("bob", false)], "alice, bob and the console's admin");
     let clients = scopegate::storage::clients::list(&mut connection).unwrap();
     let mut ids: Vec<_> = clients.iter().map(|c| c.client_id.as_str()).collect();
     ids.sort();

@@ -1,7 +1,8 @@
 # Sourced by tests/run: install_browser_tools installs what the browser tests need when it is
-# missing: Debian's chromium (at /usr/bin/chromium) and the npm package playwright-core (major 1)
-# in tests/browser/node_modules. Playwright never downloads a browser here: the tests launch
-# /usr/bin/chromium through executablePath.
+# missing: Debian's chromium (at /usr/bin/chromium) and the npm packages playwright-core (major 1)
+# and axe-core (major 4, the console's accessibility checks) in tests/browser/node_modules.
+# Playwright never downloads a browser here: the tests launch /usr/bin/chromium through
+# executablePath.
 
 browser_tools_root() {
     (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,16 +25,17 @@ install_browser_tools() {
 
     mkdir -p "$browser_dir"
     if [ ! -f "$browser_dir/package.json" ]; then
-        printf '%s\n' '{"private": true, "type": "module", "dependencies": {"playwright-core": "^1"}}' \
+        printf '%s\n' '{"private": true, "type": "module", "dependencies": {"axe-core": "^4", "playwright-core": "^1"}}' \
             >"$browser_dir/package.json"
     fi
     if [ ! -f "$browser_dir/.gitignore" ]; then
         printf '%s\n' 'node_modules/' >"$browser_dir/.gitignore"
     fi
-    if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ]; then
-        echo "== installing playwright-core 1 from the npm registry"
+    if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ] ||
+        [ ! -f "$browser_dir/node_modules/axe-core/package.json" ]; then
+        echo "== installing playwright-core 1 and axe-core 4 from the npm registry"
         PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$browser_dir" --no-audit --no-fund --no-save \
-            --loglevel=error playwright-core@1 >/dev/null
+            --loglevel=error playwright-core@1 axe-core@4 >/dev/null
     fi
 }
 
@@ -68,7 +70,8 @@ PY
 }
 
 # run_browser_tests DATABASE_URL LABEL: starts `scopegate serve --demo` on a free loopback port
-# against DATABASE_URL and walks the Online Bank story in chromium (tests/browser/online_bank.mjs).
+# against DATABASE_URL and walks the Online Bank story in chromium (tests/browser/online_bank.mjs),
+# then an administrator's day in the console with axe-core's checks (tests/browser/console.mjs).
 # Returns the test's status; safe to source from a `set -euo pipefail` script. Screenshots go to
 # $SCOPEGATE_SCREENSHOTS when it is set.
 run_browser_tests() {
@@ -86,6 +89,7 @@ run_browser_tests() {
     echo "== browser tests (chromium) on $label"
     if browser_wait_until_ready "$url" "$pid"; then
         SCOPEGATE_URL=$url node "$root/tests/browser/online_bank.mjs" || status=$?
+        SCOPEGATE_URL=$url node "$root/tests/browser/console.mjs" || status=$?
     else
         echo "the server did not become ready on $url"
         status=1

@@ -143,3 +143,29 @@ pub async fn replace_scopes(
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }
+
+/// The new secret, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedSecret {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+#[utoipa::path(post, path = "/admin/v1/clients/{client_id}/secret", tag = "clients",
+    responses(
+        (status = 200, body = RotatedSecret, description = "The new secret, shown once; the old one stops working"),
+        (status = 400, description = "a public client has no secret"), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn rotate_secret(
+    admin: Admin,
+    state: web::Data<AppState>,
+    client_id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let client_id = client_id.into_inner();
+    let (actor, now, shared, id) = (admin.actor(), state.clock.now(), state.clone(), client_id.clone());
+    let client_secret = state
+        .db
+        .run(move |connection| client_service::rotate_secret(connection, &shared.hasher, &id, &actor, now))
+        .await?;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(RotatedSecret { client_id, client_secret }))
+}

@@ -4,7 +4,7 @@ pub mod auth;
 mod clients;
 mod events;
 mod grants;
-mod scopes;
+pub(crate) mod scopes;
 mod users;
 mod webhooks;
 
@@ -19,7 +19,8 @@ use utoipa::{Modify, OpenApi};
     paths(
         scopes::list, scopes::create, scopes::get, scopes::edit, scopes::move_scope, scopes::delete,
         clients::create, clients::list, clients::get, clients::edit, clients::delete, clients::replace_scopes,
-        users::create, users::list, users::delete,
+        clients::rotate_secret,
+        users::create, users::list, users::delete, users::disable,
         grants::list,
         events::list,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
@@ -63,9 +64,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
             .route("/clients/{client_id}", web::patch().to(clients::edit))
             .route("/clients/{client_id}", web::delete().to(clients::delete))
             .route("/clients/{client_id}/scopes", web::put().to(clients::replace_scopes))
+            .route("/clients/{client_id}/secret", web::post().to(clients::rotate_secret))
             .route("/users", web::post().to(users::create))
             .route("/users", web::get().to(users::list))
             .route("/users/{username}", web::delete().to(users::delete))
+            .route("/users/{username}/disable", web::post().to(users::disable))
             .route("/grants", web::get().to(grants::list))
             .route("/events", web::get().to(events::list))
             .route("/webhooks", web::post().to(webhooks::create))

@@ -50,7 +50,7 @@ pub struct NewScope {
 
 impl NewScope {
     /// The scope, and its place among its siblings if one was asked for (else: last).
-    fn into_scope(self) -> (Scope, Option<u32>) {
+    pub fn into_scope(self) -> (Scope, Option<u32>) {
         let scope = Scope { name: self.name, parent: self.parent, position: 0, fields: self.fields };
         (scope, self.position)
     }

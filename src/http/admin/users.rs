@@ -18,6 +18,9 @@ pub struct NewUserBody {
     pub password: String,
     #[serde(default)]
     pub display_name: Option<String>,
+    /// An administrator, who may sign in to the console at `/admin`.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,11 +29,23 @@ pub struct UserView {
     pub username: String,
     pub display_name: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    pub admin: bool,
+    /// A disabled user cannot sign in and her tokens are inactive.
+    pub disabled: bool,
+    pub disabled_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl From<User> for UserView {
     fn from(user: User) -> Self {
-        Self { id: user.id, username: user.username, display_name: user.display_name, created_at: user.created_at }
+        Self {
+            disabled: !user.is_active(),
+            id: user.id,
+            username: user.username,
+            display_name: user.display_name,
+            created_at: user.created_at,
+            admin: user.admin,
+            disabled_at: user.disabled_at,
+        }
     }
 }
 
@@ -51,8 +66,12 @@ pub async fn create(
     let (now, actor) = (state.clock.now(), admin.actor());
     // argon2 on the blocking pool with no connection held; then a short write.
     let prepared = web::block(move || {
-        let new_user =
-            NewUser { username: &body.username, password: &body.password, display_name: body.display_name.as_deref() };
+        let new_user = NewUser {
+            username: &body.username,
+            password: &body.password,
+            display_name: body.display_name.as_deref(),
+            admin: body.admin,
+        };
         user_service::prepare(new_user, now)
     })
     .await
@@ -80,5 +99,18 @@ pub async fn delete(
 ) -> Result<HttpResponse, AppError> {
     let (username, actor, now) = (username.into_inner(), admin.actor(), state.clock.now());
     state.db.run(move |connection| user_service::delete(connection, &username, &actor, now)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/admin/v1/users/{username}/disable", tag = "users",
+    responses((status = 204, description = "Disabled: she cannot sign in and her tokens are inactive"), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn disable(
+    admin: Admin,
+    state: web::Data<AppState>,
+    username: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let (username, actor, now) = (username.into_inner(), admin.actor(), state.clock.now());
+    state.db.run(move |connection| user_service::disable(connection, &username, &actor, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
