@@ -49,8 +49,9 @@ pub struct StoredDelivery {
     pub attempt_log: Vec<StoredAttempt>,
 }
 
-/// A delivery the worker claimed: where to send which event, and with which secret.
-#[derive(Debug, Clone)]
+/// A delivery the worker claimed: where to send which event, and with which secret. Its
+/// `Debug` leaves the secret out, so no log line can carry it.
+#[derive(Clone)]
 pub struct DueDelivery {
     pub id: i64,
     pub webhook_id: i64,
@@ -60,6 +61,17 @@ pub struct DueDelivery {
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
     pub event: StoredEvent,
+}
+
+impl std::fmt::Debug for DueDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueDelivery")
+            .field("id", &self.id)
+            .field("webhook_id", &self.webhook_id)
+            .field("attempts", &self.attempts)
+            .field("event_id", &self.event.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How an attempt ended, and what follows from it.
