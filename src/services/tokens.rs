@@ -10,7 +10,7 @@ use crate::domain::client::{Client, TokenFormat};
 use crate::domain::negotiation::format_scope;
 use crate::domain::token::{token_format, AccessTokenClaims, Subject, JWT_ACCESS_TOKEN_TYPE};
 use crate::error::AppError;
-use crate::secrets::random_token;
+use crate::secrets::{random_token, time_ordered_id};
 use crate::storage::tokens::{self, AccessTokenRow};
 use crate::storage::DbConnection;
 
@@ -63,7 +63,7 @@ pub fn mint_access_token(
 ) -> Result<MintedToken, AppError> {
     let lifetime = context.lifetimes.access_token;
     let expires_at = now + Duration::seconds(lifetime);
-    let jti = random_token(16);
+    let jti = time_ordered_id(now);
     let scope = format_scope(request.scopes);
     let format = token_format(request.client.token_format, context.tree, request.scopes);
     let (token, token_hash) = match format {
