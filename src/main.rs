@@ -1,3 +1,4 @@
+// mimalloc: malloc and free were 9% of the token endpoint's CPU under glibc (issue 11).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
