@@ -18,7 +18,6 @@ use prometheus::{
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::entitlement::{Dropped, Entitlement};
 use crate::domain::scope::GrantType;
 use crate::storage::PoolUsage;
 
@@ -60,7 +59,6 @@ struct Series {
     consents_granted: IntCounter,
     consents_denied: IntCounter,
     accesses_exhausted: IntCounter,
-    days_exhausted: IntCounter,
     pool_idle: IntGauge,
     pool_in_use: IntGauge,
     pool_max: IntGauge,
@@ -107,18 +105,13 @@ impl Metrics {
         series.introspections[usize::from(counted)][usize::from(active)].inc();
     }
 
-    /// The limits an introspection found used up: each scope the entitlement rule dropped
-    /// because its accesses ran out or its days are over (scopes dropped only because a
-    /// descendant was are not counted again).
-    pub fn limits_found_spent(&self, entitlement: &Entitlement) {
+    /// Grants that ran out: an introspection took their last access, the moment recorded as
+    /// `grant.exhausted`. Counted there, once per grant, not each time a later introspection
+    /// finds the grant spent. A grant whose days are over has no such moment (it lapses as
+    /// time passes, whether anyone looks or not), so days are not counted here.
+    pub fn grants_exhausted(&self, grants: usize) {
         let Some(series) = &self.series else { return };
-        for reason in entitlement.dropped.values() {
-            match reason {
-                Dropped::Exhausted => series.accesses_exhausted.inc(),
-                Dropped::Lapsed { .. } => series.days_exhausted.inc(),
-                _ => {}
-            }
-        }
+        series.accesses_exhausted.inc_by(u64::try_from(grants).unwrap_or(u64::MAX));
     }
 
     /// A decision the user made on the consent page, once recorded.
@@ -168,7 +161,7 @@ impl Series {
         let exhaustions = IntCounterVec::new(
             Opts::new(
                 LIMIT_EXHAUSTIONS,
-                "Scopes an introspection found used up: their accesses ran out or their days are over.",
+                "Grants that ran out of accesses: counted once, by the introspection that took the last one.",
             ),
             &["limit"],
         )?;
@@ -206,7 +199,6 @@ impl Series {
             consents_granted: consents.with_label_values(&["granted"]),
             consents_denied: consents.with_label_values(&["denied"]),
             accesses_exhausted: exhaustions.with_label_values(&["accesses"]),
-            days_exhausted: exhaustions.with_label_values(&["days"]),
             pool_idle: pool.with_label_values(&["idle"]),
             pool_in_use: pool.with_label_values(&["in_use"]),
             pool_max,
@@ -231,7 +223,6 @@ fn method_label(method: &Method) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::entitlement::Usable;
 
     fn usage() -> PoolUsage {
         PoolUsage { open: 3, idle: 2, max: 4 }
@@ -272,18 +263,13 @@ mod tests {
     }
 
     #[test]
-    fn spent_limits_are_counted_by_kind_and_implied_parents_are_not() {
+    fn exhausted_grants_are_counted_by_how_many_ran_out() {
         let metrics = Metrics::enabled().unwrap();
-        let mut entitlement = Entitlement::default();
-        entitlement.usable.insert("a.ok".into(), Usable { expires_at: None, remaining: Some(3), grant_id: Some(1) });
-        entitlement.dropped.insert("a.count".into(), Dropped::Exhausted);
-        entitlement.dropped.insert("a.days".into(), Dropped::Lapsed { at: chrono::Utc::now() });
-        entitlement.dropped.insert("a".into(), Dropped::ImpliesDropped);
-        entitlement.dropped.insert("b".into(), Dropped::NotGranted);
-        metrics.limits_found_spent(&entitlement);
+        metrics.grants_exhausted(0);
+        metrics.grants_exhausted(2);
         let text = metrics.render(usage()).unwrap().unwrap();
-        assert!(text.contains("scopegate_limit_exhaustions_total{limit=\"accesses\"} 1\n"), "{text}");
-        assert!(text.contains("scopegate_limit_exhaustions_total{limit=\"days\"} 1\n"), "{text}");
+        assert!(text.contains("scopegate_limit_exhaustions_total{limit=\"accesses\"} 2\n"), "{text}");
+        assert!(!text.contains("limit=\"days\""), "{text}");
     }
 
     #[test]

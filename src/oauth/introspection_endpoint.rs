@@ -1,8 +1,8 @@
 //! `POST /introspect` as one operation (RFC 7662): the caller's authentication and the
 //! token's judgement are reads, made without leaving the request's thread on SQLite; the counts
 //! a limited scope takes go through the group commit, and the answer waits for its commit.
-//! Each answer is counted (metrics): counted or not, active or not, and the limits it found
-//! used up.
+//! Each answer is counted (metrics): counted or not, active or not, and the grants whose last
+//! access it took.
 
 use std::sync::Arc;
 
@@ -37,7 +37,7 @@ pub async fn respond(
         let tree = Arc::clone(&snapshot);
         judged = state.db.write(move |connection| judged.count(connection, &tree.tree, now)).await?;
     }
-    state.metrics.limits_found_spent(judged.entitlement());
+    state.metrics.grants_exhausted(judged.exhausted_now());
     let answer = judged.answer(&state.settings.issuer, &snapshot.tree);
     state.metrics.introspected(counted, answer.is_some());
     Ok(answer)

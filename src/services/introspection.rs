@@ -95,6 +95,8 @@ pub struct Judged {
     row: AccessTokenRow,
     username: Option<String>,
     entitlement: Entitlement,
+    /// Grants whose last access this introspection took (each recorded as `grant.exhausted`).
+    exhausted_now: usize,
 }
 
 /// Introspects `token` for `caller`: one read-only pass. `Ok(None)` means inactive (unknown,
@@ -134,13 +136,18 @@ pub fn judge(
     };
     let rule = Rule::for_holder(context.tree, &holdings, row.user_id.is_some(), now);
     let entitlement = rule.evaluate(row.scope.split(' ').filter(|s| !s.is_empty()));
-    Ok(Some(Judged { row, username, entitlement }))
+    Ok(Some(Judged { row, username, entitlement, exhausted_now: 0 }))
 }
 
 impl Judged {
     /// Whether answering counts an access on some grant (a write).
     pub fn counts(&self) -> bool {
         !self.entitlement.counted().is_empty()
+    }
+
+    /// How many grants ran out on this introspection: it took their last access.
+    pub fn exhausted_now(&self) -> usize {
+        self.exhausted_now
     }
 
     /// What the entitlement rule made of the token's scopes (after [`Judged::count`], what
@@ -191,12 +198,13 @@ impl Judged {
         if !exhausted.is_empty() {
             events::insert(connection, &exhausted, now)?;
         }
+        self.exhausted_now = exhausted.len();
         Ok(self)
     }
 
     /// The introspection response; None when nothing of the token is usable any more.
     pub fn answer(self, issuer: &str, tree: &ScopeTree) -> Option<ActiveToken> {
-        let Judged { row, username, entitlement } = self;
+        let Judged { row, username, entitlement, .. } = self;
         if entitlement.is_empty() {
             return None;
         }

@@ -148,6 +148,8 @@ async fn metrics_count_requests_tokens_introspections_consents_and_exhaustions()
     assert_eq!(first["scope_limits"]["metered"]["remaining_accesses"], 0, "{first}");
     let spent = app.introspect(&bank_api, &metered).await;
     assert_eq!(spent["active"], false, "the only scope ran out: {spent}");
+    // Seen spent again: the grant ran out once, on the first introspection, and counts once.
+    assert_eq!(app.introspect(&bank_api, &metered).await["active"], false);
     assert_eq!(app.introspect(&bank_api, &unlimited).await["active"], true);
     assert_eq!(app.introspect(&bank_api, "no-such-token").await["active"], false);
 
@@ -185,11 +187,14 @@ async fn metrics_count_requests_tokens_introspections_consents_and_exhaustions()
     let introspections =
         |counted, active| scrape.value("scopegate_introspections_total", &[("counted", counted), ("active", active)]);
     assert_eq!(introspections("true", "true"), 1.0, "the first look at the metered token counted an access");
-    assert_eq!(introspections("false", "false"), 2.0, "the used-up token and the unknown one");
+    assert_eq!(introspections("false", "false"), 3.0, "the used-up token twice and the unknown one");
     assert_eq!(introspections("false", "true"), 1.0, "the unlimited token");
     assert_eq!(introspections("true", "false"), 0.0);
-    assert_eq!(scrape.value("scopegate_limit_exhaustions_total", &[("limit", "accesses")]), 1.0);
-    assert_eq!(scrape.value("scopegate_limit_exhaustions_total", &[("limit", "days")]), 0.0);
+    assert_eq!(
+        scrape.value("scopegate_limit_exhaustions_total", &[("limit", "accesses")]),
+        1.0,
+        "once, when the last access was taken, not at each sighting"
+    );
     assert_eq!(scrape.value("scopegate_consents_total", &[("decision", "granted")]), 1.0);
     assert_eq!(scrape.value("scopegate_consents_total", &[("decision", "denied")]), 1.0);
 
@@ -198,7 +203,7 @@ async fn metrics_count_requests_tokens_introspections_consents_and_exhaustions()
     };
     assert_eq!(requests("/token", "POST", "200"), 4.0, "two client-credentials tokens, a code exchange, a refresh");
     assert_eq!(requests("/token", "POST", "401"), 1.0);
-    assert_eq!(requests("/introspect", "POST", "200"), 4.0);
+    assert_eq!(requests("/introspect", "POST", "200"), 5.0);
     assert_eq!(requests("/authorize/consent", "POST", "303"), 2.0);
     assert_eq!(requests("unmatched", "GET", "404"), 2.0, "/no/such/thing and the main listener's /metrics");
     let routes = scrape.label_values("scopegate_http_requests_total", "route");
