@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
-use super::scope::{GrantType, SecurityLevel};
+use super::scope::{GrantType, SecurityLevel, ADMIN_SCOPE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -57,6 +57,38 @@ impl Client {
     /// Exact string match (RFC 9700 §4.1.3): no prefix, pattern or port leniency.
     pub fn has_redirect_uri(&self, uri: &str) -> bool {
         self.redirect_uris.iter().any(|registered| registered == uri)
+    }
+
+    /// Whether an administrator may assign the scope `name` (of security level `level`) to this
+    /// client: the admin scope only to an admin client, and nothing more sensitive than the
+    /// client's own level. The one rule the admin API, the CLI and the console's assignment
+    /// form all apply.
+    pub fn may_hold(&self, name: &str, level: SecurityLevel) -> Result<(), HoldRefusal> {
+        if name == ADMIN_SCOPE && !self.admin {
+            return Err(HoldRefusal::ReservedForAdmins);
+        }
+        if !self.security_level.admits(level) {
+            return Err(HoldRefusal::TooSensitive { scope: level, client: self.security_level });
+        }
+        Ok(())
+    }
+}
+
+/// Why a client may not hold a scope ([`Client::may_hold`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldRefusal {
+    ReservedForAdmins,
+    TooSensitive { scope: SecurityLevel, client: SecurityLevel },
+}
+
+impl std::fmt::Display for HoldRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ReservedForAdmins => write!(f, "reserved for admin clients"),
+            Self::TooSensitive { scope, client } => {
+                write!(f, "level {scope} is more sensitive than the client's level {client}")
+            }
+        }
     }
 }
 
@@ -243,6 +275,20 @@ fn is_reverse_domain(scheme: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_may_hold_what_its_level_admits_and_the_admin_scope_only_as_an_admin() {
+        let plain = Client::for_tests(SecurityLevel::C, false);
+        let admin = Client::for_tests(SecurityLevel::C, true);
+        assert_eq!(plain.may_hold("accounts", SecurityLevel::C), Ok(()));
+        assert_eq!(plain.may_hold("accounts", SecurityLevel::F), Ok(()));
+        assert_eq!(
+            plain.may_hold("payments", SecurityLevel::A),
+            Err(HoldRefusal::TooSensitive { scope: SecurityLevel::A, client: SecurityLevel::C })
+        );
+        assert_eq!(plain.may_hold(ADMIN_SCOPE, SecurityLevel::F), Err(HoldRefusal::ReservedForAdmins));
+        assert_eq!(admin.may_hold(ADMIN_SCOPE, SecurityLevel::F), Ok(()));
+    }
 
     fn registration() -> ClientRegistration {
         ClientRegistration { name: "Online Bank".into(), ..Default::default() }

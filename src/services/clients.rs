@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{events, OAuthContext};
-use crate::domain::client::{Client, ClientRegistration};
+use crate::domain::client::{Client, ClientRegistration, HoldRefusal};
 use crate::domain::event::{changes, Actor, Event, EventType};
 use crate::domain::scope::SecurityLevel;
 use crate::error::AppError;
@@ -105,26 +105,29 @@ pub fn already_assigned(error: StorageError, scope_name: &str) -> AppError {
     }
 }
 
-/// A scope may be assigned when it exists, is not more sensitive than the client's level, and
-/// is the admin scope only for an admin client.
+/// A scope may be assigned when it exists and the client may hold it ([`Client::may_hold`]).
 pub fn check_assignable(connection: &mut DbConnection, client: &Client, name: &str) -> Result<(), AppError> {
-    if name == ADMIN_SCOPE && !client.admin {
-        return Err(AppError::invalid_request(format!("scope {ADMIN_SCOPE} is reserved for admin clients")));
-    }
-    let levels = clients::scope_levels(connection, &[name.to_string()])?;
-    let Some((_, level)) = levels.first() else {
-        return Err(AppError::invalid_request(format!("scope {name:?} does not exist")));
-    };
-    if !client.security_level.admits(*level) {
-        return Err(AppError::bad_request(
-            "security_level_mismatch",
-            format!(
-                "scope {name:?} has security level {level}, more sensitive than the client's level {}",
-                client.security_level
-            ),
+    let Some((_, level)) = clients::scope_levels(connection, &[name.to_string()])?.first().cloned() else {
+        // The least sensitive level: a missing scope is refused as reserved when it is the admin
+        // scope and the client no admin, else as missing.
+        return Err(client.may_hold(name, SecurityLevel::F).map_or_else(
+            |refusal| hold_refused(name, refusal),
+            |()| AppError::invalid_request(format!("scope {name:?} does not exist")),
         ));
+    };
+    client.may_hold(name, level).map_err(|refusal| hold_refused(name, refusal))
+}
+
+fn hold_refused(name: &str, refusal: HoldRefusal) -> AppError {
+    match refusal {
+        HoldRefusal::ReservedForAdmins => {
+            AppError::invalid_request(format!("scope {ADMIN_SCOPE} is reserved for admin clients"))
+        }
+        HoldRefusal::TooSensitive { scope, client } => AppError::bad_request(
+            "security_level_mismatch",
+            format!("scope {name:?} has security level {scope}, more sensitive than the client's level {client}"),
+        ),
     }
-    Ok(())
 }
 
 /// Client authentication: the client when the secret matches its stored keyed hash

@@ -334,7 +334,8 @@ pub struct AssignableScope {
     pub level: &'static str,
     pub depth: usize,
     pub assigned: bool,
-    pub admitted: bool,
+    /// Why the client may not hold it, in words; None when it may.
+    pub refusal: Option<String>,
     pub input_id: String,
 }
 
@@ -350,7 +351,7 @@ impl AssignableScope {
                 level: scope.fields.security_level.as_str(),
                 depth,
                 assigned: assigned.contains(&scope.name),
-                admitted: client.security_level.admits(scope.fields.security_level),
+                refusal: client.may_hold(&scope.name, scope.fields.security_level).err().map(|r| r.to_string()),
                 input_id: format!("assign-{index}"),
             })
             .collect()

@@ -244,6 +244,19 @@ async fn a_client_secret_is_shown_once_and_rotating_it_stops_the_old_one() {
     let assigned: Vec<&str> = view["scopes"].as_array().unwrap().iter().map(|s| s["scope"].as_str().unwrap()).collect();
     assert_eq!(assigned, ["accounts.balance", "profile"]);
     assert!(detail.contains("level C"), "the level rule is explained: {detail}");
+    // The form offers only what the service would accept: not the admin scope to a plain client.
+    let admin_box = checkbox(&detail, "scopegate:admin");
+    assert!(admin_box.contains(" disabled"), "{admin_box}");
+    assert!(detail.contains("reserved for admin clients"), "the reason is given: {detail}");
+    assert!(!checkbox(&detail, "profile").contains(" disabled"));
+    let (status, refused) = submit(
+        &root,
+        &csrf,
+        &format!("/admin/clients/{client_id}/scopes"),
+        &[("scope", "profile"), ("scope", "scopegate:admin")],
+    )
+    .await;
+    assert_eq!(status, 400, "the service refuses it all the same: {refused}");
 
     assert_eq!(app.client_credentials(&client, Some("profile")).await.status(), 200);
     let (status, html) = submit(&root, &csrf, &format!("/admin/clients/{client_id}/secret"), &[]).await;
@@ -274,6 +287,15 @@ async fn a_client_secret_is_shown_once_and_rotating_it_stops_the_old_one() {
     assert_eq!(status, 303);
     let (status, _) = admin.call(Method::GET, &format!("/admin/v1/clients/{client_id}"), None).await;
     assert_eq!(status, 404);
+}
+
+/// The checkbox input of the scope `name` in a client's assignment form.
+fn checkbox(html: &str, name: &str) -> String {
+    let value = format!("value=\"{name}\"");
+    let at = html.find(&value).unwrap_or_else(|| panic!("no checkbox for {name}"));
+    let start = html[..at].rfind("<input").unwrap();
+    let end = at + html[at..].find('>').unwrap();
+    html[start..=end].to_string()
 }
 
 /// alice's tokens by the code flow for `accounts`: (access, refresh).
