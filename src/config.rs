@@ -57,7 +57,9 @@ pub struct Settings {
 
 const TEN_YEARS_IN_SECONDS: i64 = 10 * 366 * 24 * 3600;
 
-/// Half the webhook worker's lease on a claimed delivery (`services::webhook_delivery`).
+/// A receiver's longest allowed answer: the webhook worker's lease on a delivery is the timeout
+/// plus a margin (`services::webhook_delivery`), so a longer one would only delay redelivery
+/// after a crash.
 const MAX_WEBHOOK_TIMEOUT_SECONDS: i64 = 60;
 
 impl Default for Settings {
@@ -245,8 +247,8 @@ impl Settings {
         if self.pool_size == 0 {
             bail!("pool_size must be at least 1");
         }
-        // A delivery in flight must finish well within the worker's lease on it (120 s), or
-        // another instance claims it again and the receiver gets it twice at once.
+        // The worker's lease on a delivery follows the timeout; after a crash, a delivery in
+        // flight waits that long to be sent again.
         if self.webhook_timeout_seconds > MAX_WEBHOOK_TIMEOUT_SECONDS {
             bail!(
                 "webhook_timeout_seconds must be at most {MAX_WEBHOOK_TIMEOUT_SECONDS}, got {}",
@@ -381,7 +383,7 @@ mod tests {
         assert_eq!(settings.webhook_retry_policy().base, chrono::Duration::seconds(1));
         assert!(Settings { webhook_retry_base_seconds: 0, ..Default::default() }.validate().is_err());
         assert!(Settings { webhook_timeout_seconds: -1, ..Default::default() }.validate().is_err());
-        assert!(Settings { webhook_timeout_seconds: 61, ..Default::default() }.validate().is_err(), "beyond the lease");
+        assert!(Settings { webhook_timeout_seconds: 61, ..Default::default() }.validate().is_err(), "beyond a minute");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The webhook delivery worker: sends what the outbox holds, at least once.
 //!
 //! Every instance runs one. Each poll claims due deliveries with a lease (`claim_due`: their
-//! `next_attempt_at` moves [`LEASE`] ahead in a short transaction of its own), POSTs them
+//! `next_attempt_at` moves the lease ahead in a short transaction of its own), POSTs them
 //! concurrently, and records each attempt in a second transaction. A 2xx marks the delivery
 //! delivered; anything else (another status, a refused connection, a timeout) schedules the
 //! next attempt with exponential backoff, until 24 hours after the event, then `failed`.
+//!
+//! Deliveries are independent: up to [`IN_FLIGHT`] are under way at once, and each poll claims
+//! only as many as there is room for, without waiting for the ones still under way. A receiver
+//! that takes the whole timeout to answer holds one slot, not the deliveries behind it.
 //!
 //! At-least-once, not exactly-once: an instance that dies between a receiver's 2xx and the
 //! recording of it leaves the delivery pending, and it is sent again when its lease runs out.
@@ -19,11 +23,12 @@ use crate::storage::{Database, StorageError};
 
 /// How often an instance looks for due deliveries.
 pub const POLL: std::time::Duration = std::time::Duration::from_millis(500);
-/// Deliveries claimed at once; a full batch is followed by another claim at once.
-const BATCH: i64 = 32;
-/// How long a claim keeps other workers off a delivery: well past the request timeout, so a
-/// slow receiver is never sent the same event twice by two live instances.
-const LEASE: Duration = Duration::seconds(120);
+/// Deliveries under way at once, per instance.
+const IN_FLIGHT: usize = 32;
+/// How long a claim outlasts the request timeout: time to record the attempt. A delivery in
+/// flight is never claimed again by a live instance; one whose instance died is sent again
+/// when its lease (the timeout plus this) runs out.
+const LEASE_MARGIN: Duration = Duration::seconds(10);
 /// A receiver's error text is cut to this many characters in the log.
 const MAX_ERROR_CHARS: usize = 500;
 
@@ -36,7 +41,11 @@ pub struct Deliverer {
     http: reqwest::Client,
     clock: Clock,
     policy: RetryPolicy,
+    lease: Duration,
 }
+
+/// The attempts under way.
+type Sending = tokio::task::JoinSet<Result<(), StorageError>>;
 
 impl Deliverer {
     /// `timeout` bounds each POST, connection included. Redirects are not followed: a receiver
@@ -47,7 +56,8 @@ impl Deliverer {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("scopegate/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { db, http, clock, policy })
+        let lease = Duration::from_std(timeout).unwrap_or(Duration::MAX) + LEASE_MARGIN;
+        Ok(Self { db, http, clock, policy, lease })
     }
 
     /// Polls for ever; the caller aborts the task at shutdown. A delivery in flight then is
@@ -55,47 +65,54 @@ impl Deliverer {
     pub async fn run(self) {
         let mut ticker = tokio::time::interval(POLL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sending = Sending::new();
         loop {
-            ticker.tick().await;
-            loop {
-                match self.deliver_due().await {
-                    Ok(claimed) if claimed as i64 == BATCH => continue,
-                    Ok(_) => break,
-                    Err(error) => {
-                        tracing::warn!(%error, "webhook deliveries could not be claimed or recorded");
-                        break;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                Some(finished) = sending.join_next(), if !sending.is_empty() => report(finished),
+            }
+            while let Some(finished) = sending.try_join_next() {
+                report(finished);
+            }
+            self.start_due(&mut sending).await;
+        }
+    }
+
+    /// Claims due deliveries while there is room, and starts them.
+    async fn start_due(&self, sending: &mut Sending) {
+        while sending.len() < IN_FLIGHT {
+            let room = IN_FLIGHT - sending.len();
+            match self.claim(room).await {
+                Ok(due) => {
+                    let claimed = due.len();
+                    for delivery in due {
+                        let deliverer = self.clone();
+                        sending.spawn(async move {
+                            let outcome = deliverer.attempt(&delivery).await;
+                            deliverer.record(delivery, outcome).await
+                        });
                     }
+                    if claimed < room {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "webhook deliveries could not be claimed");
+                    return;
                 }
             }
         }
     }
 
-    /// Claims the due deliveries, sends them, records the outcomes; returns how many it claimed.
-    pub async fn deliver_due(&self) -> Result<usize, StorageError> {
+    /// Up to `room` due deliveries, claimed under a lease.
+    async fn claim(&self, room: usize) -> Result<Vec<DueDelivery>, StorageError> {
         let now = self.clock.now();
         // A read first: an idle poll takes no write lock (on SQLite, the group writer's).
         if !self.db.read(move |connection| webhooks::any_due(connection, now)).await? {
-            return Ok(0);
+            return Ok(Vec::new());
         }
-        let lease_until = now + LEASE;
-        let due = self.db.write(move |connection| webhooks::claim_due(connection, now, lease_until, BATCH)).await?;
-        let claimed = due.len();
-        let mut sending = tokio::task::JoinSet::new();
-        for delivery in due {
-            let deliverer = self.clone();
-            sending.spawn(async move {
-                let outcome = deliverer.attempt(&delivery).await;
-                deliverer.record(delivery, outcome).await
-            });
-        }
-        while let Some(recorded) = sending.join_next().await {
-            match recorded {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::warn!(%error, "a webhook attempt could not be recorded"),
-                Err(error) => tracing::warn!(%error, "a webhook attempt was interrupted"),
-            }
-        }
-        Ok(claimed)
+        let (lease_until, limit) = (now + self.lease, i64::try_from(room).unwrap_or(i64::MAX));
+        self.db.write(move |connection| webhooks::claim_due(connection, now, lease_until, limit)).await
     }
 
     /// One POST of the event's JSON, signed at the moment of sending.
@@ -149,6 +166,15 @@ impl Deliverer {
                 tracing::debug!(webhook, delivery = id, "the delivery was deleted or closed meanwhile");
             }
         })
+    }
+}
+
+/// A finished attempt whose recording failed, in the log.
+fn report(finished: Result<Result<(), StorageError>, tokio::task::JoinError>) {
+    match finished {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "a webhook attempt could not be recorded"),
+        Err(error) => tracing::warn!(%error, "a webhook attempt was interrupted"),
     }
 }
 

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::Sha256;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ struct Receiver {
     url: String,
     received: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
+    /// How long it holds each request before answering, in milliseconds.
+    delay_ms: Arc<AtomicU64>,
     server: actix_web::dev::ServerHandle,
 }
 
@@ -46,13 +48,14 @@ impl Receiver {
     async fn start(port: u16, status: u16) -> Self {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let answer = Arc::new(AtomicU16::new(status));
-        let (log, reply) = (received.clone(), answer.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (log, reply, hold) = (received.clone(), answer.clone(), delay_ms.clone());
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let server = actix_web::HttpServer::new(move || {
-            let (log, reply) = (log.clone(), reply.clone());
+            let (log, reply, hold) = (log.clone(), reply.clone(), hold.clone());
             actix_web::App::new().default_service(actix_web::web::to(
                 move |request: actix_web::HttpRequest, body: actix_web::web::Bytes| {
-                    let (log, reply) = (log.clone(), reply.clone());
+                    let (log, reply, hold) = (log.clone(), reply.clone(), hold.clone());
                     async move {
                         let header = |name: &str| {
                             request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
@@ -62,6 +65,7 @@ impl Receiver {
                             content_type: header("content-type"),
                             body: body.to_vec(),
                         });
+                        tokio::time::sleep(Duration::from_millis(hold.load(Ordering::SeqCst))).await;
                         let status = actix_web::http::StatusCode::from_u16(reply.load(Ordering::SeqCst)).unwrap();
                         actix_web::HttpResponse::build(status).finish()
                     }
@@ -75,7 +79,8 @@ impl Receiver {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Self { url: format!("http://127.0.0.1:{port}/hooks/scopegate"), received, status: answer, server: handle }
+        let url = format!("http://127.0.0.1:{port}/hooks/scopegate");
+        Self { url, received, status: answer, delay_ms, server: handle }
     }
 
     fn received(&self) -> Vec<Received> {
@@ -455,4 +460,91 @@ async fn a_deleted_webhook_and_a_refused_change_send_nothing() {
     assert_eq!(received[0].json()["type"], "scope.created");
     assert_eq!(deliveries(&admin, kept).await.len(), 1);
     receiver.server.stop(false).await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_takes_its_time_does_not_hold_up_deliveries_to_others() {
+    let (mut settings, dir) = fresh_settings();
+    settings.webhook_timeout_seconds = 30;
+    let admin = setup_with(settings, dir).await;
+    let slow = Receiver::start(free_port(), 200).await;
+    slow.delay_ms.store(20_000, Ordering::SeqCst);
+    let fast = Receiver::start(free_port(), 200).await;
+    create_webhook(&admin, &slow.url, &["scope.created"]).await;
+    create_webhook(&admin, &fast.url, &["scope.deleted"]).await;
+
+    create_scope(&admin, "slowpoke").await;
+    slow.wait_for(1, Duration::from_secs(15)).await; // in flight: it holds the request 20 s
+    let started = Instant::now();
+    let (status, _) = admin.call(Method::DELETE, "/admin/v1/scopes/slowpoke", None).await;
+    assert_eq!(status, 204);
+    // Before, the worker waited for its whole claim (the slow delivery) before claiming more.
+    let received = fast.wait_for(1, Duration::from_secs(8)).await;
+    println!("the fast receiver got its event {:?} after it happened, the slow one still holding", started.elapsed());
+    assert_eq!(received[0].json()["type"], "scope.deleted");
+    fast.server.stop(false).await;
+    slow.server.stop(false).await;
+}
+
+#[tokio::test]
+async fn a_delivery_in_flight_when_the_server_dies_is_sent_again_once_its_lease_runs_out() {
+    let (settings, _dir) = fresh_settings();
+    // The lease on a delivery is the timeout plus 10 s: 12 s here.
+    let env = [("SCOPEGATE_WEBHOOK_TIMEOUT_SECONDS", "2")];
+    let mut server = ServerProcess::start_with_env(&settings, &env).await;
+    let (http, token) = process_admin_token(&settings, &server.url).await;
+    let receiver = Receiver::start(free_port(), 200).await;
+    receiver.delay_ms.store(60_000, Ordering::SeqCst);
+    let created: Value = http
+        .post(format!("{}/admin/v1/webhooks", server.url))
+        .bearer_auth(&token)
+        .json(&json!({"url": receiver.url, "events": ["user.created"], "secret": SECRET}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let output = run_cli(&settings, &["user", "create", "erin", "--password-stdin"], Some("a-long-password-1"));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // The delivery is claimed and its POST is in flight (the receiver holds it): kill now.
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let claimed = Instant::now();
+    server.kill_hard();
+    receiver.delay_ms.store(0, Ordering::SeqCst);
+    let restarted = ServerProcess::start_with_env(&settings, &env).await;
+    let received = receiver.wait_for(2, Duration::from_secs(45)).await;
+    let resent_after = claimed.elapsed();
+    println!("sent again {resent_after:?} after the kill; the lease is 12 s from the claim");
+    assert!(resent_after >= Duration::from_secs(9), "not before the lease ran out: {resent_after:?}");
+    assert_eq!(received[0].json()["id"], received[1].json()["id"], "the same event, again");
+    let path = format!("{}/admin/v1/webhooks/{}/deliveries", restarted.url, created["id"]);
+    let started = Instant::now();
+    loop {
+        let log: Value = http.get(&path).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if log["deliveries"][0]["state"] == "delivered" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    receiver.server.stop(false).await;
+}
+
+/// An admin client made by the CLI, and its token from the server process at `url`.
+async fn process_admin_token(settings: &scopegate::config::Settings, url: &str) -> (reqwest::Client, String) {
+    let ops = cli_json(&run_cli(settings, &["client", "create", "--name", "Ops", "--admin"], None));
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{url}/token"))
+        .basic_auth(ops["client_id"].as_str().unwrap(), ops["client_secret"].as_str())
+        .form(&[("grant_type", "client_credentials"), ("scope", "scopegate:admin")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (http, token["access_token"].as_str().unwrap().to_string())
 }
