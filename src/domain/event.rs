@@ -50,10 +50,14 @@ pub enum EventType {
     LoginSucceeded,
     #[serde(rename = "login.failed")]
     LoginFailed,
+    #[serde(rename = "webhook.created")]
+    WebhookCreated,
+    #[serde(rename = "webhook.deleted")]
+    WebhookDeleted,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 23] = [
         Self::ScopeCreated,
         Self::ScopeUpdated,
         Self::ScopeMoved,
@@ -75,6 +79,8 @@ impl EventType {
         Self::RefreshReuseDetected,
         Self::LoginSucceeded,
         Self::LoginFailed,
+        Self::WebhookCreated,
+        Self::WebhookDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +106,8 @@ impl EventType {
             Self::RefreshReuseDetected => "refresh.reuse_detected",
             Self::LoginSucceeded => "login.succeeded",
             Self::LoginFailed => "login.failed",
+            Self::WebhookCreated => "webhook.created",
+            Self::WebhookDeleted => "webhook.deleted",
         }
     }
 

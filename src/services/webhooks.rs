@@ -2,7 +2,10 @@
 //! Delivering is `webhook_delivery`'s work.
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 
+use super::events;
+use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::webhook::WebhookRegistration;
 use crate::error::AppError;
 use crate::storage::webhooks::{self, StoredDelivery, StoredWebhook};
@@ -17,26 +20,42 @@ pub fn registration(url: &str, events: &[String], secret: &str) -> Result<Webhoo
     WebhookRegistration::new(url, events, secret).map_err(AppError::invalid_request)
 }
 
-/// Stores the webhook; events recorded from its commit on are delivered to it, on every
-/// instance.
+/// Stores the webhook, recorded as `webhook.created`; events recorded from its commit on are
+/// delivered to it, on every instance.
 pub fn create(
     connection: &mut DbConnection,
     registration: &WebhookRegistration,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<StoredWebhook, AppError> {
-    write_transaction(connection, |connection| Ok(webhooks::insert(connection, registration, now)?))
+    write_transaction(connection, |connection| {
+        let webhook = webhooks::insert(connection, registration, now)?;
+        let detail = json!({"webhook_id": webhook.id, "url": without_query(&webhook.url), "events": webhook.events});
+        events::record(connection, Event::new(EventType::WebhookCreated, actor).detail(detail), now)?;
+        Ok(webhook)
+    })
+}
+
+/// The URL as the audit trail keeps it: without its query, which may carry a receiver's token
+/// (the secret is never recorded at all).
+fn without_query(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or_default().to_string()
 }
 
 pub fn list(connection: &mut DbConnection) -> Result<Vec<StoredWebhook>, AppError> {
     Ok(webhooks::list(connection)?)
 }
 
-/// Deletes the webhook and its pending deliveries: nothing more is sent to it.
-pub fn delete(connection: &mut DbConnection, id: i64) -> Result<(), AppError> {
-    if !write_transaction(connection, |connection| webhooks::delete(connection, id))? {
-        return Err(not_found(id));
-    }
-    Ok(())
+/// Deletes the webhook and its pending deliveries (nothing more is sent to it), recorded as
+/// `webhook.deleted`.
+pub fn delete(connection: &mut DbConnection, id: i64, actor: &Actor, now: DateTime<Utc>) -> Result<(), AppError> {
+    write_transaction(connection, |connection| {
+        if !webhooks::delete(connection, id)? {
+            return Err(not_found(id));
+        }
+        let event = Event::new(EventType::WebhookDeleted, actor).detail(json!({"webhook_id": id}));
+        events::record(connection, event, now)
+    })
 }
 
 /// The webhook's deliveries, newest first, each with its attempts.

@@ -435,6 +435,19 @@ async fn webhooks_are_created_listed_and_deleted_by_admins_only_and_never_show_t
     let (_, listed) = admin.call(Method::GET, "/admin/v1/webhooks", None).await;
     let ids: Vec<i64> = listed["webhooks"].as_array().unwrap().iter().map(|w| w["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [second["id"].as_i64().unwrap()]);
+
+    // Each change is in the audit trail, with the admin client as actor and never the secret.
+    let (_, page) = admin.call(Method::GET, "/admin/v1/events?type=webhook.created", None).await;
+    let created_events = page["events"].as_array().unwrap();
+    assert_eq!(created_events.len(), 2, "{page}");
+    assert!(!page.to_string().contains(SECRET), "{page}");
+    let first = created_events.iter().find(|e| e["detail"]["webhook_id"] == id).unwrap();
+    assert_eq!(first["detail"]["url"], "https://hooks.bank.example/in");
+    assert!(first["actor"].as_str().unwrap().starts_with("client:"), "the admin client: {first}");
+    let (_, page) = admin.call(Method::GET, "/admin/v1/events?type=webhook.deleted", None).await;
+    let deleted: Vec<&Value> = page["events"].as_array().unwrap().iter().collect();
+    assert_eq!(deleted.len(), 1, "the refused second delete records nothing: {page}");
+    assert_eq!(deleted[0]["detail"]["webhook_id"], id);
 }
 
 /// A deleted webhook gets nothing more, and a change that rolls back enqueues nothing.

@@ -44,10 +44,10 @@ pub struct DeliveryQuery {
     responses((status = 201, body = StoredWebhook),
         (status = 400, description = "invalid_request: a bad url, an unknown event type, an unfit secret")),
     security(("bearer" = [])))]
-pub async fn create(_: Admin, state: web::Data<AppState>, body: ApiJson<NewWebhook>) -> Result<HttpResponse, AppError> {
+pub async fn create(admin: Admin, state: web::Data<AppState>, body: ApiJson<NewWebhook>) -> Result<HttpResponse, AppError> {
     let registration = webhooks::registration(&body.0.url, &body.0.events, &body.0.secret)?;
-    let now = state.clock.now();
-    let webhook = state.db.run(move |connection| webhooks::create(connection, &registration, now)).await?;
+    let (actor, now) = (admin.actor(), state.clock.now());
+    let webhook = state.db.run(move |connection| webhooks::create(connection, &registration, &actor, now)).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/admin/v1/webhooks/{}", webhook.id))).json(webhook))
 }
 
@@ -62,9 +62,9 @@ pub async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, 
     responses((status = 204, description = "Deleted, with its pending deliveries"),
         (status = 404, description = "webhook_not_found")),
     security(("bearer" = [])))]
-pub async fn delete(_: Admin, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
-    let id = webhook_id(&id)?;
-    state.db.run(move |connection| webhooks::delete(connection, id)).await?;
+pub async fn delete(admin: Admin, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let (id, actor, now) = (webhook_id(&id)?, admin.actor(), state.clock.now());
+    state.db.run(move |connection| webhooks::delete(connection, id, &actor, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
