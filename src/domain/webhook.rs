@@ -13,6 +13,11 @@ const MAX_SECRET_BYTES: usize = 512;
 /// A signing secret shorter than this is too easy to guess from signed bodies.
 pub const MIN_SECRET_BYTES: usize = 16;
 
+/// Deliveries one webhook may have pending. Beyond it, new events are not queued for it (they
+/// stay in the audit trail): anyone can cause `login.failed` events, and a receiver that is
+/// down must not let a flood of them grow the outbox without end.
+pub const MAX_PENDING_DELIVERIES: i64 = 10_000;
+
 /// A receiver, checked: an http(s) URL, at least one known event type, a signing secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookRegistration {

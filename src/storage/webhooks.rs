@@ -11,7 +11,7 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use super::events::StoredEvent;
 use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_subscriptions, webhooks};
 use super::{DbConnection, StorageError};
-use crate::domain::webhook::{DeliveryState, WebhookRegistration};
+use crate::domain::webhook::{DeliveryState, WebhookRegistration, MAX_PENDING_DELIVERIES};
 
 /// A webhook as the API shows it: never its secret.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -143,10 +143,57 @@ pub fn delete(connection: &mut DbConnection, id: i64) -> Result<bool, StorageErr
 
 /// One pending delivery per subscribed webhook for each of the events `event_ids` (just
 /// inserted, in the caller's transaction): an event and its deliveries commit together. With
-/// no webhook subscribed it is one indexed lookup in an empty (or small) table that inserts
-/// nothing, so every instance sees a webhook the moment it is committed, with no cache to keep
-/// in step.
+/// no webhook subscribed it is one indexed lookup in an empty (or small) table, so every
+/// instance sees a webhook the moment it is committed, with no cache to keep in step. A
+/// webhook with [`MAX_PENDING_DELIVERIES`] pending gets none.
 pub fn enqueue(connection: &mut DbConnection, event_ids: &[i64], now: DateTime<Utc>) -> Result<usize, StorageError> {
+    // By id range: `eq_any` binds an array on PostgreSQL, which MultiConnection's generic path
+    // does not carry. The ids of one insert are contiguous; a range that also spans another
+    // transaction's events only checks a few more webhooks, as the insert below is by id.
+    let subscribers: Vec<i64> = webhook_subscriptions::table
+        .inner_join(events::table.on(events::event_type.eq(webhook_subscriptions::event_type)))
+        .filter(events::id.ge(event_ids.iter().copied().min().unwrap_or(0)))
+        .filter(events::id.le(event_ids.iter().copied().max().unwrap_or(-1)))
+        .select(webhook_subscriptions::webhook_id)
+        .distinct()
+        .load(connection)?;
+    let mut full = Vec::new();
+    for webhook in subscribers.iter().copied() {
+        if pending_at_cap(connection, webhook)? {
+            tracing::warn!(
+                webhook,
+                cap = MAX_PENDING_DELIVERIES,
+                "a webhook's outbox is full: new events are not queued for it"
+            );
+            full.push(webhook);
+        }
+    }
+    if subscribers.len() == full.len() {
+        return Ok(0);
+    }
+    insert_deliveries(connection, event_ids, &full, now)
+}
+
+/// Whether the webhook has [`MAX_PENDING_DELIVERIES`] pending: whether a row exists that
+/// far into its pending ones (an index range, not a count of them all).
+fn pending_at_cap(connection: &mut DbConnection, webhook: i64) -> Result<bool, StorageError> {
+    Ok(webhook_deliveries::table
+        .filter(webhook_deliveries::webhook_id.eq(webhook))
+        .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str()))
+        .select(webhook_deliveries::id)
+        .offset(MAX_PENDING_DELIVERIES - 1)
+        .first::<i64>(connection)
+        .optional()?
+        .is_some())
+}
+
+/// The INSERT … SELECT of [`enqueue`], leaving out the webhooks in `full`.
+fn insert_deliveries(
+    connection: &mut DbConnection,
+    event_ids: &[i64],
+    full: &[i64],
+    now: DateTime<Utc>,
+) -> Result<usize, StorageError> {
     let now = now.naive_utc();
     // The same INSERT … SELECT on each backend; `eq_any` binds an array on PostgreSQL, which
     // MultiConnection's generic path does not carry.
@@ -159,6 +206,7 @@ pub fn enqueue(connection: &mut DbConnection, event_ids: &[i64], now: DateTime<U
                             webhook_subscriptions::table.on(webhook_subscriptions::event_type.eq(events::event_type)),
                         )
                         .filter($events)
+                        .filter(diesel::dsl::not(webhook_subscriptions::webhook_id.eq_any(full)))
                         .select((
                             webhook_subscriptions::webhook_id,
                             events::id,

@@ -561,3 +561,62 @@ async fn process_admin_token(settings: &scopegate::config::Settings, url: &str) 
         .unwrap();
     (http, token["access_token"].as_str().unwrap().to_string())
 }
+
+/// Anyone can cause `login.failed` events: a webhook whose receiver is down stops collecting
+/// deliveries at `MAX_PENDING_DELIVERIES` pending, while the events stay in the audit trail and
+/// a webhook with room still gets them.
+#[tokio::test]
+async fn a_webhook_with_a_full_outbox_gets_no_more_deliveries_and_the_events_are_kept() {
+    use diesel::connection::SimpleConnection;
+    use scopegate::domain::event::{Actor, Event, EventType};
+    use scopegate::domain::webhook::MAX_PENDING_DELIVERIES;
+    let admin = setup().await;
+    // Nothing listens: deliveries stay pending.
+    let down = format!("http://127.0.0.1:{}/hooks", free_port());
+    let flooded = create_webhook(&admin, &down, &["login.failed"]).await;
+    let roomy = create_webhook(&admin, &down, &["login.failed"]).await;
+    let failed = |n: usize| {
+        (0..n).map(|i| Event::new(EventType::LoginFailed, &Actor::System).user(format!("guess{i}"))).collect::<Vec<_>>()
+    };
+    let mut connection = admin.app.state.db.get().unwrap();
+    scopegate::storage::events::insert(&mut connection, &failed(1), chrono::Utc::now()).unwrap();
+    // The flooded webhook's outbox fills up to the cap (due in a day, so the worker leaves them).
+    connection
+        .batch_execute(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {more}) \
+             INSERT INTO webhook_deliveries (webhook_id, event_id, state, attempts, next_attempt_at, created_at) \
+             SELECT {flooded}, (SELECT MAX(id) FROM events), 'pending', 0, {tomorrow}, {tomorrow} FROM n",
+            more = MAX_PENDING_DELIVERIES - 1,
+            tomorrow = "CURRENT_TIMESTAMP + INTERVAL '1 day'",
+        ))
+        .or_else(|_| {
+            // SQLite spells the date arithmetic its own way.
+            connection.batch_execute(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {more}) \
+                 INSERT INTO webhook_deliveries (webhook_id, event_id, state, attempts, next_attempt_at, created_at) \
+                 SELECT {flooded}, (SELECT MAX(id) FROM events), 'pending', 0, datetime('now', '+1 day'), \
+                 datetime('now', '+1 day') FROM n",
+                more = MAX_PENDING_DELIVERIES - 1,
+            ))
+        })
+        .unwrap();
+    scopegate::storage::events::insert(&mut connection, &failed(3), chrono::Utc::now()).unwrap();
+    drop(connection);
+
+    let (flooded_log, roomy_log) = (deliveries_count(&admin, flooded).await, deliveries_count(&admin, roomy).await);
+    assert_eq!(flooded_log, MAX_PENDING_DELIVERIES, "no more for the full outbox");
+    assert_eq!(roomy_log, 4, "the webhook with room gets every event");
+    let (_, page) = admin.call(Method::GET, "/admin/v1/events?type=login.failed&limit=10", None).await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 4, "the audit trail keeps them all: {page}");
+}
+
+async fn deliveries_count(admin: &Admin, webhook: i64) -> i64 {
+    let mut connection = admin.app.state.db.get().unwrap();
+    use diesel::prelude::*;
+    use scopegate::storage::schema::webhook_deliveries;
+    webhook_deliveries::table
+        .filter(webhook_deliveries::webhook_id.eq(webhook))
+        .count()
+        .get_result(&mut *connection)
+        .unwrap()
+}

@@ -44,7 +44,11 @@ pub struct DeliveryQuery {
     responses((status = 201, body = StoredWebhook),
         (status = 400, description = "invalid_request: a bad url, an unknown event type, an unfit secret")),
     security(("bearer" = [])))]
-pub async fn create(admin: Admin, state: web::Data<AppState>, body: ApiJson<NewWebhook>) -> Result<HttpResponse, AppError> {
+pub async fn create(
+    admin: Admin,
+    state: web::Data<AppState>,
+    body: ApiJson<NewWebhook>,
+) -> Result<HttpResponse, AppError> {
     let registration = webhooks::registration(&body.0.url, &body.0.events, &body.0.secret)?;
     let (actor, now) = (admin.actor(), state.clock.now());
     let webhook = state.db.run(move |connection| webhooks::create(connection, &registration, &actor, now)).await?;
