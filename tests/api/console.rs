@@ -339,6 +339,47 @@ async fn a_disabled_user_cannot_sign_in_and_her_tokens_stop() {
     assert_eq!(root_view["admin"], true);
 }
 
+/// What alice held before she was disabled is worth nothing after: a code not yet redeemed, her
+/// browser session, and a consent page she had open.
+#[tokio::test]
+async fn a_code_a_session_and_an_open_consent_page_from_before_the_disable_are_refused_after_it() {
+    let (admin, client) = console_setup().await;
+    let app = &admin.app;
+    let alice = Browser::new(app);
+    let first = alice.authorize(&client, Some("accounts.balance"), &[]).await;
+    let next = crate::browser_flow::query_of(&format!("http://x{}", location(&first)))["next"].clone();
+    let back = location(&alice.login("alice", "alice-password", &next).await);
+    let granted = approve(&alice, &page(&alice, &back).await, None).await;
+    // A wider request: its consent page stays open while the administrator acts.
+    let open = alice.authorize(&client, Some("accounts"), &[]).await;
+    assert_eq!(open.status(), 200, "a consent page");
+    let open = open.text().await.unwrap();
+    assert_eq!(alice.get("/account").await.status(), 200, "signed in");
+
+    let (status, body) = admin.call(Method::POST, "/admin/v1/users/alice/disable", None).await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+
+    let redeemed = exchange(app, &client, &granted["code"]).await;
+    assert_eq!(redeemed.status(), 400);
+    assert_eq!(redeemed.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let account = alice.get("/account").await;
+    assert!(location(&account).starts_with("/login"), "the session ended with the disable");
+    let again = alice.authorize(&client, Some("accounts.balance"), &[]).await;
+    assert!(location(&again).starts_with("/login"), "no code without signing in again");
+    let form = [
+        ("csrf_token", hidden(&open, "csrf_token")),
+        ("consent_token", hidden(&open, "consent_token")),
+        ("decision", "allow".to_string()),
+        ("scope", "accounts".to_string()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let approved = alice.post("/authorize/consent", &form).await;
+    let status = approved.status().as_u16();
+    let target = approved.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
+    assert!(!target.contains("code="), "no code from a consent page opened before the disable: {status} {target}");
+    assert!(status == 303 && target.starts_with("/login") || status >= 400, "{status} {target}");
+}
+
 #[tokio::test]
 async fn the_admin_api_creates_administrators_and_disables_users() {
     let (admin, _) = console_setup().await;
