@@ -403,6 +403,44 @@ async fn the_admin_api_creates_administrators_and_disables_users() {
     assert_eq!(events["events"][0]["username"], "ops");
 }
 
+/// The JSON API does what the console's password and revoke buttons do, through the same services.
+#[tokio::test]
+async fn the_admin_api_resets_a_password_and_revokes_a_grant() {
+    let (admin, client) = console_setup().await;
+    let app = &admin.app;
+    let (access, _) = alice_tokens(app, &client).await;
+    let bank_api = app.resource_server();
+    assert_eq!(app.introspect(&bank_api, &access).await["active"], true);
+
+    let path = "/admin/v1/users/alice/password";
+    let (status, body) = admin.call(Method::POST, path, Some(json!({"password": "a-new-password-2"}))).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(Browser::new(app).login("alice", "alice-password", "/account").await.status(), 401, "the old one");
+    assert_eq!(location(&Browser::new(app).login("alice", "a-new-password-2", "/account").await), "/account");
+    let (status, body) = admin.call(Method::POST, path, Some(json!({"password": "short"}))).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    let (status, _) =
+        admin.call(Method::POST, "/admin/v1/users/nobody/password", Some(json!({"password": "long-enough-1"}))).await;
+    assert_eq!(status, 404);
+    let (status, _) = admin.call_as(None, Method::POST, path, Some(json!({"password": "long-enough-1"}))).await;
+    assert_eq!(status, 401);
+    let (_, events) = admin.call(Method::GET, "/admin/v1/events?type=user.password_reset", None).await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "the refused ones are not recorded: {events}");
+    assert!(!events.to_string().contains("a-new-password-2"));
+
+    let revoke = format!("/admin/v1/users/alice/grants/{}", client.id);
+    let (status, body) = admin.call(Method::DELETE, &revoke, None).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(app.introspect(&bank_api, &access).await["active"], false, "her tokens for it ended");
+    let (status, body) = admin.call(Method::DELETE, &revoke, None).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("grant_not_found")), "nothing left: {body}");
+    let (status, body) =
+        admin.call(Method::DELETE, &format!("/admin/v1/users/nobody/grants/{}", client.id), None).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("user_not_found")), "{body}");
+    let (_, events) = admin.call(Method::GET, "/admin/v1/events?type=consent.revoked", None).await;
+    assert_eq!(events["events"][0]["username"], "alice", "{events}");
+}
+
 async fn signed_in_browser<'a>(app: &'a TestApp, username: &str, password: &str) -> Browser<'a> {
     let browser = Browser::new(app);
     let response = browser.login(username, password, "/admin").await;

@@ -38,3 +38,25 @@ pub async fn list(
         .await?;
     Ok(HttpResponse::Ok().json(GrantList { grants }))
 }
+
+#[utoipa::path(delete, path = "/admin/v1/users/{username}/grants/{client_id}", tag = "grants",
+    responses((status = 204, description = "Revoked: the consent, its grants and its tokens end (consent.revoked)"),
+        (status = 404, description = "user_not_found, or grant_not_found when she gave the client nothing")),
+    security(("bearer" = [])))]
+pub async fn revoke(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let ((username, client_id), actor, now) = (path.into_inner(), admin.actor(), state.clock.now());
+    let revoked = state
+        .db
+        .run(move |connection| {
+            crate::services::account::revoke_for_user(connection, &username, &client_id, &actor, now)
+        })
+        .await?;
+    match revoked {
+        true => Ok(HttpResponse::NoContent().finish()),
+        false => Err(AppError::not_found("grant_not_found", "the user has given this client nothing to revoke")),
+    }
+}

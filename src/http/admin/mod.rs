@@ -20,8 +20,8 @@ use utoipa::{Modify, OpenApi};
         scopes::list, scopes::create, scopes::get, scopes::edit, scopes::move_scope, scopes::delete,
         clients::create, clients::list, clients::get, clients::edit, clients::delete, clients::replace_scopes,
         clients::rotate_secret,
-        users::create, users::list, users::delete, users::disable,
-        grants::list,
+        users::create, users::list, users::delete, users::disable, users::reset_password,
+        grants::list, grants::revoke,
         events::list,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
     ),
@@ -69,6 +69,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
             .route("/users", web::get().to(users::list))
             .route("/users/{username}", web::delete().to(users::delete))
             .route("/users/{username}/disable", web::post().to(users::disable))
+            .route("/users/{username}/password", web::post().to(users::reset_password))
+            .route("/users/{username}/grants/{client_id}", web::delete().to(grants::revoke))
             .route("/grants", web::get().to(grants::list))
             .route("/events", web::get().to(events::list))
             .route("/webhooks", web::post().to(webhooks::create))

@@ -114,3 +114,28 @@ pub async fn disable(
     state.db.run(move |connection| user_service::disable(connection, &username, &actor, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    pub password: String,
+}
+
+#[utoipa::path(post, path = "/admin/v1/users/{username}/password", tag = "users", request_body = NewPassword,
+    responses((status = 204, description = "Set (recorded as user.password_reset, never the password)"),
+        (status = 400, description = "invalid_request: a password too short or too long"), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn reset_password(
+    admin: Admin,
+    state: web::Data<AppState>,
+    username: web::Path<String>,
+    body: ApiJson<NewPassword>,
+) -> Result<HttpResponse, AppError> {
+    let (username, actor, now) = (username.into_inner(), admin.actor(), state.clock.now());
+    let password = body.0.password;
+    // argon2 on the blocking pool with no connection held, as the console does.
+    let prepared =
+        web::block(move || user_service::prepare_password(&password)).await.map_err(AppError::internal)??;
+    state.db.run(move |connection| user_service::reset_password(connection, &username, prepared, &actor, now)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
