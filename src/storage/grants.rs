@@ -376,3 +376,9 @@ pub fn end_consents(
     Ok(diesel::delete(consents::table.filter(consents::client_id.eq(client_id)).filter(consents::subject.eq(subject)))
         .execute(connection)?)
 }
+
+/// How many grants are on record (in use or not: whether one is usable is the entitlement
+/// rule's to say, per grant, never SQL's).
+pub fn count(connection: &mut DbConnection) -> Result<i64, StorageError> {
+    Ok(grants::table.count().get_result(connection)?)
+}

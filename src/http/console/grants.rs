@@ -10,6 +10,7 @@ use super::{admit, admit_form, admitted, done, notice_text, refusal};
 use crate::error::AppError;
 use crate::http::form::HtmlForm;
 use crate::http::pages::render;
+use crate::services::grants::GrantView;
 use crate::services::{account, grants};
 use crate::state::AppState;
 use crate::views::console::{Choice, Draft, GrantRow, GrantsPage};
@@ -32,20 +33,8 @@ pub async fn list(
         .db
         .run(move |connection| grants::list(connection, &snapshot.tree, user.as_deref(), client.as_deref(), now))
         .await;
-    let (status, error, listed) = match listed {
-        Ok(listed) => (StatusCode::OK, None, listed),
-        Err(error) => {
-            let (status, message) = refusal(error)?;
-            (status, Some(message), Vec::new())
-        }
-    };
-    let matching: Vec<_> = listed
-        .into_iter()
-        .filter(|grant| scope.as_deref().is_none_or(|scope| grant.scope == scope))
-        .filter(|grant| wanted_state.as_deref().is_none_or(|wanted| grant.state == wanted))
-        .collect();
-    let found = matching.len();
-    let grants = matching.into_iter().take(GRANTS_SHOWN).map(GrantRow::from).collect();
+    let (status, error, listed) = or_refusal(listed)?;
+    let (found, grants) = shown(listed, scope.as_deref(), wanted_state.as_deref());
     let (notice, states) = (notice_text(Some(filter.value("notice"))), Choice::grant_states(filter.value("state")));
     let page = GrantsPage {
         frame: console.frame("grants", notice, error),
@@ -56,6 +45,30 @@ pub async fn list(
         found,
     };
     Ok(render(status, &page))
+}
+
+/// The listing, or an empty one with the refusal (an unknown user) to show above it.
+fn or_refusal(
+    listed: Result<Vec<GrantView>, AppError>,
+) -> Result<(StatusCode, Option<String>, Vec<GrantView>), AppError> {
+    match listed {
+        Ok(listed) => Ok((StatusCode::OK, None, listed)),
+        Err(error) => {
+            let (status, message) = refusal(error)?;
+            Ok((status, Some(message), Vec::new()))
+        }
+    }
+}
+
+/// Of the listed grants, those of the scope and state searched for: how many, and the first
+/// [`GRANTS_SHOWN`] as rows.
+fn shown(listed: Vec<GrantView>, scope: Option<&str>, state: Option<&str>) -> (usize, Vec<GrantRow>) {
+    let matching: Vec<GrantView> = listed
+        .into_iter()
+        .filter(|grant| scope.is_none_or(|scope| grant.scope == scope))
+        .filter(|grant| state.is_none_or(|wanted| grant.state == wanted))
+        .collect();
+    (matching.len(), matching.into_iter().take(GRANTS_SHOWN).map(GrantRow::from).collect())
 }
 
 pub async fn revoke(

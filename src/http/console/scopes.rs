@@ -111,18 +111,10 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     let console = admitted!(admit_form(&session, &state, &request, &form));
     let (registry, actor, now) = (state.registry.clone(), console.actor(), state.clock.now());
-    let name = form.first("name").unwrap_or("").trim().to_string();
-    let parent = form.first("parent").filter(|parent| !parent.is_empty()).map(str::to_string);
-    let created = match fields_from(&form) {
-        Ok(fields) => {
-            let new_scope = NewScope { name, parent, position: None, fields };
-            state
-                .db
-                .run(move |connection| {
-                    let (scope, position) = new_scope.into_scope();
-                    registry.create(connection, scope, position, &actor, now)
-                })
-                .await
+    let created = match new_scope_from(&form) {
+        Ok(new_scope) => {
+            let (scope, position) = new_scope.into_scope();
+            state.db.run(move |connection| registry.create(connection, scope, position, &actor, now)).await
         }
         Err(error) => Err(error),
     };
@@ -133,6 +125,13 @@ pub async fn create(
             Ok(tree_page(&console, &state, Draft::default(), draft, None, Some(refusal(error)?)))
         }
     }
+}
+
+/// The scope the create form describes, at the end of its parent's children.
+fn new_scope_from(form: &HtmlForm) -> Result<NewScope, AppError> {
+    let name = form.first("name").unwrap_or("").trim().to_string();
+    let parent = form.first("parent").filter(|parent| !parent.is_empty()).map(str::to_string);
+    Ok(NewScope { name, parent, position: None, fields: fields_from(form)? })
 }
 
 fn form_pairs(form: &HtmlForm) -> impl Iterator<Item = (&str, &str)> {

@@ -9,9 +9,10 @@ use super::{admit, admit_form, admitted, done, notice_text, refusal, segment, Co
 use crate::error::AppError;
 use crate::http::form::HtmlForm;
 use crate::http::pages::render;
-use crate::services::users::{self as user_service, NewUser};
+use crate::services::users::{self as user_service, NewUser, PreparedUser};
 use crate::state::AppState;
 use crate::views::console::{ConfirmPage, Draft, UserRow, UsersPage};
+use chrono::{DateTime, Utc};
 
 type Query = web::Query<Vec<(String, String)>>;
 
@@ -70,17 +71,7 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     let console = admitted!(admit_form(&session, &state, &request, &form));
     let (now, actor) = (state.clock.now(), console.actor());
-    let username = form.first("username").unwrap_or("").trim().to_string();
-    let password = form.first("password").unwrap_or("").to_string();
-    let display_name = form.first("display_name").map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
-    let admin = form.first("admin").is_some();
-    let prepared = hashing(move || {
-        let new_user =
-            NewUser { username: &username, password: &password, display_name: display_name.as_deref(), admin };
-        user_service::prepare(new_user, now)
-    })
-    .await;
-    let stored = match prepared {
+    let stored = match hashing(new_user_from(&form, now)).await {
         Ok(prepared) => state.db.run(move |connection| user_service::store(connection, prepared, &actor, now)).await,
         Err(error) => Err(error),
     };
@@ -91,6 +82,19 @@ pub async fn create(
             let draft = Draft::from_pairs(form.pairs().filter(|(key, _)| *key != "password"));
             users_page(&console, &state, draft, None, Some(refusal(error)?)).await
         }
+    }
+}
+
+/// The form's new user, validated and hashed by the returned work (for the blocking pool).
+fn new_user_from(form: &HtmlForm, now: DateTime<Utc>) -> impl FnOnce() -> Result<PreparedUser, AppError> {
+    let username = form.first("username").unwrap_or("").trim().to_string();
+    let password = form.first("password").unwrap_or("").to_string();
+    let display_name = form.first("display_name").map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
+    let admin = form.first("admin").is_some();
+    move || {
+        let new_user =
+            NewUser { username: &username, password: &password, display_name: display_name.as_deref(), admin };
+        user_service::prepare(new_user, now)
     }
 }
 
