@@ -426,16 +426,20 @@ fn open_reader(path: &str) -> Result<DbConnection, StorageError> {
     Ok(connection)
 }
 
-/// `work` as one unit inside the transaction the caller is already in: a savepoint. The
-/// SQLite group writer runs its jobs in a shared transaction without a savepoint each (issue
-/// 11), so a job whose statements must land together — a change and its audit event — wraps
-/// them in this; a failure then undoes the job's own statements and no one else's.
+/// `work` as one unit, for a job of [`Database::write`] whose statements must land together (a
+/// change and its audit event). The SQLite group writer runs its jobs in a shared transaction
+/// without a savepoint each (issue 11), so here `work` gets one: a failure undoes the job's own
+/// statements and no one else's. On PostgreSQL `Database::write` gives every job a transaction
+/// of its own already, and a savepoint inside it would be two more round trips for nothing.
 pub fn atomically<T, E, F>(connection: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    connection.transaction(work)
+    match connection {
+        DbConnection::Postgresql(_) => work(connection),
+        DbConnection::Sqlite(_) => connection.transaction(work),
+    }
 }
 
 /// A read-then-write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, taking the write
