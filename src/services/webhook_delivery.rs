@@ -56,7 +56,8 @@ impl Deliverer {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("scopegate/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let lease = Duration::from_std(timeout).unwrap_or(Duration::MAX) + LEASE_MARGIN;
+        // The timeout is at most a minute (settings), so the conversion cannot fail.
+        let lease = Duration::from_std(timeout).unwrap_or(Duration::seconds(60)) + LEASE_MARGIN;
         Ok(Self { db, http, clock, policy, lease })
     }
 
