@@ -53,6 +53,8 @@ pub struct Settings {
     /// How long a webhook receiver has to answer (connection included) before the attempt
     /// counts as failed.
     pub webhook_timeout_seconds: i64,
+    /// `/authorize` accepts only pushed requests (RFC 9126 §5): a `request_uri` from `/par`.
+    pub require_pushed_authorization_requests: bool,
 }
 
 const TEN_YEARS_IN_SECONDS: i64 = 10 * 366 * 24 * 3600;
@@ -83,6 +85,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             webhook_retry_base_seconds: 5,
             webhook_timeout_seconds: 10,
+            require_pushed_authorization_requests: false,
         }
     }
 }
@@ -109,6 +112,7 @@ pub struct SettingsLayer {
     pub trusted_proxies: Option<Vec<IpAddr>>,
     pub webhook_retry_base_seconds: Option<i64>,
     pub webhook_timeout_seconds: Option<i64>,
+    pub require_pushed_authorization_requests: Option<bool>,
 }
 
 impl SettingsLayer {
@@ -172,6 +176,7 @@ impl SettingsLayer {
             trusted_proxies: addresses("SCOPEGATE_TRUSTED_PROXIES")?,
             webhook_retry_base_seconds: number("SCOPEGATE_WEBHOOK_RETRY_BASE_SECONDS")?,
             webhook_timeout_seconds: number("SCOPEGATE_WEBHOOK_TIMEOUT_SECONDS")?,
+            require_pushed_authorization_requests: boolean("SCOPEGATE_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS")?,
         })
     }
 }
@@ -197,7 +202,8 @@ impl Settings {
             session_max_seconds,
             trusted_proxies,
             webhook_retry_base_seconds,
-            webhook_timeout_seconds
+            webhook_timeout_seconds,
+            require_pushed_authorization_requests
         );
         if let Some(metrics_bind) = layer.metrics_bind {
             self.metrics_bind = Some(metrics_bind);

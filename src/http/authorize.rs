@@ -16,6 +16,7 @@ use crate::domain::scope_tree::ScopeTree;
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::oauth::authorization::{self, AuthorizeOutcome, AuthorizeParams, ConsentScreen, Decision};
+use crate::services::pushed_requests::{self, Taking};
 use crate::state::AppState;
 use crate::views::{ConsentPage, ConsentRow};
 
@@ -42,13 +43,43 @@ pub async fn authorize(
     session: Session,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let params = match AuthorizeParams::from_query(request.query_string()) {
+    let query = match AuthorizeParams::from_query(request.query_string()) {
         Ok(params) => params,
         Err(message) => return Ok(cannot_continue(&message)),
     };
     let user = current_user(&session, &state).await?;
+    let params = match pushed(&state, &query, user.is_some()).await? {
+        Ok(Some(params)) => params,
+        // Not signed in yet: to /login and back, the request_uri kept for the return.
+        Ok(None) => return Ok(respond(&session, &state, AuthorizeOutcome::Login, &query, None)),
+        Err(message) => return Ok(cannot_continue(message)),
+    };
     let outcome = run(&state, params.clone(), user.clone(), Decision::Ask).await?;
     Ok(respond(&session, &state, outcome, &params, user.as_ref()))
+}
+
+/// The parameters to authorize with: the query's, or for a `request_uri` the pushed ones
+/// (RFC 9126), taken for good only once the user is signed in (None before). Refused without a
+/// `request_uri` when the server requires pushed requests.
+async fn pushed(
+    state: &web::Data<AppState>,
+    query: &AuthorizeParams,
+    signed_in: bool,
+) -> Result<Result<Option<AuthorizeParams>, &'static str>, AppError> {
+    if query.get("request_uri").is_none() {
+        if state.settings.require_pushed_authorization_requests {
+            return Ok(Err("This server accepts only pushed authorization requests (RFC 9126): the app must send its request to /par first."));
+        }
+        return Ok(Ok(Some(query.clone())));
+    }
+    let taking = if signed_in { Taking::Use } else { Taking::Peek };
+    let query = query.clone();
+    let resolved = state
+        .oauth_operation(move |connection, context, now| {
+            Ok(pushed_requests::resolve(connection, context, &query, taking, now)?)
+        })
+        .await?;
+    Ok(resolved.map(|params| signed_in.then_some(params)))
 }
 
 pub async fn consent(session: Session, state: web::Data<AppState>, form: HtmlForm) -> Result<HttpResponse, AppError> {

@@ -38,6 +38,10 @@ impl OAuthForm {
         self.0.get(key).map(String::as_str)
     }
 
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(key, value)| (key.as_str(), value.as_str()))
+    }
+
     /// A parameter that must be present and non-empty.
     pub fn required(&self, key: &str) -> Result<&str, AppError> {
         self.get(key)

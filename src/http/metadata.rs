@@ -23,6 +23,8 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         "jwks_uri": format!("{issuer}/jwks.json"),
         "introspection_endpoint": format!("{issuer}/introspect"),
         "revocation_endpoint": format!("{issuer}/revoke"),
+        "pushed_authorization_request_endpoint": format!("{issuer}/par"),
+        "require_pushed_authorization_requests": state.settings.require_pushed_authorization_requests,
         "scopes_supported": scopes_supported,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -19,6 +19,7 @@ mod metadata;
 pub mod metrics;
 mod obp;
 pub mod pages;
+mod par;
 pub mod session;
 mod token;
 
@@ -51,6 +52,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/token", web::post().to(token::token))
         .route("/introspect", web::post().to(introspect::introspect))
         .route("/revoke", web::post().to(introspect::revoke))
+        .route("/par", web::post().to(par::push))
         .route("/authorize", web::get().to(authorize::authorize))
         .route("/authorize/consent", web::post().to(authorize::consent))
         .route("/login", web::get().to(login::show))

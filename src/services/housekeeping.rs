@@ -6,7 +6,7 @@ use crate::domain::session::SessionLifetimes;
 use crate::domain::sign_in_throttle;
 use crate::error::AppError;
 use crate::services::events;
-use crate::storage::{codes, login_failures, sessions, tokens, DbConnection};
+use crate::storage::{codes, login_failures, pushed_requests, sessions, tokens, DbConnection};
 
 /// What one pass deleted.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -18,6 +18,7 @@ pub struct Pruned {
     pub sessions: usize,
     pub login_failures: usize,
     pub events: usize,
+    pub pushed_requests: usize,
 }
 
 /// Access tokens (the revocation list included) an hour after they expired: a token past its
@@ -25,7 +26,7 @@ pub struct Pruned {
 /// until then a replay is still recognised as one. Refresh tokens a day after they expired, and
 /// then the families left without any. Sessions once they ended (idle or past their lifetime,
 /// under the current settings), and failed sign-ins once they left the throttle's window.
-/// Audit events after `event_retention_days`.
+/// Audit events after `event_retention_days`. Pushed authorization requests once expired.
 pub fn prune(
     connection: &mut DbConnection,
     now: DateTime<Utc>,
@@ -39,5 +40,15 @@ pub fn prune(
     let sessions = sessions::prune(connection, idle_before, started_before)?;
     let login_failures = login_failures::prune(connection, sign_in_throttle::window_start(now))?;
     let events = events::prune(connection, now, event_retention_days)?;
-    Ok(Pruned { access_tokens, codes, refresh_tokens, refresh_families, sessions, login_failures, events })
+    let pushed_requests = pushed_requests::prune(connection, now)?;
+    Ok(Pruned {
+        access_tokens,
+        codes,
+        refresh_tokens,
+        refresh_families,
+        sessions,
+        login_failures,
+        events,
+        pushed_requests,
+    })
 }

@@ -11,6 +11,7 @@ pub mod grants;
 pub mod housekeeping;
 pub mod introspection;
 pub mod obp;
+pub mod pushed_requests;
 pub mod registry;
 pub mod revocation;
 pub mod sessions;

@@ -9,6 +9,7 @@ pub mod events;
 pub mod grants;
 pub mod holdings;
 pub mod login_failures;
+pub mod pushed_requests;
 pub mod schema;
 pub mod scopes;
 pub mod sessions;

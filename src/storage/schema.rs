@@ -239,6 +239,16 @@ diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(webhook_deliveries -> events (event_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 
+diesel::table! {
+    pushed_requests (handle_hash) {
+        handle_hash -> Text,
+        client_id -> Text,
+        parameters -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     scopes,
     registry_version,
@@ -259,4 +269,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_subscriptions,
     webhook_deliveries,
     webhook_attempts,
+    pushed_requests,
 );

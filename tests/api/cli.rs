@@ -180,7 +180,7 @@ async fn migrate_is_idempotent() {
     // The initial schema, consents grouping grants, the scope field bounds, the clients counter,
     // sessions and failed sign-ins, the access tokens' partial indexes, the audit events,
     // administrators and disabled users, the webhooks with their delivery outbox.
-    assert_eq!(first["migrations_applied"], 10);
+    assert_eq!(first["migrations_applied"], 11);
     let second = cli_json(&run_cli(&settings, &["migrate"], None));
     assert_eq!(second["migrations_applied"], 0);
 }

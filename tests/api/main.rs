@@ -15,6 +15,7 @@ mod input;
 mod keys;
 mod limits;
 mod metrics;
+mod par;
 mod pgbouncer;
 mod scopes;
 mod sessions;
