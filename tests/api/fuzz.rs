@@ -327,6 +327,7 @@ const OAUTH: &[&str] = &[
     "code_challenge_method",
     "prompt",
     "nonce",
+    "request_uri",
 ];
 const BROWSER: &[&str] =
     &["csrf_token", "username", "password", "next", "consent_token", "decision", "scope", "client_id", "app"];
@@ -377,6 +378,7 @@ const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/token", auth: Auth::Client, body: Body::Form, params: OAUTH },
     Route { method: "POST", path: "/introspect", auth: Auth::Client, body: Body::Form, params: OAUTH },
     Route { method: "POST", path: "/revoke", auth: Auth::Client, body: Body::Form, params: OAUTH },
+    Route { method: "POST", path: "/par", auth: Auth::Client, body: Body::Form, params: OAUTH },
     Route { method: "GET", path: "/authorize", auth: Auth::Session, body: Body::None, params: OAUTH },
     Route { method: "POST", path: "/authorize/consent", auth: Auth::Session, body: Body::Form, params: BROWSER },
     Route { method: "GET", path: "/login", auth: Auth::None, body: Body::None, params: BROWSER },
