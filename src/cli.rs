@@ -4,10 +4,10 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{Settings, SettingsLayer};
-use crate::domain::client::{ClientRegistration, TokenFormat};
+use crate::domain::client::{AuthMethod, ClientRegistration, TokenFormat};
 use crate::domain::clock::Clock;
 use crate::domain::event::Actor;
 use crate::domain::scope::{GrantType, SecurityLevel};
@@ -124,6 +124,29 @@ struct ClientCreateArgs {
     /// May call the admin API.
     #[arg(long)]
     admin: bool,
+    /// How the client authenticates: client_secret_basic (default), client_secret_post,
+    /// private_key_jwt (with --jwks-file) or none (public clients).
+    #[arg(long, value_name = "METHOD", value_parser = parse_auth_method)]
+    auth_method: Option<AuthMethod>,
+    /// The client's public keys, a JWK Set in JSON, for private_key_jwt.
+    #[arg(long, value_name = "FILE")]
+    jwks_file: Option<PathBuf>,
+    /// /authorize takes this client's requests only through /par.
+    #[arg(long)]
+    require_par: bool,
+    /// Every access token of this client is DPoP-bound.
+    #[arg(long)]
+    dpop_bound: bool,
+}
+
+fn parse_auth_method(value: &str) -> Result<AuthMethod, String> {
+    value.parse()
+}
+
+/// The JWK Set in `path`, as JSON (its keys are checked with the rest of the registration).
+fn read_jwks(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
 }
 
 fn parse_grant_type(value: &str) -> Result<GrantType, String> {
@@ -204,6 +227,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 token_format: args.token_format,
                 can_introspect: args.can_introspect,
                 admin: args.admin,
+                token_endpoint_auth_method: args.auth_method,
+                jwks: args.jwks_file.as_deref().map(read_jwks).transpose()?,
+                require_pushed_authorization_requests: args.require_par,
+                dpop_bound_access_tokens: args.dpop_bound,
             };
             let registered = clients::register(
                 &mut *db.get()?,

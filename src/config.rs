@@ -3,6 +3,8 @@
 //! Every default lives in [`Settings::default`]; every override source is a [`SettingsLayer`]
 //! of optional values applied on top in that order, so precedence is visible in one place.
 
+use crate::domain::fapi::{FapiPolicy, Profile};
+use crate::domain::scope::SecurityLevel;
 use crate::domain::session::SessionLifetimes;
 use crate::domain::webhook::RetryPolicy;
 use crate::storage::ConnectionSetup;
@@ -55,6 +57,12 @@ pub struct Settings {
     pub webhook_timeout_seconds: i64,
     /// `/authorize` accepts only pushed requests (RFC 9126 §5): a `request_uri` from `/par`.
     pub require_pushed_authorization_requests: bool,
+    /// Scopes of these levels follow FAPI 2.0: PAR, `private_key_jwt`, DPoP (`domain::fapi`).
+    pub fapi_security_levels: Vec<SecurityLevel>,
+    /// `fapi2` applies the FAPI 2.0 rule to every request.
+    pub profile: Profile,
+    /// DPoP proofs at `/token` and `/par` must carry a nonce of ours (RFC 9449 §8).
+    pub dpop_nonce: bool,
 }
 
 const TEN_YEARS_IN_SECONDS: i64 = 10 * 366 * 24 * 3600;
@@ -86,6 +94,9 @@ impl Default for Settings {
             webhook_retry_base_seconds: 5,
             webhook_timeout_seconds: 10,
             require_pushed_authorization_requests: false,
+            fapi_security_levels: vec![SecurityLevel::A, SecurityLevel::B],
+            profile: Profile::Oauth2,
+            dpop_nonce: false,
         }
     }
 }
@@ -113,6 +124,9 @@ pub struct SettingsLayer {
     pub webhook_retry_base_seconds: Option<i64>,
     pub webhook_timeout_seconds: Option<i64>,
     pub require_pushed_authorization_requests: Option<bool>,
+    pub fapi_security_levels: Option<Vec<SecurityLevel>>,
+    pub profile: Option<Profile>,
+    pub dpop_nonce: Option<bool>,
 }
 
 impl SettingsLayer {
@@ -177,11 +191,35 @@ impl SettingsLayer {
             webhook_retry_base_seconds: number("SCOPEGATE_WEBHOOK_RETRY_BASE_SECONDS")?,
             webhook_timeout_seconds: number("SCOPEGATE_WEBHOOK_TIMEOUT_SECONDS")?,
             require_pushed_authorization_requests: boolean("SCOPEGATE_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS")?,
+            fapi_security_levels: lookup("SCOPEGATE_FAPI_SECURITY_LEVELS")
+                .map(|value| {
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(|item| {
+                            item.parse::<SecurityLevel>()
+                                .map_err(|error| anyhow::anyhow!("SCOPEGATE_FAPI_SECURITY_LEVELS: {error}"))
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+                .transpose()?,
+            profile: lookup("SCOPEGATE_PROFILE")
+                .map(|value| {
+                    value.trim().parse::<Profile>().map_err(|error| anyhow::anyhow!("SCOPEGATE_PROFILE: {error}"))
+                })
+                .transpose()?,
+            dpop_nonce: boolean("SCOPEGATE_DPOP_NONCE")?,
         })
     }
 }
 
 impl Settings {
+    /// The FAPI 2.0 rule's settings.
+    pub fn fapi_policy(&self) -> FapiPolicy {
+        FapiPolicy { levels: self.fapi_security_levels.iter().copied().collect(), profile: self.profile }
+    }
+
     pub fn apply(mut self, layer: SettingsLayer) -> Self {
         macro_rules! take {
             ($($field:ident),*) => { $( if let Some(value) = layer.$field { self.$field = value; } )* };
@@ -203,7 +241,10 @@ impl Settings {
             trusted_proxies,
             webhook_retry_base_seconds,
             webhook_timeout_seconds,
-            require_pushed_authorization_requests
+            require_pushed_authorization_requests,
+            fapi_security_levels,
+            profile,
+            dpop_nonce
         );
         if let Some(metrics_bind) = layer.metrics_bind {
             self.metrics_bind = Some(metrics_bind);

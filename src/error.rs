@@ -22,6 +22,10 @@ pub enum AppError {
     /// The request conflicts with stored state (in use, already exists): 409.
     #[error("{description}")]
     Conflict { code: &'static str, description: String },
+    /// RFC 9449 §8: the DPoP proof must carry the server's nonce; 400 with a `DPoP-Nonce`
+    /// header naming it.
+    #[error("the DPoP proof must carry the server's nonce, sent in the DPoP-Nonce header")]
+    UseDpopNonce { nonce: String },
     /// A dependency (the database) is unreachable: 503.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -80,6 +84,7 @@ impl AppError {
             | Self::Forbidden { code, .. }
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. } => code,
+            Self::UseDpopNonce { .. } => "use_dpop_nonce",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
@@ -89,7 +94,7 @@ impl AppError {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRequest { .. } | Self::UseDpopNonce { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -115,6 +120,9 @@ impl ResponseError for AppError {
         response.insert_header((header::CACHE_CONTROL, "no-store"));
         if let Self::Unauthorized { challenge, .. } = self {
             response.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
+        }
+        if let Self::UseDpopNonce { nonce } = self {
+            response.insert_header(("DPoP-Nonce", nonce.as_str()));
         }
         response.json(ErrorBody { error: self.code(), error_description: &description })
     }

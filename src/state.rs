@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::clock::Clock;
+use crate::domain::fapi::FapiPolicy;
 use crate::error::AppError;
 use crate::keys::{self, CurrentSigningKey, VerificationKeys};
 use crate::metrics::Metrics;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub clients: ClientDirectory,
     /// Prometheus series, kept only when `metrics_bind` is set.
     pub metrics: Metrics,
+    /// The FAPI 2.0 rule's settings, prepared once.
+    pub fapi: FapiPolicy,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
             None => Metrics::disabled(),
         };
         Ok(Self {
+            fapi: settings.fapi_policy(),
             settings,
             db,
             hasher,
@@ -90,6 +94,7 @@ impl AppState {
             verification_keys: &self.verification_keys,
             tree: &snapshot.tree,
             clients: &self.clients,
+            fapi: &self.fapi,
         }
     }
 }

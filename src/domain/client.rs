@@ -4,6 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
+use jsonwebtoken::jwk::JwkSet;
+
+use super::jose;
 use super::scope::{GrantType, SecurityLevel, ADMIN_SCOPE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
@@ -34,6 +37,53 @@ impl FromStr for TokenFormat {
     }
 }
 
+/// `token_endpoint_auth_method` (RFC 7591 §2): how a client proves who it is at `/token`,
+/// `/par`, `/introspect` and `/revoke`. A secret may come in the Basic header or the body
+/// whichever of the two secret methods is registered (RFC 6749 §2.3.1 allows both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 4] = [Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+
+    /// Whether the client authenticates with a shared secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+}
+
+impl FromStr for AuthMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|method| method.as_str() == s).ok_or_else(|| {
+            format!(
+                "token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt or none, not {s:?}"
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Client {
     pub client_id: String,
@@ -47,6 +97,15 @@ pub struct Client {
     pub can_introspect: bool,
     pub admin: bool,
     pub created_at: DateTime<Utc>,
+    pub token_endpoint_auth_method: AuthMethod,
+    /// The public keys of a `private_key_jwt` client (RFC 7591 `jwks`).
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<JwkSet>,
+    /// `/authorize` accepts this client's requests only through `/par` (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
+    /// Its access tokens are always DPoP-bound: a token request without a proof is refused
+    /// (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl Client {
@@ -107,6 +166,10 @@ impl Client {
             can_introspect: false,
             admin,
             created_at: chrono::DateTime::UNIX_EPOCH,
+            token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+            jwks: None,
+            require_pushed_authorization_requests: false,
+            dpop_bound_access_tokens: false,
         }
     }
 }
@@ -123,9 +186,35 @@ pub struct ClientRegistration {
     pub token_format: Option<TokenFormat>,
     pub can_introspect: bool,
     pub admin: bool,
+    /// None = `none` for a public client, `client_secret_basic` otherwise.
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    /// Required for, and only for, `private_key_jwt` (checked by [`jose::client_key_set`]).
+    pub jwks: Option<serde_json::Value>,
+    pub require_pushed_authorization_requests: bool,
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl ClientRegistration {
+    /// The method asked for, or the natural one.
+    pub fn effective_auth_method(&self) -> AuthMethod {
+        match (self.token_endpoint_auth_method, self.public) {
+            (Some(method), _) => method,
+            (None, true) => AuthMethod::None,
+            (None, false) => AuthMethod::ClientSecretBasic,
+        }
+    }
+
+    /// The checked key set, when the registration carries one.
+    pub fn key_set(&self) -> Result<Option<JwkSet>, RegistrationError> {
+        self.jwks
+            .as_ref()
+            .map(|jwks| {
+                jose::client_key_set(jwks)
+                    .map_err(|error| RegistrationError::Invalid { field: "jwks", message: error.0 })
+            })
+            .transpose()
+    }
+
     /// The grant types asked for, or the natural ones: the code flow with refresh when the
     /// client has a redirect URI, client credentials when it can keep a secret.
     pub fn effective_grant_types(&self) -> Vec<GrantType> {
@@ -169,6 +258,17 @@ impl ClientRegistration {
         if self.public && (self.admin || self.can_introspect) {
             return invalid("public", "admin and introspecting clients must be confidential");
         }
+        let method = self.effective_auth_method();
+        if self.public != (method == AuthMethod::None) {
+            return invalid("token_endpoint_auth_method", "a public client uses none; a confidential one must not");
+        }
+        match (method, &self.jwks) {
+            (AuthMethod::PrivateKeyJwt, None) => return invalid("jwks", "private_key_jwt needs the client's jwks"),
+            (AuthMethod::PrivateKeyJwt, Some(_)) => {}
+            (_, Some(_)) => return invalid("jwks", "jwks is only for private_key_jwt clients"),
+            (_, None) => {}
+        }
+        self.key_set()?;
         Ok(())
     }
 }
@@ -389,18 +489,34 @@ mod tests {
     }
 
     #[test]
+    fn the_auth_method_must_fit_the_client_and_its_keys() {
+        let ec = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]});
+        let keyed = ClientRegistration {
+            token_endpoint_auth_method: Some(AuthMethod::PrivateKeyJwt),
+            jwks: Some(ec.clone()),
+            ..registration()
+        };
+        assert!(keyed.validate().is_ok());
+        let without_keys = ClientRegistration { jwks: None, ..keyed.clone() };
+        assert_eq!(without_keys.validate().unwrap_err().field(), "jwks");
+        let keys_with_a_secret = ClientRegistration { token_endpoint_auth_method: None, ..keyed.clone() };
+        assert_eq!(keys_with_a_secret.validate().unwrap_err().field(), "jwks");
+        let public_with_keys =
+            ClientRegistration { public: true, redirect_uris: vec!["https://app.example/cb".into()], ..keyed.clone() };
+        assert_eq!(public_with_keys.validate().unwrap_err().field(), "token_endpoint_auth_method");
+        let private_key = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "d": "x",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]});
+        let leaked = ClientRegistration { jwks: Some(private_key), ..keyed };
+        assert!(leaked.validate().unwrap_err().to_string().contains("private member"));
+        assert_eq!(ClientRegistration { public: true, ..registration() }.effective_auth_method(), AuthMethod::None);
+    }
+
+    #[test]
     fn redirect_uri_matching_is_exact() {
         let client = Client {
-            client_id: "c".into(),
-            name: "c".into(),
-            confidential: true,
             redirect_uris: vec!["https://app.example/cb".into()],
-            grant_types: vec![],
-            security_level: SecurityLevel::F,
-            token_format: TokenFormat::Jwt,
-            can_introspect: false,
-            admin: false,
-            created_at: Utc::now(),
+            ..Client::for_tests(SecurityLevel::F, false)
         };
         assert!(client.has_redirect_uri("https://app.example/cb"));
         assert!(!client.has_redirect_uri("https://app.example/cb/"));

@@ -2,10 +2,14 @@
 //! return decisions.
 
 pub mod client;
+pub mod client_assertion;
 pub mod clock;
 pub mod consent;
+pub mod dpop;
 pub mod entitlement;
 pub mod event;
+pub mod fapi;
+pub mod jose;
 pub mod limits;
 pub mod negotiation;
 pub mod pkce;

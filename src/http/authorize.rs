@@ -15,7 +15,7 @@ use crate::domain::limits;
 use crate::domain::scope_tree::ScopeTree;
 use crate::domain::user::User;
 use crate::error::AppError;
-use crate::oauth::authorization::{self, AuthorizeOutcome, AuthorizeParams, ConsentScreen, Decision};
+use crate::oauth::authorization::{self, AuthorizeOutcome, AuthorizeParams, Channel, ConsentScreen, Decision};
 use crate::services::pushed_requests::{self, Taking};
 use crate::state::AppState;
 use crate::views::{ConsentPage, ConsentRow};
@@ -130,9 +130,11 @@ async fn run(
     user: Option<User>,
     decision: Decision,
 ) -> Result<AuthorizeOutcome, AppError> {
+    // Only a resolved pushed request carries its request_uri on (`pushed_requests::resolve`).
+    let channel = if params.get("request_uri").is_some() { Channel::Pushed } else { Channel::Front };
     let outcome = state
         .oauth_operation(move |connection, context, now| {
-            authorization::authorize_in_transaction(connection, context, &params, user.as_ref(), decision, now)
+            authorization::authorize_in_transaction(connection, context, &params, channel, user.as_ref(), decision, now)
         })
         .await?;
     if let AuthorizeOutcome::Decided { granted, .. } = &outcome {

@@ -1,14 +1,20 @@
-//! Client authentication at `/token`, `/introspect` and `/revoke`: `client_secret_basic` or
-//! `client_secret_post` (RFC 6749 §2.3.1), never both at once.
+//! Client authentication at `/token`, `/par`, `/introspect` and `/revoke`:
+//! `client_secret_basic` or `client_secret_post` (RFC 6749 §2.3.1), or `private_key_jwt`
+//! (RFC 7523), never two at once.
 
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::HttpRequest;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use std::sync::Arc;
+
 use super::form::OAuthForm;
+use crate::domain::client_assertion::ASSERTION_TYPE;
 use crate::error::AppError;
+use crate::services::clients;
 pub use crate::services::clients::PresentedClient;
+use crate::state::AppState;
 
 fn invalid_client(description: &str) -> AppError {
     AppError::invalid_client(description)
@@ -39,7 +45,39 @@ fn basic_credentials(request: &HttpRequest) -> Result<Option<(String, String)>, 
     Ok(Some((unescape(id), unescape(secret))))
 }
 
-pub fn presented_client(request: &HttpRequest, form: &OAuthForm) -> Result<PresentedClient, AppError> {
+/// How the client presented itself, with a `private_key_jwt` assertion already checked and
+/// its `jti` spent ([`clients::prove_assertion`]).
+pub async fn authenticated_client(
+    state: &Arc<AppState>,
+    request: &HttpRequest,
+    form: &OAuthForm,
+) -> Result<PresentedClient, AppError> {
+    let presented = presented_client(request, form)?;
+    if !matches!(presented, PresentedClient::Assertion { .. }) {
+        return Ok(presented);
+    }
+    state
+        .oauth_operation(move |connection, context, now| clients::prove_assertion(connection, context, presented, now))
+        .await
+}
+
+fn presented_client(request: &HttpRequest, form: &OAuthForm) -> Result<PresentedClient, AppError> {
+    if let Some(assertion) = form.get("client_assertion") {
+        if request.headers().contains_key(AUTHORIZATION) || form.get("client_secret").is_some() {
+            return Err(AppError::invalid_request("use one client authentication method, not two"));
+        }
+        if form.get("client_assertion_type") != Some(ASSERTION_TYPE) {
+            return Err(AppError::invalid_request(format!("client_assertion_type must be {ASSERTION_TYPE}")));
+        }
+        return Ok(PresentedClient::Assertion {
+            client_id: form.get("client_id").map(str::to_string),
+            assertion: assertion.to_string(),
+            endpoint: request.path().to_string(),
+        });
+    }
+    if form.get("client_assertion_type").is_some() {
+        return Err(AppError::invalid_request("client_assertion_type without client_assertion"));
+    }
     let basic = basic_credentials(request)?;
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");

@@ -14,13 +14,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::admin::auth::bearer_token;
+use super::dpop::accepted_proof;
 use super::pages::{render, see_other};
 use crate::error::AppError;
 use crate::oauth::demo_app::{self, BalanceAnswer, APP_CLIENT, APP_SCOPE};
 use crate::secrets::random_token;
+use crate::services::dpop::Refusal;
 use crate::state::AppState;
 use crate::views::{DemoPage, DemoResultPage};
+use actix_web::http::header::AUTHORIZATION;
 
 const VERIFIER: &str = "demo_code_verifier";
 const STATE: &str = "demo_state";
@@ -126,34 +128,52 @@ fn callback_refusal(
     None
 }
 
-/// The status, `WWW-Authenticate` challenge and body of a refused balance request (RFC 6750 §3).
-fn balance_error(answer: &BalanceAnswer) -> (StatusCode, Value, &'static str) {
+/// The status, `WWW-Authenticate` challenge and body of a refused balance request (RFC 6750 §3,
+/// RFC 9449 §7.1).
+fn balance_error(answer: &BalanceAnswer) -> (StatusCode, Value, String) {
     match answer {
         BalanceAnswer::MissingScope => (
             StatusCode::FORBIDDEN,
             json!({"error": "insufficient_scope", "error_description": "accounts.balance is not active for this token"}),
-            r#"Bearer realm="online-bank-demo", error="insufficient_scope", scope="accounts.balance""#,
+            r#"Bearer realm="online-bank-demo", error="insufficient_scope", scope="accounts.balance""#.into(),
+        ),
+        BalanceAnswer::WrongBinding(description) => (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid_token", "error_description": description}),
+            format!("{DPOP_CHALLENGE}, error=\"invalid_token\""),
         ),
         _ => (
             StatusCode::UNAUTHORIZED,
             json!({"error": "invalid_token", "error_description": "the token is not active"}),
-            r#"Bearer realm="online-bank-demo", error="invalid_token""#,
+            r#"Bearer realm="online-bank-demo", error="invalid_token""#.into(),
         ),
     }
 }
 
-/// `GET /demo/bank/balance` with `Authorization: Bearer …`.
+/// `GET /demo/bank/balance` with `Authorization: Bearer …`, or `Authorization: DPoP …` and a
+/// `DPoP` proof bound to the token by `ath` (RFC 9449 §7), checked as a resource server would.
 pub async fn balance(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let Some(token) = bearer_token(&request) else {
-        return Ok(HttpResponse::Unauthorized()
-            .insert_header(("WWW-Authenticate", r#"Bearer realm="online-bank-demo""#))
-            .json(json!({"error": "invalid_token", "error_description": "a bearer token is required"})));
+    let (token, proof_jkt) = match presented_token(&request) {
+        Some((token, false)) => (token, None),
+        Some((token, true)) => match accepted_proof(&state, &request, Some(token.clone()), false).await {
+            Ok(Some(proof)) => (token, Some(proof.jkt)),
+            Ok(None) => return Ok(dpop_refusal("a DPoP proof is required with a DPoP token")),
+            Err(Refusal::Invalid(error)) => return Ok(dpop_refusal(&error.to_string())),
+            Err(refusal) => return Err(refusal.at_token_endpoint()),
+        },
+        None => {
+            return Ok(HttpResponse::Unauthorized()
+                .insert_header(("WWW-Authenticate", format!("Bearer realm=\"online-bank-demo\", {DPOP_CHALLENGE}")))
+                .json(json!({"error": "invalid_token", "error_description": "a bearer or DPoP token is required"})))
+        }
     };
     let answer = state
-        .oauth_operation(move |connection, context, now| demo_app::balance(connection, context, &token, now))
+        .oauth_operation(move |connection, context, now| {
+            demo_app::balance(connection, context, &token, proof_jkt.as_deref(), now)
+        })
         .await?;
     let (status, body, challenge) = match answer {
-        BalanceAnswer::Balance(balance) => (StatusCode::OK, balance, ""),
+        BalanceAnswer::Balance(balance) => (StatusCode::OK, balance, String::new()),
         refused => balance_error(&refused),
     };
     let mut response = HttpResponse::build(status);
@@ -161,4 +181,26 @@ pub async fn balance(request: HttpRequest, state: web::Data<AppState>) -> Result
         response.insert_header(("WWW-Authenticate", challenge));
     }
     Ok(response.insert_header(("Cache-Control", "no-store")).json(body))
+}
+
+/// The algorithms we take in proofs, as the DPoP challenge names them (RFC 9449 §7.1).
+const DPOP_CHALLENGE: &str = r#"DPoP algs="ES256 PS256 EdDSA""#;
+
+/// The access token and whether it came under the DPoP scheme.
+fn presented_token(request: &HttpRequest) -> Option<(String, bool)> {
+    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    if token.is_empty() {
+        return None;
+    }
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    (dpop || scheme.eq_ignore_ascii_case("bearer")).then(|| (token.to_string(), dpop))
+}
+
+fn dpop_refusal(description: &str) -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header(("WWW-Authenticate", format!("{DPOP_CHALLENGE}, error=\"invalid_dpop_proof\"")))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({"error": "invalid_dpop_proof", "error_description": description}))
 }

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::domain::jose::ALGORITHMS;
 use crate::domain::scope::Visibility;
 use crate::state::AppState;
 
@@ -15,7 +16,7 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         .filter(|scope| scope.fields.visibility == Visibility::Public)
         .map(|scope| scope.name.as_str())
         .collect();
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
     HttpResponse::Ok().json(json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -29,9 +30,16 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
         "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
+        // RFC 9449 §5.1
+        "dpop_signing_alg_values_supported": ALGORITHMS,
+        // RFC 9701 §7
+        "introspection_signing_alg_values_supported": ["ES256"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
     }))

@@ -8,6 +8,7 @@ pub mod client_address;
 pub mod client_auth;
 pub mod console;
 mod demo;
+mod dpop;
 pub mod form;
 mod health;
 pub mod input;

@@ -25,9 +25,10 @@ use crate::domain::entitlement::{
     authorization_step, AuthorizationFacts, AuthorizationStep, Entitlement, Holdings, Prompt, Rule, WithoutGrant,
 };
 use crate::domain::event::{Actor, Event, EventType};
+use crate::domain::fapi::Presentation;
 use crate::domain::negotiation::{named_scopes, parse_scope_parameter};
 use crate::domain::pkce::is_valid_s256_challenge;
-use crate::domain::scope::GrantType;
+use crate::domain::scope::{GrantType, SecurityLevel};
 use crate::domain::user::User;
 use crate::error::AppError;
 use crate::secrets::random_token;
@@ -281,6 +282,16 @@ impl Extension for PkceChallenge {
         let value = pkce.challenge(method, challenge)?.ok_or(())?;
         let mut extensions = Extensions::new();
         extensions.set(&pkce, value);
+        // RFC 9449 §10: the code's tokens must be bound to this key. A thumbprint is the
+        // base64url of a SHA-256: 43 characters.
+        if let Some(jkt) = request.extension("dpop_jkt") {
+            let well_formed =
+                jkt.len() == 43 && jkt.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !well_formed {
+                return Err(());
+            }
+            extensions::set_dpop_jkt(&mut extensions, &jkt);
+        }
         Ok(extensions)
     }
 }
@@ -304,15 +315,52 @@ fn with_issuer(mut url: Url, issuer: &str) -> String {
 }
 
 fn error_redirect(pending: &Pending, error: &str, issuer: &str) -> String {
+    described_error_redirect(pending, error, None, issuer)
+}
+
+fn described_error_redirect(pending: &Pending, error: &str, description: Option<&str>, issuer: &str) -> String {
     let mut url = pending.pre_grant().redirect_uri.to_url();
     {
         let mut query = url.query_pairs_mut();
         query.append_pair("error", error);
+        if let Some(description) = description {
+            query.append_pair("error_description", description);
+        }
         if let Some(state) = pending.as_solicitation().state() {
             query.append_pair("state", state);
         }
     }
     with_issuer(url, issuer)
+}
+
+/// How the authorization request reached us: straight from the browser, or pushed to `/par`
+/// by the client first (RFC 9126).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Front,
+    Pushed,
+}
+
+/// Whether a request on `channel` may ask `client` for `offered`: the server's and the
+/// client's "require PAR" (RFC 9126 §5, §6), then the FAPI 2.0 rule (`domain::fapi`), which
+/// looks at the channel and how the client authenticates. The reason names the rule.
+fn channel_rule(
+    context: &OAuthContext<'_>,
+    client: &Client,
+    offered: &BTreeSet<String>,
+    channel: Channel,
+) -> Result<(), String> {
+    let pushed = channel == Channel::Pushed;
+    if !pushed && client.require_pushed_authorization_requests {
+        return Err("this client's requests must come through PAR (require_pushed_authorization_requests)".into());
+    }
+    let levels: Vec<(&str, SecurityLevel)> = offered
+        .iter()
+        .filter_map(|name| context.tree.get(name).map(|scope| (name.as_str(), scope.fields.security_level)))
+        .collect();
+    let presentation =
+        Presentation { pushed: Some(pushed), client_auth: client.token_endpoint_auth_method, dpop_bound: None };
+    context.fapi.check(&levels, presentation).map_err(|refusal| refusal.to_string())
 }
 
 /// One step of the authorization flow for `user` (None = not signed in). What happens next is
@@ -322,6 +370,7 @@ pub fn authorize(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     params: &AuthorizeParams,
+    channel: Channel,
     user: Option<&User>,
     decision: Decision,
     now: DateTime<Utc>,
@@ -357,6 +406,14 @@ pub fn authorize(
     let (Some(client), Some((holdings, offered))) = (endpoint.core.client(), endpoint.offer.take()) else {
         return Err(AppError::internal(anyhow::anyhow!("the authorization flow lost its client or offer")));
     };
+    if let Err(reason) = channel_rule(context, &client, &offered.names(), channel) {
+        return Ok(AuthorizeOutcome::Redirect(described_error_redirect(
+            &pending,
+            "invalid_request",
+            Some(&reason),
+            issuer,
+        )));
+    }
     let held = endpoint.rule(&holdings).evaluate(offered.usable.keys().map(String::as_str));
     let facts = AuthorizationFacts { prompt, signed_in: user.is_some(), offered: &offered, held: &held };
     let (user, start) = match authorization_step(context.tree, facts, &decision) {
@@ -431,11 +488,12 @@ pub fn authorize_in_transaction(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     params: &AuthorizeParams,
+    channel: Channel,
     user: Option<&User>,
     decision: Decision,
     now: DateTime<Utc>,
 ) -> Result<AuthorizeOutcome, AppError> {
     crate::storage::write_transaction(connection, |connection| {
-        authorize(connection, context, params, user, decision, now)
+        authorize(connection, context, params, channel, user, decision, now)
     })
 }

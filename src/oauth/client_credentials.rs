@@ -17,8 +17,9 @@ use super::core::FlowCore;
 use crate::domain::entitlement::{self, Entitlement, Rule, WithoutGrant};
 use crate::domain::negotiation::{named_scopes, parse_scope_parameter};
 use crate::domain::scope::GrantType;
-use crate::domain::token::Subject;
+use crate::domain::token::{token_type, Subject};
 use crate::error::AppError;
+use crate::services::clients::ProvenClient;
 use crate::services::tokens::{self, AccessTokenRequest, TokenResponse};
 use crate::services::OAuthContext;
 use crate::storage::client_directory::ClientRecord;
@@ -29,17 +30,43 @@ use crate::storage::DbConnection;
 
 /// The parsed token request, as oxide-auth's flow reads it.
 pub struct ClientCredentialsRequest {
-    pub client_id: String,
-    pub client_secret: String,
+    pub credential: Credential,
     pub scope: Option<String>,
+    /// The request's DPoP key (thumbprint), checked and spent: the token is bound to it.
+    pub dpop_jkt: Option<String>,
+}
+
+/// How the client authenticated.
+pub enum Credential {
+    Secret {
+        client_id: String,
+        client_secret: String,
+    },
+    /// By a `private_key_jwt` assertion, already checked and spent.
+    Proven(ProvenClient),
+}
+
+impl ClientCredentialsRequest {
+    fn client_id(&self) -> &str {
+        match &self.credential {
+            Credential::Secret { client_id, .. } => client_id,
+            Credential::Proven(proven) => proven.client_id(),
+        }
+    }
 }
 
 impl flow::Request for ClientCredentialsRequest {
     fn valid(&self) -> bool {
         true
     }
+    /// oxide-auth's flow wants a passphrase; a proven client has none to give, and
+    /// [`CredentialsEndpoint::check`] knows it is proven.
     fn authorization(&self) -> Option<(Cow<'_, str>, Cow<'_, [u8]>)> {
-        Some((Cow::Borrowed(&self.client_id), Cow::Borrowed(self.client_secret.as_bytes())))
+        let passphrase: &[u8] = match &self.credential {
+            Credential::Secret { client_secret, .. } => client_secret.as_bytes(),
+            Credential::Proven(_) => b"",
+        };
+        Some((Cow::Borrowed(self.client_id()), Cow::Borrowed(passphrase)))
     }
     fn scope(&self) -> Option<Cow<'_, str>> {
         self.scope.as_deref().map(Cow::Borrowed)
@@ -62,6 +89,9 @@ struct CredentialsEndpoint<'a> {
     record: RefCell<Option<Arc<ClientRecord>>>,
     issued: Option<Unrecorded>,
     extension: (),
+    /// Set when the client proved itself with a key: `check` then takes no secret.
+    proven: Option<&'a ProvenClient>,
+    dpop_jkt: Option<&'a str>,
 }
 
 /// A client-credentials token made from reads alone, and what must be written before it is
@@ -148,11 +178,12 @@ impl CredentialsEndpoint<'_> {
             scopes: &scopes,
             family_id: None,
             consent_id: found.as_deref(),
+            dpop_jkt: self.dpop_jkt,
         };
         let minted = tokens::mint_access_token(self.core.context, &request, self.core.now)?;
         let response = TokenResponse {
             access_token: minted.token,
-            token_type: "Bearer",
+            token_type: token_type(self.dpop_jkt),
             expires_in: minted.lifetime,
             scope: entitled.scope(),
             refresh_token: None,
@@ -190,11 +221,18 @@ impl Registrar for CredentialsEndpoint<'_> {
     }
 
     fn check(&self, client_id: &str, passphrase: Option<&[u8]>) -> Result<(), RegistrarError> {
-        let Some(secret) = passphrase.and_then(|p| std::str::from_utf8(p).ok()) else {
-            return Err(self.core.refuse_registration(authentication_failed()));
+        let authenticated = match self.proven {
+            Some(proven) if proven.client_id() == client_id => {
+                self.core.context.clients.get(&mut self.core.db(), client_id).map_err(AppError::from)
+            }
+            Some(_) => Ok(None),
+            None => {
+                let Some(secret) = passphrase.and_then(|p| std::str::from_utf8(p).ok()) else {
+                    return Err(self.core.refuse_registration(authentication_failed()));
+                };
+                crate::services::clients::authenticate_record(&mut self.core.db(), self.core.context, client_id, secret)
+            }
         };
-        let authenticated =
-            crate::services::clients::authenticate_record(&mut self.core.db(), self.core.context, client_id, secret);
         match authenticated {
             Ok(Some(record)) => {
                 self.core.set_client(record.client.clone());
@@ -261,6 +299,11 @@ pub fn exchange(
         record: RefCell::new(None),
         issued: None,
         extension: (),
+        proven: match &request.credential {
+            Credential::Proven(proven) => Some(proven),
+            Credential::Secret { .. } => None,
+        },
+        dpop_jkt: request.dpop_jkt.as_deref(),
     };
     let pending = flow::client_credentials(&mut endpoint, request);
     let outcome = pending.and_then(|pending| {

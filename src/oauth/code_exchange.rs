@@ -24,9 +24,10 @@ use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::negotiation::format_scope;
 use crate::domain::pkce::is_valid_code_verifier;
 use crate::domain::scope::GrantType;
-use crate::domain::token::Subject;
+use crate::domain::token::{token_type, Subject};
 use crate::error::AppError;
 use crate::secrets::{random_token, TokenHash};
+use crate::services::clients::ProvenClient;
 use crate::services::tokens::{self, AccessTokenRequest, TokenResponse};
 use crate::services::{events, users, OAuthContext};
 use crate::storage::codes::{self, Redemption};
@@ -45,6 +46,10 @@ pub struct ExchangeRequest {
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
     pub grant_type: &'static str,
+    /// Set when the client proved itself with a `private_key_jwt` assertion.
+    pub proven: Option<ProvenClient>,
+    /// The thumbprint of the request's DPoP key, its proof checked and spent.
+    pub dpop_jkt: Option<String>,
 }
 
 impl code_flow::Request for ExchangeRequest {
@@ -125,6 +130,8 @@ struct ExchangeEndpoint<'a> {
     redeemed: Option<Redeemed>,
     rotating: RefCell<Option<Rotating>>,
     issued: Option<TokenResponse>,
+    proven: Option<ProvenClient>,
+    dpop_jkt: Option<String>,
 }
 
 impl ExchangeEndpoint<'_> {
@@ -171,6 +178,7 @@ impl ExchangeEndpoint<'_> {
             scopes,
             family_id: Some(&family.id),
             consent_id: family.consent_id.as_deref(),
+            dpop_jkt: self.dpop_jkt.as_deref(),
         };
         let (access_token, expires_in) = tokens::issue_access_token(&mut connection, context, &request, now)?;
         let refresh_token = if client.allows_grant_type(GrantType::RefreshToken) {
@@ -193,7 +201,7 @@ impl ExchangeEndpoint<'_> {
         drop(connection);
         self.issued = Some(TokenResponse {
             access_token: access_token.clone(),
-            token_type: "Bearer",
+            token_type: token_type(self.dpop_jkt.as_deref()),
             expires_in,
             scope: format_scope(scopes),
             refresh_token: refresh_token.clone(),
@@ -221,11 +229,12 @@ impl Registrar for ExchangeEndpoint<'_> {
             }
             Err(error) => return Err(self.core.refuse_registration(error)),
         };
+        let proven = self.proven.as_ref().is_some_and(|proven| proven.client_id() == client_id);
         let authenticated = match (&secret_hash, passphrase) {
             (Some(hash), Some(secret)) => {
                 std::str::from_utf8(secret).is_ok_and(|secret| self.core.context.hasher.verify(secret, hash))
             }
-            (None, None) => !client.confidential,
+            (None, None) => !client.confidential || proven,
             _ => false,
         };
         if !authenticated || client_id != self.request_client_id {
@@ -283,6 +292,17 @@ impl Authorizer for ExchangeEndpoint<'_> {
         else {
             return self.core.fail(AppError::internal(anyhow::anyhow!("a stored code is malformed")));
         };
+        let extensions = extensions::from_json(&row.extensions);
+        let dpop_jkt = extensions::dpop_jkt(&extensions);
+        if dpop_jkt.is_some() && dpop_jkt != self.dpop_jkt {
+            // RFC 9449 §10: the code is bound to the key named at authorization. The code is
+            // spent: a thief without the key gets nothing, and neither does a second try.
+            self.core.refuse(AppError::bad_request(
+                "invalid_dpop_proof",
+                "the authorization request named dpop_jkt: the token request needs a DPoP proof by that key",
+            ));
+            return Ok(None);
+        }
         self.redeemed = Some(Redeemed { code_hash, consent_id: row.consent_id });
         Ok(Some(Grant {
             owner_id: row.user_id,
@@ -292,7 +312,7 @@ impl Authorizer for ExchangeEndpoint<'_> {
             // oxide-auth compares this with the system time; our clock (which tests may shift)
             // already decided the code is live, so give it the code's lifetime from now.
             until: Utc::now() + Duration::seconds(self.core.context.lifetimes.code),
-            extensions: extensions::from_json(&row.extensions),
+            extensions,
         }))
     }
 }
@@ -330,6 +350,7 @@ impl Issuer for ExchangeEndpoint<'_> {
         let Some(client) = self.core.client() else {
             return self.core.fail(AppError::internal(anyhow::anyhow!("issuing without a client")));
         };
+        let confidential = client.confidential;
         let loaded = holdings::load(&mut self.core.db(), client, ConsentKey::Id(redeemed.consent_id.as_deref()));
         let holdings = match loaded {
             Ok(holdings) => holdings,
@@ -348,6 +369,9 @@ impl Issuer for ExchangeEndpoint<'_> {
             created_at: self.core.now,
             revoked_at: None,
             consent_id: redeemed.consent_id,
+            // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key; a
+            // confidential client's are bound to its authentication instead.
+            dpop_jkt: if confidential { None } else { self.dpop_jkt.clone() },
         };
         let stored = {
             let mut connection = self.core.db();
@@ -375,6 +399,15 @@ impl Issuer for ExchangeEndpoint<'_> {
             return self.core.fail(AppError::internal(anyhow::anyhow!("refreshing without a recovered token")));
         };
         let now = self.core.now;
+        // A refusal of the binding must not spend the refresh token: the client may retry
+        // with a proof.
+        let scopes = self.entitled(&rotating.holdings, &grant.scope);
+        let Some(client) = self.core.client() else {
+            return self.core.fail(AppError::internal(anyhow::anyhow!("refreshing without a client")));
+        };
+        if let Err(error) = tokens::check_binding(self.core.context, &client, &scopes, self.dpop_jkt.as_deref()) {
+            return self.core.fail(error);
+        }
         match token_store::spend_refresh_token(&mut self.core.db(), &rotating.token_hash, now) {
             Ok(true) => {}
             Ok(false) => {
@@ -389,7 +422,6 @@ impl Issuer for ExchangeEndpoint<'_> {
             }
             Err(error) => return self.core.fail(error),
         }
-        let scopes = self.entitled(&rotating.holdings, &grant.scope);
         match self.issue_pair(&rotating.family, &scopes) {
             Ok((token, refresh, expires_in)) => Ok(RefreshedToken {
                 token,
@@ -467,6 +499,13 @@ impl Issuer for ExchangeEndpoint<'_> {
         }
         if family.revoked_at.is_some() || row.expires_at <= now {
             self.core.refuse(invalid_grant("the refresh token is expired or revoked"));
+            return Ok(None);
+        }
+        if family.dpop_jkt.is_some() && family.dpop_jkt != self.dpop_jkt {
+            self.core.refuse(AppError::bad_request(
+                "invalid_dpop_proof",
+                "this refresh token is bound to a DPoP key: send a proof by that key",
+            ));
             return Ok(None);
         }
         let Ok(granted) = row.scope.parse::<OxideScope>() else {
@@ -554,6 +593,8 @@ pub fn exchange(
         redeemed: None,
         rotating: RefCell::new(None),
         issued: None,
+        proven: request.proven.clone(),
+        dpop_jkt: request.dpop_jkt.clone(),
     };
     let pkce_refusal = RefCell::new(None);
     let oxide_kind = match grant_type {

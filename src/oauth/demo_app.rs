@@ -32,6 +32,9 @@ pub enum BalanceAnswer {
     Inactive,
     /// The token is active without `accounts.balance` (403).
     MissingScope,
+    /// A DPoP-bound token sent without a proof by its key, or a bearer token sent as DPoP
+    /// (RFC 9449 §7.1): 401.
+    WrongBinding(&'static str),
 }
 
 /// Exchanges the code (with the PKCE verifier the app kept), then introspects the token and
@@ -52,10 +55,12 @@ pub fn complete(
         refresh_token: None,
         scope: None,
         grant_type: "authorization_code",
+        proven: None,
+        dpop_jkt: None,
     };
     let tokens = code_exchange::exchange_in_transaction(connection, context, &request, now)?;
     let introspection = introspect_as_bank(connection, context, &tokens.access_token, now)?;
-    let balance = balance(connection, context, &tokens.access_token, now)?;
+    let balance = balance(connection, context, &tokens.access_token, None, now)?;
     Ok(DemoResult { tokens, introspection, balance })
 }
 
@@ -84,11 +89,24 @@ pub fn balance(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     token: &str,
+    proof_jkt: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<BalanceAnswer, AppError> {
     let introspected = introspect_as_bank(connection, context, token, now)?;
     if introspected["active"] != json!(true) {
         return Ok(BalanceAnswer::Inactive);
+    }
+    // As a resource server must (RFC 9449 §7): the proof's key is the one the token is bound to.
+    match (introspected["cnf"]["jkt"].as_str(), proof_jkt) {
+        (Some(bound), Some(proven)) if bound == proven => {}
+        (Some(_), Some(_)) => {
+            return Ok(BalanceAnswer::WrongBinding("the DPoP proof is by another key than the token's"))
+        }
+        (Some(_), None) => {
+            return Ok(BalanceAnswer::WrongBinding("this token is DPoP-bound: send it as DPoP with a proof"))
+        }
+        (None, Some(_)) => return Ok(BalanceAnswer::WrongBinding("this token is not DPoP-bound: send it as Bearer")),
+        (None, None) => {}
     }
     let scopes = introspected["scope"].as_str().unwrap_or_default();
     if !scopes.split(' ').any(|scope| scope == "accounts.balance") {

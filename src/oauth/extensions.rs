@@ -34,6 +34,19 @@ pub fn from_json(text: &str) -> Extensions {
     extensions
 }
 
+/// Where the authorization request's `dpop_jkt` (RFC 9449 §10) travels with the code: a private
+/// value, never shown to the client.
+const DPOP_JKT: &str = "dpop_jkt";
+
+pub fn set_dpop_jkt(extensions: &mut Extensions, jkt: &str) {
+    extensions.set_raw(DPOP_JKT.to_string(), Value::private(Some(jkt.to_string())));
+}
+
+/// The key the code's tokens must be bound to, when the authorization request named one.
+pub fn dpop_jkt(extensions: &Extensions) -> Option<String> {
+    extensions.private().find(|(key, _)| *key == DPOP_JKT).and_then(|(_, value)| value.map(str::to_string))
+}
+
 /// PKCE as scopegate requires it: a challenge on every authorization request, `S256` only.
 pub fn pkce() -> Pkce {
     Pkce::required()

@@ -11,12 +11,19 @@ use crate::services::clients::{self, PresentedClient, PublicClients};
 use crate::services::introspection::{self, ActiveToken};
 use crate::state::AppState;
 
-/// The active token's description, or None for an inactive one.
+/// An introspection's answer, and who asked (the audience of a signed answer).
+pub struct Introspected {
+    pub caller: String,
+    /// The active token's description, or None for an inactive one.
+    pub answer: Option<ActiveToken>,
+}
+
+/// Introspects `token` for the presented client.
 pub async fn respond(
     state: &Arc<AppState>,
     presented: PresentedClient,
     token: String,
-) -> Result<Option<ActiveToken>, AppError> {
+) -> Result<Introspected, AppError> {
     let snapshot = state.registry.snapshot();
     let now = state.clock.now();
     let (reading, tree) = (Arc::clone(state), Arc::clone(&snapshot));
@@ -25,12 +32,15 @@ pub async fn respond(
         .read(move |connection| {
             let context = reading.oauth(&tree);
             let caller = clients::authenticate_presented(connection, &context, &presented, PublicClients::Refused)?;
-            introspection::judge(connection, &context, &caller, &token, now)
+            Ok::<_, AppError>((introspection::judge(connection, &context, &caller, &token, now)?, caller.client_id))
         })
         .await?;
-    let Some(mut judged) = judged else {
-        state.metrics.introspected(false, false);
-        return Ok(None);
+    let (mut judged, caller) = match judged {
+        (Some(judged), caller) => (judged, caller),
+        (None, caller) => {
+            state.metrics.introspected(false, false);
+            return Ok(Introspected { caller, answer: None });
+        }
     };
     let counted = judged.counts();
     if counted {
@@ -40,5 +50,5 @@ pub async fn respond(
     state.metrics.grants_exhausted(judged.exhausted_now());
     let answer = judged.answer(&state.settings.issuer, &snapshot.tree);
     state.metrics.introspected(counted, answer.is_some());
-    Ok(answer)
+    Ok(Introspected { caller, answer })
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
-use super::client_credentials::{self, ClientCredentialsRequest};
+use super::client_credentials::{self, ClientCredentialsRequest, Credential};
 use super::code_exchange::{self, ExchangeRequest};
 use crate::domain::scope::GrantType;
 use crate::error::AppError;
@@ -26,6 +26,8 @@ pub struct TokenParameters {
     pub code_verifier: Option<String>,
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
+    /// The thumbprint of the key of the request's DPoP proof, checked and spent.
+    pub dpop_jkt: Option<String>,
 }
 
 fn required(value: &Option<String>, name: &str) -> Result<(), AppError> {
@@ -82,10 +84,12 @@ async fn issue(state: &Arc<AppState>, parameters: TokenParameters) -> Result<Tok
 }
 
 fn credentials_request(parameters: TokenParameters) -> Result<ClientCredentialsRequest, AppError> {
-    let PresentedClient::Secret { client_id, client_secret } = parameters.client else {
-        return Err(AppError::invalid_client("client_credentials requires client authentication"));
+    let credential = match parameters.client {
+        PresentedClient::Secret { client_id, client_secret } => Credential::Secret { client_id, client_secret },
+        PresentedClient::Proven(proven) => Credential::Proven(proven),
+        _ => return Err(AppError::invalid_client("client_credentials requires client authentication")),
     };
-    Ok(ClientCredentialsRequest { client_id, client_secret, scope: parameters.scope })
+    Ok(ClientCredentialsRequest { credential, scope: parameters.scope, dpop_jkt: parameters.dpop_jkt })
 }
 
 /// The client-credentials grant decided and written in one write transaction, which a refusal
@@ -111,13 +115,17 @@ pub fn token(
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, AppError> {
     validate_scope_syntax(parameters.scope.as_deref())?;
-    let TokenParameters { grant_type, client, code, redirect_uri, code_verifier, refresh_token, scope } = parameters;
+    let TokenParameters { grant_type, client, code, redirect_uri, code_verifier, refresh_token, scope, dpop_jkt } =
+        parameters;
     match grant_type.as_str() {
         "authorization_code" | "refresh_token" => {
-            let (client_id, client_secret) = match client {
-                PresentedClient::Secret { client_id, client_secret } => (client_id, Some(client_secret)),
-                PresentedClient::Public { client_id } => (client_id, None),
-                PresentedClient::None => return Err(AppError::invalid_client("client authentication is required")),
+            let (client_id, client_secret, proven) = match client {
+                PresentedClient::Secret { client_id, client_secret } => (client_id, Some(client_secret), None),
+                PresentedClient::Public { client_id } => (client_id, None, None),
+                PresentedClient::Proven(proven) => (proven.client_id().to_string(), None, Some(proven)),
+                PresentedClient::Assertion { .. } | PresentedClient::None => {
+                    return Err(AppError::invalid_client("client authentication is required"))
+                }
             };
             let is_refresh = grant_type == "refresh_token";
             if is_refresh {
@@ -135,6 +143,8 @@ pub fn token(
                 refresh_token,
                 scope,
                 grant_type: if is_refresh { "refresh_token" } else { "authorization_code" },
+                proven,
+                dpop_jkt,
             };
             code_exchange::exchange_in_transaction(connection, context, &request, now)
         }

@@ -4,13 +4,14 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{events, OAuthContext};
-use crate::domain::client::{Client, ClientRegistration, HoldRefusal};
+use crate::domain::client::{AuthMethod, Client, ClientRegistration, HoldRefusal};
+use crate::domain::client_assertion;
 use crate::domain::event::{changes, Actor, Event, EventType};
 use crate::domain::scope::SecurityLevel;
 use crate::error::AppError;
 use crate::secrets::{new_client_secret, random_token, SecretHasher};
 use crate::storage::client_directory::ClientRecord;
-use crate::storage::{clients, write_transaction, DbConnection, StorageError};
+use crate::storage::{clients, used_jtis, write_transaction, DbConnection, StorageError};
 use std::sync::Arc;
 
 /// A registered client and, for a confidential one, its secret in clear: shown once, never stored.
@@ -38,6 +39,7 @@ pub fn register(
     now: DateTime<Utc>,
 ) -> Result<RegisteredClient, AppError> {
     registration.validate()?;
+    let token_endpoint_auth_method = registration.effective_auth_method();
     let client = Client {
         client_id: fixed.as_ref().map(|f| f.client_id.to_string()).unwrap_or_else(|| format!("c_{}", random_token(16))),
         name: registration.name.trim().to_string(),
@@ -49,11 +51,16 @@ pub fn register(
         can_introspect: registration.can_introspect,
         admin: registration.admin,
         created_at: now,
+        token_endpoint_auth_method,
+        jwks: registration.key_set()?,
+        require_pushed_authorization_requests: registration.require_pushed_authorization_requests,
+        dpop_bound_access_tokens: registration.dpop_bound_access_tokens,
     };
-    let client_secret = client.confidential.then(|| match fixed.as_ref().and_then(|f| f.client_secret) {
-        Some(secret) => secret.to_string(),
-        None => new_client_secret(),
-    });
+    let client_secret =
+        token_endpoint_auth_method.uses_secret().then(|| match fixed.as_ref().and_then(|f| f.client_secret) {
+            Some(secret) => secret.to_string(),
+            None => new_client_secret(),
+        });
     let secret_hash = client_secret.as_deref().map(|secret| hasher.hash(secret));
     write_transaction(connection, |connection| {
         clients::insert(connection, &client, secret_hash).map_err(|error| match error {
@@ -162,7 +169,8 @@ pub fn authenticate_record(
     }
 }
 
-/// How the client presented itself (RFC 6749 §2.3.1), already parsed from the header or body.
+/// How the client presented itself (RFC 6749 §2.3.1, RFC 7523 §2.2), already parsed from the
+/// header or body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresentedClient {
     /// A client id and secret, from the Basic header or the body.
@@ -170,6 +178,15 @@ pub enum PresentedClient {
         client_id: String,
         client_secret: String,
     },
+    /// A `private_key_jwt` assertion, not yet checked; `endpoint` is the path it was sent to
+    /// (an accepted `aud`). [`prove_assertion`] turns it into [`PresentedClient::Proven`].
+    Assertion {
+        client_id: Option<String>,
+        assertion: String,
+        endpoint: String,
+    },
+    /// A client whose assertion was checked and spent.
+    Proven(ProvenClient),
     /// Only a `client_id` in the body: a public client.
     Public {
         client_id: String,
@@ -177,19 +194,79 @@ pub enum PresentedClient {
     None,
 }
 
+impl PresentedClient {
+    /// How the client authenticated, for the FAPI rule: an unchecked assertion counts as none.
+    pub fn auth_method(&self, registered: AuthMethod) -> AuthMethod {
+        match self {
+            Self::Secret { .. } if registered.uses_secret() => registered,
+            Self::Secret { .. } => AuthMethod::ClientSecretBasic,
+            Self::Proven(_) => AuthMethod::PrivateKeyJwt,
+            Self::Assertion { .. } | Self::Public { .. } | Self::None => AuthMethod::None,
+        }
+    }
+}
+
+/// A client that proved itself with a `private_key_jwt` assertion whose `jti` is now spent.
+/// Only [`prove_assertion`] makes one, so holding one is the proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenClient {
+    client_id: String,
+}
+
+impl ProvenClient {
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+}
+
+/// Checks a `private_key_jwt` assertion against the client's registered keys (RFC 7523 §3)
+/// and records its `jti` in the database, so that it is refused on every instance next time.
+/// Every failure is `invalid_client`, naming the check.
+pub fn prove_assertion(
+    connection: &mut DbConnection,
+    context: &OAuthContext<'_>,
+    presented: PresentedClient,
+    now: DateTime<Utc>,
+) -> Result<PresentedClient, AppError> {
+    let PresentedClient::Assertion { client_id, assertion, endpoint } = presented else {
+        return Ok(presented);
+    };
+    let refused = |why: &str| AppError::invalid_client(format!("client assertion refused: {why}"));
+    let claimed = client_assertion::claimed_client_id(&assertion).ok_or_else(|| refused("iss is missing"))?;
+    if client_id.as_deref().is_some_and(|id| id != claimed) {
+        return Err(refused("client_id differs from the assertion's iss"));
+    }
+    let record = context.clients.get(connection, &claimed)?.ok_or_else(|| refused("unknown client"))?;
+    let client = &record.client;
+    let keys = match (&client.jwks, client.token_endpoint_auth_method) {
+        (Some(keys), AuthMethod::PrivateKeyJwt) => keys,
+        _ => return Err(refused("this client is not registered for private_key_jwt")),
+    };
+    let token_endpoint = format!("{}/token", context.issuer);
+    let this_endpoint = format!("{}{endpoint}", context.issuer);
+    let audiences = [context.issuer, token_endpoint.as_str(), this_endpoint.as_str()];
+    let verified =
+        client_assertion::verify(&assertion, &claimed, keys, &audiences, now).map_err(|why| refused(&why))?;
+    let jti_hash = context.hasher.hash(&format!("assertion:{claimed}:{}", verified.jti));
+    if !used_jtis::record_once(connection, &jti_hash, verified.expires_at)? {
+        return Err(refused("its jti was used before"));
+    }
+    Ok(PresentedClient::Proven(ProvenClient { client_id: claimed }))
+}
+
 /// Whether an endpoint takes a public client's `client_id` alone as who is calling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublicClients {
-    /// `/introspect`: only a client proven by its secret.
+    /// `/introspect`: only a client proven by its secret or key.
     Refused,
     /// `/revoke` (RFC 7009 §2.1): a public client has no secret to prove, and what it can do
     /// here — end its own tokens — anyone holding those tokens may do anyway.
     Identified,
 }
 
-/// The calling client: a confidential one proven by its secret, or, where the endpoint admits
-/// them, a public one by its `client_id`. Anything else is `invalid_client` (401), including
-/// a confidential client's `client_id` without its secret.
+/// The calling client: a confidential one proven by its secret or its key, or, where the
+/// endpoint admits them, a public one by its `client_id`. Anything else is `invalid_client`
+/// (401), including a confidential client's `client_id` without its secret.
 pub fn authenticate_presented(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
@@ -200,6 +277,13 @@ pub fn authenticate_presented(
         PresentedClient::Secret { client_id, client_secret } => {
             authenticate(connection, context, client_id, client_secret)?
                 .ok_or_else(|| AppError::invalid_client("client authentication failed"))
+        }
+        PresentedClient::Proven(proven) => match context.clients.get(connection, proven.client_id())? {
+            Some(record) => Ok(record.client.clone()),
+            None => Err(AppError::invalid_client("client authentication failed")),
+        },
+        PresentedClient::Assertion { .. } => {
+            Err(AppError::internal(anyhow::anyhow!("a client assertion reached authentication unchecked")))
         }
         PresentedClient::Public { client_id } if public_clients == PublicClients::Identified => {
             match context.clients.get(connection, client_id)? {
@@ -246,6 +330,13 @@ pub struct ClientPatch {
     pub token_format: Option<crate::domain::client::TokenFormat>,
     pub can_introspect: Option<bool>,
     pub admin: Option<bool>,
+    /// Only between the two secret methods: a key client stays one, a secret client too.
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    /// A `private_key_jwt` client's new key set (key rotation).
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    pub require_pushed_authorization_requests: Option<bool>,
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 /// Applies a patch after validating the result as a whole; a lower security level that would
@@ -260,8 +351,23 @@ pub fn update(connection: &mut DbConnection, client: &Client, patch: ClientPatch
         token_format: Some(patch.token_format.unwrap_or(client.token_format)),
         can_introspect: patch.can_introspect.unwrap_or(client.can_introspect),
         admin: patch.admin.unwrap_or(client.admin),
+        token_endpoint_auth_method: Some(patch.token_endpoint_auth_method.unwrap_or(client.token_endpoint_auth_method)),
+        jwks: match patch.jwks {
+            Some(jwks) => Some(jwks),
+            None => client.jwks.as_ref().map(|set| serde_json::to_value(set).unwrap_or_default()),
+        },
+        require_pushed_authorization_requests: patch
+            .require_pushed_authorization_requests
+            .unwrap_or(client.require_pushed_authorization_requests),
+        dpop_bound_access_tokens: patch.dpop_bound_access_tokens.unwrap_or(client.dpop_bound_access_tokens),
     };
     registration.validate()?;
+    let method = registration.effective_auth_method();
+    if method.uses_secret() != client.token_endpoint_auth_method.uses_secret() {
+        return Err(AppError::invalid_request(
+            "token_endpoint_auth_method: a client cannot switch between a secret and a key; register a new one",
+        ));
+    }
     let updated = Client {
         name: registration.name.trim().to_string(),
         redirect_uris: registration.redirect_uris.clone(),
@@ -270,6 +376,10 @@ pub fn update(connection: &mut DbConnection, client: &Client, patch: ClientPatch
         token_format: registration.token_format.unwrap_or(client.token_format),
         can_introspect: registration.can_introspect,
         admin: registration.admin,
+        token_endpoint_auth_method: method,
+        jwks: registration.key_set()?,
+        require_pushed_authorization_requests: registration.require_pushed_authorization_requests,
+        dpop_bound_access_tokens: registration.dpop_bound_access_tokens,
         ..client.clone()
     };
     let assigned: Vec<String> =

@@ -6,7 +6,7 @@ use crate::domain::session::SessionLifetimes;
 use crate::domain::sign_in_throttle;
 use crate::error::AppError;
 use crate::services::events;
-use crate::storage::{codes, login_failures, pushed_requests, sessions, tokens, DbConnection};
+use crate::storage::{codes, login_failures, pushed_requests, sessions, tokens, used_jtis, DbConnection};
 
 /// What one pass deleted.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,6 +19,7 @@ pub struct Pruned {
     pub login_failures: usize,
     pub events: usize,
     pub pushed_requests: usize,
+    pub used_jtis: usize,
 }
 
 /// Access tokens (the revocation list included) an hour after they expired: a token past its
@@ -26,7 +27,8 @@ pub struct Pruned {
 /// until then a replay is still recognised as one. Refresh tokens a day after they expired, and
 /// then the families left without any. Sessions once they ended (idle or past their lifetime,
 /// under the current settings), and failed sign-ins once they left the throttle's window.
-/// Audit events after `event_retention_days`. Pushed authorization requests once expired.
+/// Audit events after `event_retention_days`. Pushed authorization requests once expired, and
+/// one-time JWT ids once their JWTs could no longer be accepted.
 pub fn prune(
     connection: &mut DbConnection,
     now: DateTime<Utc>,
@@ -41,6 +43,7 @@ pub fn prune(
     let login_failures = login_failures::prune(connection, sign_in_throttle::window_start(now))?;
     let events = events::prune(connection, now, event_retention_days)?;
     let pushed_requests = pushed_requests::prune(connection, now)?;
+    let used_jtis = used_jtis::prune(connection, now)?;
     Ok(Pruned {
         access_tokens,
         codes,
@@ -50,5 +53,6 @@ pub fn prune(
         login_failures,
         events,
         pushed_requests,
+        used_jtis,
     })
 }

@@ -14,7 +14,7 @@ use crate::domain::entitlement::{Entitlement, Rule};
 use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::limits;
 use crate::domain::scope_tree::ScopeTree;
-use crate::domain::token::{looks_like_jwt, AccessTokenClaims, JWT_ACCESS_TOKEN_TYPE};
+use crate::domain::token::{looks_like_jwt, token_type, AccessTokenClaims, Confirmation, JWT_ACCESS_TOKEN_TYPE};
 use crate::error::AppError;
 use crate::services::users;
 use crate::storage::holdings::{self, ConsentKey};
@@ -42,6 +42,9 @@ pub struct ActiveToken {
     pub aud: String,
     pub jti: String,
     pub token_type: &'static str,
+    /// A DPoP-bound token's key (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
     pub scope_limits: BTreeMap<String, ScopeLimits>,
 }
 
@@ -231,7 +234,8 @@ impl Judged {
             iss: issuer.to_string(),
             aud: issuer.to_string(),
             jti: row.jti,
-            token_type: "Bearer",
+            token_type: token_type(row.dpop_jkt.as_deref()),
+            cnf: row.dpop_jkt.map(|jkt| Confirmation { jkt }),
             scope_limits,
         })
     }

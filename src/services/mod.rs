@@ -6,6 +6,7 @@ pub mod account;
 pub mod bearer;
 pub mod clients;
 pub mod demo;
+pub mod dpop;
 pub mod events;
 pub mod grants;
 pub mod housekeeping;
@@ -21,6 +22,7 @@ pub mod users;
 pub mod webhook_delivery;
 pub mod webhooks;
 
+use crate::domain::fapi::FapiPolicy;
 use crate::domain::scope_tree::ScopeTree;
 use crate::keys::{CurrentSigningKey, VerificationKeys};
 use crate::secrets::SecretHasher;
@@ -46,4 +48,6 @@ pub struct OAuthContext<'a> {
     pub tree: &'a ScopeTree,
     /// Clients with their secrets and assignments, served from memory.
     pub clients: &'a ClientDirectory,
+    /// Which requests the FAPI 2.0 rule covers (`domain::fapi`).
+    pub fapi: &'a FapiPolicy,
 }

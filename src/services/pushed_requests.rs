@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 
 use super::OAuthContext;
 use crate::domain::client::Client;
+use crate::domain::dpop::Proof;
 use crate::error::AppError;
-use crate::oauth::authorization::{self, AuthorizeOutcome, AuthorizeParams, Decision};
+use crate::oauth::authorization::{self, AuthorizeOutcome, AuthorizeParams, Channel, Decision};
 use crate::secrets::{random_token, SecretHasher};
 use crate::storage::pushed_requests::{self, PushedRequest, PushedRow};
 use crate::storage::{DbConnection, StorageError};
@@ -40,6 +41,23 @@ pub fn parameters_of<'a>(body: impl Iterator<Item = (&'a str, &'a str)>) -> Auth
     AuthorizeParams(parameters)
 }
 
+/// RFC 9449 §10.1: a DPoP proof sent to `/par` binds the code to its key, as `dpop_jkt` would;
+/// when both are sent they must name the same key.
+pub fn bind_to_proof(parameters: &mut AuthorizeParams, proof: Option<&Proof>) -> Result<(), AppError> {
+    let Some(proof) = proof else {
+        return Ok(());
+    };
+    match parameters.get("dpop_jkt") {
+        Some(jkt) if jkt != proof.jkt => {
+            Err(AppError::bad_request("invalid_dpop_proof", "dpop_jkt names another key than the DPoP proof's"))
+        }
+        _ => {
+            parameters.0.insert("dpop_jkt".into(), proof.jkt.clone());
+            Ok(())
+        }
+    }
+}
+
 /// Checks what `caller` pushed as `/authorize` would, without a user: what it would refuse is
 /// refused here, as a 400 with the error `/authorize` would have redirected with.
 pub fn check(
@@ -61,7 +79,7 @@ pub fn check(
             parameters.0.insert("client_id".into(), caller.client_id.clone());
         }
     }
-    match authorization::authorize(connection, context, parameters, None, Decision::Ask, now)? {
+    match authorization::authorize(connection, context, parameters, Channel::Pushed, None, Decision::Ask, now)? {
         AuthorizeOutcome::ErrorPage { message } => Err(AppError::invalid_request(message)),
         AuthorizeOutcome::Redirect(url) => Err(redirected_error(&url)),
         AuthorizeOutcome::Login | AuthorizeOutcome::Consent(_) | AuthorizeOutcome::Decided { .. } => Ok(()),
@@ -127,7 +145,11 @@ pub fn resolve(
         Taking::Use => pushed_requests::consume(connection, &hash, client_id, now)?,
     };
     Ok(match found {
-        Some(PushedRequest { parameters, .. }) => Ok(AuthorizeParams(parameters)),
+        Some(PushedRequest { mut parameters, .. }) => {
+            // Kept with the parameters, through the consent page too: the request came pushed.
+            parameters.insert("request_uri".into(), query.get("request_uri").unwrap_or_default().to_string());
+            Ok(AuthorizeParams(parameters))
+        }
         None => Err(
             "The request_uri is unknown, expired, already used or another client's. Please start again from the app.",
         ),

@@ -7,8 +7,10 @@ use std::collections::BTreeSet;
 
 use super::OAuthContext;
 use crate::domain::client::{Client, TokenFormat};
+use crate::domain::fapi::Presentation;
 use crate::domain::negotiation::format_scope;
-use crate::domain::token::{token_format, AccessTokenClaims, Subject, JWT_ACCESS_TOKEN_TYPE};
+use crate::domain::scope::SecurityLevel;
+use crate::domain::token::{token_format, AccessTokenClaims, Confirmation, Subject, JWT_ACCESS_TOKEN_TYPE};
 use crate::error::AppError;
 use crate::secrets::{random_token, time_ordered_id};
 use crate::storage::tokens::{self, AccessTokenRow};
@@ -33,6 +35,8 @@ pub struct AccessTokenRequest<'a> {
     pub family_id: Option<&'a str>,
     /// The consent whose grants decide, at introspection, what the token may still do.
     pub consent_id: Option<&'a str>,
+    /// The DPoP key the token is bound to (its thumbprint), if any.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Issues and records one access token. Returns the token and its lifetime in seconds.
@@ -45,6 +49,34 @@ pub fn issue_access_token(
     let minted = mint_access_token(context, request, now)?;
     tokens::insert_access_token(connection, minted.row)?;
     Ok((minted.token, minted.lifetime))
+}
+
+/// Whether a token for `scopes` may be issued to `client`, bound to `dpop_jkt` or not: the
+/// client's own DPoP requirement (RFC 9449 §5.2) and the FAPI 2.0 rule for what it carries.
+/// Every issuance path mints through [`mint_access_token`], which checks it, so none can skip
+/// it; a refresh also asks before it spends the refresh token.
+pub fn check_binding(
+    context: &OAuthContext<'_>,
+    client: &Client,
+    scopes: &BTreeSet<String>,
+    dpop_jkt: Option<&str>,
+) -> Result<(), AppError> {
+    if client.dpop_bound_access_tokens && dpop_jkt.is_none() {
+        return Err(AppError::bad_request(
+            "invalid_dpop_proof",
+            "this client's access tokens are DPoP-bound (dpop_bound_access_tokens): send a DPoP proof",
+        ));
+    }
+    let levels: Vec<(&str, SecurityLevel)> = scopes
+        .iter()
+        .filter_map(|name| context.tree.get(name).map(|scope| (name.as_str(), scope.fields.security_level)))
+        .collect();
+    let presentation = Presentation {
+        pushed: None,
+        client_auth: client.token_endpoint_auth_method,
+        dpop_bound: Some(dpop_jkt.is_some()),
+    };
+    context.fapi.check(&levels, presentation).map_err(|refusal| AppError::invalid_request(refusal.to_string()))
 }
 
 /// An access token signed or drawn, and the row that must be stored before it is handed out.
@@ -61,6 +93,7 @@ pub fn mint_access_token(
     request: &AccessTokenRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<MintedToken, AppError> {
+    check_binding(context, request.client, request.scopes, request.dpop_jkt)?;
     let lifetime = context.lifetimes.access_token;
     let expires_at = now + Duration::seconds(lifetime);
     let jti = time_ordered_id(now);
@@ -78,6 +111,7 @@ pub fn mint_access_token(
                 iat: now.timestamp(),
                 jti: jti.clone(),
                 username: request.subject.username().map(str::to_string),
+                cnf: request.dpop_jkt.map(|jkt| Confirmation { jkt: jkt.to_string() }),
             };
             let mut header = Header::new(Algorithm::ES256);
             header.typ = Some(JWT_ACCESS_TOKEN_TYPE.to_string());
@@ -107,6 +141,7 @@ pub fn mint_access_token(
         issued_at: now,
         expires_at,
         revoked_at: None,
+        dpop_jkt: request.dpop_jkt.map(str::to_string),
     };
     Ok(MintedToken { token, lifetime, row })
 }

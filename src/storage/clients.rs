@@ -7,9 +7,10 @@ use super::columns::{JsonList, TextEnum, UtcTimestamp};
 use super::schema::{client_scopes, clients, registry_version, scopes};
 use super::DbConnection;
 use super::StorageError;
-use crate::domain::client::{Client, TokenFormat};
+use crate::domain::client::{AuthMethod, Client, TokenFormat};
 use crate::domain::scope::{GrantType, SecurityLevel};
 use crate::secrets::TokenHash;
+use jsonwebtoken::jwk::JwkSet;
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = clients)]
@@ -30,6 +31,16 @@ struct ClientRow {
     admin: bool,
     #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
     created_at: DateTime<Utc>,
+    #[diesel(serialize_as = TextEnum<AuthMethod>, deserialize_as = TextEnum<AuthMethod>)]
+    token_endpoint_auth_method: AuthMethod,
+    /// The JWK Set as JSON.
+    jwks: Option<String>,
+    require_pushed_authorization_requests: bool,
+    dpop_bound_access_tokens: bool,
+}
+
+fn jwks_json(jwks: &Option<JwkSet>) -> Option<String> {
+    jwks.as_ref().and_then(|set| serde_json::to_string(set).ok())
 }
 
 impl ClientRow {
@@ -46,10 +57,23 @@ impl ClientRow {
             can_introspect: client.can_introspect,
             admin: client.admin,
             created_at: client.created_at,
+            token_endpoint_auth_method: client.token_endpoint_auth_method,
+            jwks: jwks_json(&client.jwks),
+            require_pushed_authorization_requests: client.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: client.dpop_bound_access_tokens,
         }
     }
 
     fn into_client(self) -> (Client, Option<TokenHash>) {
+        // Written by us after `jose::client_key_set`; a set that no longer parses leaves the
+        // client without keys, so it cannot authenticate (closed, not open).
+        let jwks = self.jwks.as_deref().and_then(|json| match serde_json::from_str::<JwkSet>(json) {
+            Ok(set) => Some(set),
+            Err(error) => {
+                tracing::error!(client_id = %self.client_id, %error, "a stored jwks does not parse");
+                None
+            }
+        });
         let client = Client {
             client_id: self.client_id,
             name: self.name,
@@ -61,6 +85,10 @@ impl ClientRow {
             can_introspect: self.can_introspect,
             admin: self.admin,
             created_at: self.created_at,
+            token_endpoint_auth_method: self.token_endpoint_auth_method,
+            jwks,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens,
         };
         (client, self.secret_hash)
     }
@@ -87,6 +115,10 @@ pub fn update(connection: &mut DbConnection, client: &Client) -> Result<(), Stor
             clients::token_format.eq(TextEnum(client.token_format)),
             clients::can_introspect.eq(client.can_introspect),
             clients::admin.eq(client.admin),
+            clients::token_endpoint_auth_method.eq(TextEnum(client.token_endpoint_auth_method)),
+            clients::jwks.eq(jwks_json(&client.jwks)),
+            clients::require_pushed_authorization_requests.eq(client.require_pushed_authorization_requests),
+            clients::dpop_bound_access_tokens.eq(client.dpop_bound_access_tokens),
         ))
         .execute(connection)?;
     changed(connection)

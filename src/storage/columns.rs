@@ -26,7 +26,7 @@ use diesel::sql_types::{Nullable, Text, Timestamp};
 use std::convert::Infallible;
 use std::fmt::Debug;
 
-use crate::domain::client::TokenFormat;
+use crate::domain::client::{AuthMethod, TokenFormat};
 use crate::domain::scope::{GrantType, SecurityLevel, Visibility};
 use crate::secrets::TokenHash;
 
@@ -60,6 +60,16 @@ impl TextValue for Visibility {
 
 impl TextValue for TokenFormat {
     const KIND: &'static str = "token format";
+    fn as_text(&self) -> &str {
+        self.as_str()
+    }
+    fn from_text(text: &str) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl TextValue for AuthMethod {
+    const KIND: &'static str = "token endpoint auth method";
     fn as_text(&self) -> &str {
         self.as_str()
     }

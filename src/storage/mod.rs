@@ -15,6 +15,7 @@ pub mod scopes;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tokens;
+pub mod used_jtis;
 pub mod users;
 pub mod webhooks;
 pub mod writer;

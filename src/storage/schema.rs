@@ -41,6 +41,10 @@ diesel::table! {
         can_introspect -> Bool,
         admin -> Bool,
         created_at -> Timestamp,
+        token_endpoint_auth_method -> Text,
+        jwks -> Nullable<Text>,
+        require_pushed_authorization_requests -> Bool,
+        dpop_bound_access_tokens -> Bool,
     }
 }
 
@@ -98,6 +102,7 @@ diesel::table! {
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
         consent_id -> Nullable<Text>,
+        dpop_jkt -> Nullable<Text>,
     }
 }
 
@@ -131,6 +136,7 @@ diesel::table! {
         expires_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
         consent_id -> Nullable<Text>,
+        dpop_jkt -> Nullable<Text>,
     }
 }
 
@@ -249,6 +255,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    used_jtis (jti_hash) {
+        jti_hash -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     scopes,
     registry_version,
@@ -270,4 +283,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     webhook_attempts,
     pushed_requests,
+    used_jtis,
 );

@@ -32,6 +32,8 @@ pub struct AccessTokenRow {
     #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
     pub revoked_at: Option<DateTime<Utc>>,
     pub consent_id: Option<String>,
+    /// The thumbprint of the key a DPoP-bound token is bound to (`cnf.jkt`).
+    pub dpop_jkt: Option<String>,
 }
 
 impl AccessTokenRow {
@@ -118,6 +120,9 @@ pub struct RefreshFamilyRow {
     #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
     pub revoked_at: Option<DateTime<Utc>>,
     pub consent_id: Option<String>,
+    /// A public client's refresh tokens are bound to this key (RFC 9449 §5): each refresh
+    /// needs a proof by it.
+    pub dpop_jkt: Option<String>,
 }
 
 pub fn insert_family(connection: &mut DbConnection, row: RefreshFamilyRow) -> Result<(), StorageError> {

@@ -61,18 +61,23 @@ impl Draft {
     /// A client's current settings, as its settings form shows them.
     pub fn of_client(client: &crate::domain::client::Client) -> Self {
         let redirect_uris = client.redirect_uris.join("\n");
+        let jwks = client.jwks.as_ref().and_then(|set| serde_json::to_string_pretty(set).ok()).unwrap_or_default();
         let fields = [
             ("name", client.name.as_str()),
             ("redirect_uris", redirect_uris.as_str()),
             ("security_level", client.security_level.as_str()),
             ("token_format", client.token_format.as_str()),
+            ("token_endpoint_auth_method", client.token_endpoint_auth_method.as_str()),
+            ("jwks", jwks.as_str()),
         ];
         Self::from_pairs(
             fields
                 .into_iter()
                 .chain(client.grant_types.iter().map(|t| ("grant_types", t.as_str())))
                 .chain(client.can_introspect.then_some(("can_introspect", "on")))
-                .chain(client.admin.then_some(("admin", "on"))),
+                .chain(client.admin.then_some(("admin", "on")))
+                .chain(client.require_pushed_authorization_requests.then_some(("require_par", "on")))
+                .chain(client.dpop_bound_access_tokens.then_some(("dpop_bound", "on"))),
         )
     }
 

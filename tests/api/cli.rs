@@ -179,8 +179,9 @@ async fn migrate_is_idempotent() {
     let first = cli_json(&run_cli(&settings, &["migrate"], None));
     // The initial schema, consents grouping grants, the scope field bounds, the clients counter,
     // sessions and failed sign-ins, the access tokens' partial indexes, the audit events,
-    // administrators and disabled users, the webhooks with their delivery outbox.
-    assert_eq!(first["migrations_applied"], 11);
+    // administrators and disabled users, the webhooks with their delivery outbox, pushed
+    // authorization requests, and the FAPI 2.0 client fields with the one-time JWT ids.
+    assert_eq!(first["migrations_applied"], 12);
     let second = cli_json(&run_cli(&settings, &["migrate"], None));
     assert_eq!(second["migrations_applied"], 0);
 }

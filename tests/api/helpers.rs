@@ -56,6 +56,15 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(settings, dir).await
 }
 
+/// An app where no security level follows FAPI 2.0 (`fapi_security_levels = []`): for tests of
+/// other rules that use level A and B scopes with secret clients. The FAPI rule itself is
+/// tested in `fapi.rs`.
+pub async fn spawn_app_without_fapi_levels() -> TestApp {
+    let (mut settings, dir) = fresh_settings();
+    settings.fapi_security_levels.clear();
+    spawn_app_with(settings, dir).await
+}
+
 pub async fn spawn_app_with(settings: Settings, dir: TempDir) -> TestApp {
     if std::env::var("SCOPEGATE_TEST_LOG").is_ok() {
         scopegate::cli::init_tracing();

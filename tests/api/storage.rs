@@ -10,14 +10,14 @@ use scopegate::domain::scope::{GrantType, SecurityLevel, Visibility};
 use scopegate::storage::schema::{access_tokens, clients, scopes};
 use scopegate::storage::{self, StorageError};
 
-use crate::helpers::{spawn_app, TestApp, TestClient};
+use crate::helpers::{TestApp, TestClient};
 
 const LEDGER: &str = r#"{"scopes": [{"name": "ledger", "short_description": "Ledger", "visibility": "private",
     "security_level": "B", "auth_types": ["client_credentials"], "operations": ["GET /ledger", "say \"hi\""]}]}"#;
 
 /// A confidential client of level B holding the private `ledger` scope, with opaque tokens.
 async fn app_with_ledger_client() -> (TestApp, TestClient) {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_app_without_fapi_levels().await;
     app.import_scopes(LEDGER);
     let client = app.create_client(
         ClientRegistration {

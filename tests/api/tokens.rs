@@ -14,8 +14,10 @@ const TREE: &str = r#"{"scopes": [
   {"name": "payments", "short_description": "Payments", "visibility": "private", "security_level": "A"}
 ]}"#;
 
+/// These tests are about the registry's levels and limits; the FAPI 2.0 rule for levels A and B
+/// is tested in `fapi.rs`.
 async fn app() -> TestApp {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_app_without_fapi_levels().await;
     app.import_scopes(TREE);
     app
 }
@@ -359,7 +361,7 @@ async fn the_metadata_document_describes_the_server() {
     assert!(body["grant_types_supported"].as_array().unwrap().contains(&serde_json::json!("client_credentials")));
     assert_eq!(
         body["introspection_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
     );
 }
 

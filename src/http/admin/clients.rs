@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Admin;
-use crate::domain::client::{ClientRegistration, TokenFormat};
+use crate::domain::client::{AuthMethod, ClientRegistration, TokenFormat};
 use crate::domain::scope::{GrantType, SecurityLevel};
 use crate::error::AppError;
 use crate::http::json::ApiJson;
@@ -37,6 +37,17 @@ pub struct NewClient {
     pub admin: bool,
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Default: `none` for a public client, `client_secret_basic` otherwise.
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    /// The public keys of a `private_key_jwt` client, as a JWK Set.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,6 +75,10 @@ pub async fn create(
         token_format: new.token_format,
         can_introspect: new.can_introspect,
         admin: new.admin,
+        token_endpoint_auth_method: new.token_endpoint_auth_method,
+        jwks: new.jwks,
+        require_pushed_authorization_requests: new.require_pushed_authorization_requests,
+        dpop_bound_access_tokens: new.dpop_bound_access_tokens,
     };
     let (now, shared, actor) = (state.clock.now(), state.clone(), admin.actor());
     let view = state

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{admit, admit_form, admitted, done, notice_text, refusal, segment, Console};
-use crate::domain::client::{Client, ClientRegistration, TokenFormat};
+use crate::domain::client::{AuthMethod, Client, ClientRegistration, TokenFormat};
 use crate::domain::scope::{GrantType, SecurityLevel};
 use crate::error::AppError;
 use crate::http::form::HtmlForm;
@@ -98,7 +98,21 @@ fn registration(form: &HtmlForm) -> Result<ClientRegistration, AppError> {
         token_format: token_format(form)?,
         can_introspect: form.first("can_introspect").is_some(),
         admin: form.first("admin").is_some(),
+        token_endpoint_auth_method: parsed::<AuthMethod>(form, "token_endpoint_auth_method")?,
+        jwks: jwks(form)?,
+        require_pushed_authorization_requests: form.first("require_par").is_some(),
+        dpop_bound_access_tokens: form.first("dpop_bound").is_some(),
     })
+}
+
+/// The pasted JWK Set, when there is one.
+fn jwks(form: &HtmlForm) -> Result<Option<serde_json::Value>, AppError> {
+    match form.first("jwks").map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => serde_json::from_str(text)
+            .map(Some)
+            .map_err(|_| AppError::invalid_request("jwks: paste the client's public keys as a JWK Set in JSON")),
+    }
 }
 
 pub async fn create(
@@ -210,6 +224,10 @@ pub async fn edit(
             token_format: token_format(&form)?,
             can_introspect: Some(form.first("can_introspect").is_some()),
             admin: Some(form.first("admin").is_some()),
+            token_endpoint_auth_method: parsed(&form, "token_endpoint_auth_method")?,
+            jwks: jwks(&form)?,
+            require_pushed_authorization_requests: Some(form.first("require_par").is_some()),
+            dpop_bound_access_tokens: Some(form.first("dpop_bound").is_some()),
         })
     })();
     let edited = match patch {
