@@ -1,6 +1,7 @@
 # Sourced by tests/run: install_browser_tools installs what the browser tests need when it is
-# missing: Debian's chromium (at /usr/bin/chromium) and the npm packages playwright-core (major 1)
-# and axe-core (major 4, the console's accessibility checks) in tests/browser/node_modules.
+# missing: Debian's chromium (at /usr/bin/chromium) and the npm packages playwright-core (major 1),
+# axe-core (major 4, the console's accessibility checks) and oauth4webapi (major 3, the FAPI 2.0
+# interop client) in tests/browser/node_modules.
 # Playwright never downloads a browser here: the tests launch /usr/bin/chromium through
 # executablePath.
 
@@ -25,17 +26,18 @@ install_browser_tools() {
 
     mkdir -p "$browser_dir"
     if [ ! -f "$browser_dir/package.json" ]; then
-        printf '%s\n' '{"private": true, "type": "module", "dependencies": {"axe-core": "^4", "playwright-core": "^1"}}' \
+        printf '%s\n' '{"private": true, "type": "module", "dependencies": {"axe-core": "^4", "oauth4webapi": "^3", "playwright-core": "^1"}}' \
             >"$browser_dir/package.json"
     fi
     if [ ! -f "$browser_dir/.gitignore" ]; then
         printf '%s\n' 'node_modules/' >"$browser_dir/.gitignore"
     fi
     if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ] ||
-        [ ! -f "$browser_dir/node_modules/axe-core/package.json" ]; then
-        echo "== installing playwright-core 1 and axe-core 4 from the npm registry"
+        [ ! -f "$browser_dir/node_modules/axe-core/package.json" ] ||
+        [ ! -f "$browser_dir/node_modules/oauth4webapi/package.json" ]; then
+        echo "== installing playwright-core 1, axe-core 4 and oauth4webapi 3 from the npm registry"
         PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$browser_dir" --no-audit --no-fund --no-save \
-            --loglevel=error playwright-core@1 axe-core@4 >/dev/null
+            --loglevel=error playwright-core@1 axe-core@4 oauth4webapi@3 >/dev/null
     fi
 }
 
@@ -71,7 +73,8 @@ PY
 
 # run_browser_tests DATABASE_URL LABEL: starts `scopegate serve --demo` on a free loopback port
 # against DATABASE_URL and walks the Online Bank story in chromium (tests/browser/online_bank.mjs),
-# then an administrator's day in the console with axe-core's checks (tests/browser/console.mjs).
+# then an administrator's day in the console with axe-core's checks (tests/browser/console.mjs),
+# then the FAPI 2.0 flow with oauth4webapi as the client (tests/browser/fapi_oauth4webapi.mjs).
 # Returns the test's status; safe to source from a `set -euo pipefail` script. Screenshots go to
 # $SCOPEGATE_SCREENSHOTS when it is set.
 run_browser_tests() {
@@ -90,6 +93,7 @@ run_browser_tests() {
     if browser_wait_until_ready "$url" "$pid"; then
         SCOPEGATE_URL=$url node "$root/tests/browser/online_bank.mjs" || status=$?
         SCOPEGATE_URL=$url node "$root/tests/browser/console.mjs" || status=$?
+        SCOPEGATE_URL=$url node "$root/tests/browser/fapi_oauth4webapi.mjs" || status=$?
     else
         echo "the server did not become ready on $url"
         status=1
