@@ -118,6 +118,19 @@ impl Client {
         self.redirect_uris.iter().any(|registered| registered == uri)
     }
 
+    /// Whether what the client presented proves it under its registered method: a matching
+    /// secret for a secret client, a checked assertion for a `private_key_jwt` client, nothing
+    /// for a public client. A client never falls back to a weaker method than its own. The one
+    /// rule every endpoint's authentication applies.
+    pub fn accepts(&self, proof: ClientProof) -> bool {
+        match (self.token_endpoint_auth_method, proof) {
+            (AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost, ClientProof::Secret { matches }) => matches,
+            (AuthMethod::PrivateKeyJwt, ClientProof::Assertion) => true,
+            (AuthMethod::None, ClientProof::Nothing) => true,
+            _ => false,
+        }
+    }
+
     /// Whether an administrator may assign the scope `name` (of security level `level`) to this
     /// client: the admin scope only to an admin client, and nothing more sensitive than the
     /// client's own level. The one rule the admin API, the CLI and the console's assignment
@@ -131,6 +144,17 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// What a client presented to authenticate ([`Client::accepts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientProof {
+    /// A secret, and whether it matched the stored hash.
+    Secret { matches: bool },
+    /// A `private_key_jwt` assertion, checked and spent.
+    Assertion,
+    /// Only a `client_id`.
+    Nothing,
 }
 
 /// Why a client may not hold a scope ([`Client::may_hold`]).
@@ -510,6 +534,19 @@ mod tests {
         let leaked = ClientRegistration { jwks: Some(private_key), ..keyed };
         assert!(leaked.validate().unwrap_err().to_string().contains("private member"));
         assert_eq!(ClientRegistration { public: true, ..registration() }.effective_auth_method(), AuthMethod::None);
+    }
+
+    #[test]
+    fn a_client_proves_itself_only_by_its_registered_method() {
+        let with = |method| Client { token_endpoint_auth_method: method, ..Client::for_tests(SecurityLevel::F, false) };
+        let (secret, key, public) =
+            (with(AuthMethod::ClientSecretPost), with(AuthMethod::PrivateKeyJwt), with(AuthMethod::None));
+        assert!(secret.accepts(ClientProof::Secret { matches: true }));
+        assert!(!secret.accepts(ClientProof::Secret { matches: false }));
+        assert!(!secret.accepts(ClientProof::Nothing) && !secret.accepts(ClientProof::Assertion));
+        assert!(key.accepts(ClientProof::Assertion));
+        assert!(!key.accepts(ClientProof::Secret { matches: true }), "a key client never falls back to a secret");
+        assert!(public.accepts(ClientProof::Nothing) && !public.accepts(ClientProof::Assertion));
     }
 
     #[test]

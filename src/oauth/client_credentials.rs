@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::core::FlowCore;
+use crate::domain::client::ClientProof;
 use crate::domain::entitlement::{self, Entitlement, Rule, WithoutGrant};
 use crate::domain::negotiation::{named_scopes, parse_scope_parameter};
 use crate::domain::scope::GrantType;
@@ -223,7 +224,8 @@ impl Registrar for CredentialsEndpoint<'_> {
     fn check(&self, client_id: &str, passphrase: Option<&[u8]>) -> Result<(), RegistrarError> {
         let authenticated = match self.proven {
             Some(proven) if proven.client_id() == client_id => {
-                self.core.context.clients.get(&mut self.core.db(), client_id).map_err(AppError::from)
+                let found = self.core.context.clients.get(&mut self.core.db(), client_id).map_err(AppError::from);
+                found.map(|record| record.filter(|record| record.client.accepts(ClientProof::Assertion)))
             }
             Some(_) => Ok(None),
             None => {

@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 
 use super::core::{invalid_grant, is_internal, FlowCore};
 use super::extensions;
+use crate::domain::client::ClientProof;
 use crate::domain::entitlement::{Holdings, Rule, WithoutGrant};
 use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::negotiation::format_scope;
@@ -218,8 +219,9 @@ impl Registrar for ExchangeEndpoint<'_> {
         Err(RegistrarError::Unspecified)
     }
 
-    /// Confidential clients prove their secret; public clients present none (PKCE protects
-    /// their codes). Either way the client must be allowed this grant type.
+    /// Each client proves itself by its registered method ([`Client::accepts`]): a secret, a
+    /// key (checked before the flow), or nothing for a public client (PKCE protects its codes).
+    /// Either way the client must be allowed this grant type.
     fn check(&self, client_id: &str, passphrase: Option<&[u8]>) -> Result<(), RegistrarError> {
         let found = clients::find_with_secret(&mut self.core.db(), client_id);
         let (client, secret_hash) = match found {
@@ -229,14 +231,18 @@ impl Registrar for ExchangeEndpoint<'_> {
             }
             Err(error) => return Err(self.core.refuse_registration(error)),
         };
-        let proven = self.proven.as_ref().is_some_and(|proven| proven.client_id() == client_id);
-        let authenticated = match (&secret_hash, passphrase) {
-            (Some(hash), Some(secret)) => {
-                std::str::from_utf8(secret).is_ok_and(|secret| self.core.context.hasher.verify(secret, hash))
+        let proof = match passphrase {
+            Some(secret) => ClientProof::Secret {
+                matches: secret_hash.as_ref().is_some_and(|hash| {
+                    std::str::from_utf8(secret).is_ok_and(|secret| self.core.context.hasher.verify(secret, hash))
+                }),
+            },
+            None if self.proven.as_ref().is_some_and(|proven| proven.client_id() == client_id) => {
+                ClientProof::Assertion
             }
-            (None, None) => !client.confidential || proven,
-            _ => false,
+            None => ClientProof::Nothing,
         };
+        let authenticated = client.accepts(proof);
         if !authenticated || client_id != self.request_client_id {
             return Err(self.core.refuse_registration(AppError::invalid_client("client authentication failed")));
         }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{events, OAuthContext};
-use crate::domain::client::{AuthMethod, Client, ClientRegistration, HoldRefusal};
+use crate::domain::client::{AuthMethod, Client, ClientProof, ClientRegistration, HoldRefusal};
 use crate::domain::client_assertion;
 use crate::domain::event::{changes, Actor, Event, EventType};
 use crate::domain::scope::SecurityLevel;
@@ -157,10 +157,10 @@ pub fn authenticate_record(
 ) -> Result<Option<Arc<ClientRecord>>, AppError> {
     let hasher = context.hasher;
     match context.clients.get(connection, client_id)? {
-        Some(record) => match &record.secret_hash {
-            Some(hash) if hasher.verify(client_secret, hash) => Ok(Some(record)),
-            _ => Ok(None),
-        },
+        Some(record) => {
+            let matches = record.secret_hash.as_ref().is_some_and(|hash| hasher.verify(client_secret, hash));
+            Ok(record.client.accepts(ClientProof::Secret { matches }).then_some(record))
+        }
         None => {
             // Spend the same HMAC work for an unknown id as for a known one.
             std::hint::black_box(hasher.hash(client_secret));
@@ -279,15 +279,15 @@ pub fn authenticate_presented(
                 .ok_or_else(|| AppError::invalid_client("client authentication failed"))
         }
         PresentedClient::Proven(proven) => match context.clients.get(connection, proven.client_id())? {
-            Some(record) => Ok(record.client.clone()),
-            None => Err(AppError::invalid_client("client authentication failed")),
+            Some(record) if record.client.accepts(ClientProof::Assertion) => Ok(record.client.clone()),
+            _ => Err(AppError::invalid_client("client authentication failed")),
         },
         PresentedClient::Assertion { .. } => {
             Err(AppError::internal(anyhow::anyhow!("a client assertion reached authentication unchecked")))
         }
         PresentedClient::Public { client_id } if public_clients == PublicClients::Identified => {
             match context.clients.get(connection, client_id)? {
-                Some(record) if !record.client.confidential => Ok(record.client.clone()),
+                Some(record) if record.client.accepts(ClientProof::Nothing) => Ok(record.client.clone()),
                 _ => Err(AppError::invalid_client("client authentication failed")),
             }
         }
@@ -531,8 +531,11 @@ pub fn rotate_secret(
     let hash = hasher.hash(&secret);
     write_transaction(connection, |connection| {
         let client = find(connection, client_id)?;
-        if !client.confidential {
-            return Err(AppError::invalid_request("a public client has no secret to rotate"));
+        if !client.token_endpoint_auth_method.uses_secret() {
+            return Err(AppError::invalid_request(format!(
+                "a {} client has no secret to rotate",
+                client.token_endpoint_auth_method
+            )));
         }
         clients::set_secret_hash(connection, client_id, hash)?;
         events::record(connection, Event::new(EventType::ClientSecretRotated, actor).client(client_id), now)

@@ -666,6 +666,12 @@ async fn key_clients_are_registered_by_the_cli_and_the_admin_api_with_their_keys
     .await;
     assert_eq!(status, 201, "{view}");
     assert_eq!(view["token_endpoint_auth_method"], "private_key_jwt");
+    // A key client never gets a secret to fall back to.
+    let rotate = format!("/admin/v1/clients/{}/secret", view["client_id"].as_str().unwrap());
+    let response = app.http.post(app.url(&rotate)).bearer_auth(&token).send().await.unwrap();
+    let (status, error) = json_of(response).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(error["error_description"].as_str().unwrap().contains("private_key_jwt client has no secret"), "{error}");
     let mut private = key.public_jwk();
     private["d"] = json!("AAAA");
     let (status, error) =
