@@ -372,6 +372,10 @@ pub struct ClientPage {
     pub path: String,
     pub name: String,
     pub confidential: bool,
+    /// How it authenticates (`token_endpoint_auth_method`).
+    pub auth_method: &'static str,
+    /// A secret client: the page offers to rotate its secret (a key client has none).
+    pub has_secret: bool,
     pub level: &'static str,
     pub admitted_levels: String,
     pub refused_levels: String,

@@ -535,3 +535,82 @@ async fn the_admin_api_rotates_a_client_secret_and_only_the_new_one_works() {
     let (status, body) = admin.call(Method::POST, "/admin/v1/clients/c_missing/secret", None).await;
     assert_eq!((status, body["error"].as_str()), (404, Some("client_not_found")));
 }
+
+/// FAPI 2.0 client fields (issue 14) from the console: a `private_key_jwt` client with its keys,
+/// no secret shown or rotatable, and the settings form keeping every field on a save.
+#[tokio::test]
+async fn a_key_client_is_registered_and_edited_in_the_console() {
+    let (admin, _) = console_setup().await;
+    let app = &admin.app;
+    let root = signed_in_admin(app).await;
+    let csrf = hidden(&page(&root, "/admin/clients").await, "csrf_token");
+    let key = crate::jose::ClientKey::generate();
+    let jwks = key.jwks().to_string();
+    let (status, html) = submit(
+        &root,
+        &csrf,
+        "/admin/clients",
+        &[
+            ("name", "Payments"),
+            ("client_type", "confidential"),
+            ("grant_types", "client_credentials"),
+            ("security_level", "A"),
+            ("token_format", "jwt"),
+            ("token_endpoint_auth_method", "private_key_jwt"),
+            ("jwks", &jwks),
+            ("require_par", "on"),
+            ("dpop_bound", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(!html.contains("id=\"client-secret\""), "a key client has no secret to show");
+    assert!(!html.contains("Rotate secret"), "nor one to rotate");
+    assert!(html.contains("(private_key_jwt)"), "the page says how it authenticates");
+    let marker = "Client ID <code>";
+    let start = html.find(marker).unwrap() + marker.len();
+    let client_id = html[start..start + html[start..].find('<').unwrap()].to_string();
+    let (_, view) = admin.call(Method::GET, &format!("/admin/v1/clients/{client_id}"), None).await;
+    assert_eq!(view["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(
+        (view["require_pushed_authorization_requests"].as_bool(), view["dpop_bound_access_tokens"].as_bool()),
+        (Some(true), Some(true))
+    );
+
+    // Saving the settings form as shown changes nothing.
+    let detail = page(&root, &format!("/admin/clients/{client_id}")).await;
+    assert!(detail.contains("<option value=\"private_key_jwt\" selected>"), "the method is shown");
+    let (status, _) = submit(
+        &root,
+        &csrf,
+        &format!("/admin/clients/{client_id}/edit"),
+        &[
+            ("name", "Payments"),
+            ("grant_types", "client_credentials"),
+            ("security_level", "A"),
+            ("token_format", "jwt"),
+            ("token_endpoint_auth_method", "private_key_jwt"),
+            ("jwks", &hidden_textarea(&detail, "jwks")),
+            ("require_par", "on"),
+            ("dpop_bound", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, after) = admin.call(Method::GET, &format!("/admin/v1/clients/{client_id}"), None).await;
+    assert_eq!(after["jwks"], view["jwks"], "the keys survive the round trip through the form");
+    assert_eq!(after["dpop_bound_access_tokens"], true);
+}
+
+/// The text of a textarea named `name` (HTML-unescaped, as a browser would send it).
+fn hidden_textarea(html: &str, name: &str) -> String {
+    let start = html.find(&format!("name=\"{name}\"")).unwrap();
+    let open = start + html[start..].find('>').unwrap() + 1;
+    let text = &html[open..open + html[open..].find("</textarea>").unwrap()];
+    text.replace("&quot;", "\"")
+        .replace("&#x22;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+}

@@ -187,6 +187,8 @@ async fn client_page(
         client_id: client.client_id.clone(),
         name: client.name.clone(),
         confidential: client.confidential,
+        auth_method: client.token_endpoint_auth_method.as_str(),
+        has_secret: client.token_endpoint_auth_method.uses_secret(),
         level: client.security_level.as_str(),
         admitted_levels: admitted,
         refused_levels,
