@@ -31,7 +31,9 @@ pub fn admin_client(
     let Some(row) = find_token(connection, context, token)? else {
         return Ok(Err(BearerDenied::Invalid));
     };
-    if !row.is_active(now) {
+    // A DPoP-bound token is no bearer token (RFC 9449 §7.1): without the key's proof it is
+    // worth nothing, here as at any resource server.
+    if !row.is_active(now) || row.dpop_jkt.is_some() {
         return Ok(Err(BearerDenied::Invalid));
     }
     let Some(holdings) = holdings::load_for(

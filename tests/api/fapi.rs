@@ -684,3 +684,72 @@ async fn key_clients_are_registered_by_the_cli_and_the_admin_api_with_their_keys
     let (status, _) = create(json!({"name": "Odd", "token_endpoint_auth_method": "tls_client_auth"})).await;
     assert_eq!(status, 400, "mTLS methods are not offered");
 }
+
+#[tokio::test]
+async fn dpop_jkt_at_authorize_binds_the_code_and_a_bound_admin_token_is_no_bearer_token() {
+    let (app, client) = crate::browser_flow::setup().await;
+    let (dpop_key, thief) = (ClientKey::generate(), ClientKey::generate());
+    let jkt = dpop_key.thumbprint();
+    let alice = Browser::new(&app);
+    let code_for = |extra: Vec<(&'static str, String)>| {
+        let (alice, client) = (&alice, &client);
+        async move {
+            let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let first = alice.get(&crate::browser_flow::authorize_path(client, Some("accounts"), &extra)).await;
+            let mut target = location(&first);
+            if target.starts_with("/login") {
+                let next = query_of(&format!("http://x{target}"))["next"].clone();
+                let back = location(&alice.login("alice", "alice-password", &next).await);
+                let consent = alice.get(&back).await;
+                return approve(alice, &consent.text().await.unwrap(), None).await;
+            }
+            if !target.starts_with(REDIRECT) {
+                target = location(&alice.get(&target).await);
+            }
+            query_of(&target)
+        }
+    };
+    let exchange = |code: String, proof_key: Option<&ClientKey>| {
+        let body = vec![
+            ("grant_type".to_string(), "authorization_code".to_string()),
+            ("code".into(), code),
+            ("redirect_uri".into(), REDIRECT.into()),
+            ("code_verifier".into(), VERIFIER.into()),
+            ("client_id".into(), client.id.clone()),
+            ("client_secret".into(), client.secret.clone()),
+        ];
+        let proof = proof_key.map(|key| proof(&app, key, "POST", "/token").build());
+        let app = &app;
+        async move { json_of(post(app, "/token", &body, proof.as_deref()).await).await }
+    };
+    let bound = vec![("dpop_jkt", jkt.clone())];
+    let (status, error) = exchange(code_for(bound.clone()).await["code"].clone(), Some(&thief)).await;
+    assert_eq!((status, error["error"].as_str()), (400, Some("invalid_dpop_proof")), "another key: {error}");
+    let (status, error) = exchange(code_for(bound.clone()).await["code"].clone(), None).await;
+    assert_eq!((status, error["error"].as_str()), (400, Some("invalid_dpop_proof")), "no proof: {error}");
+    let (status, tokens) = exchange(code_for(bound).await["code"].clone(), Some(&dpop_key)).await;
+    assert_eq!(status, 200, "{tokens}");
+    // accounts.transactions is count-limited, so the token is opaque: introspection shows the key.
+    let introspected = app.introspect(&client, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(introspected["cnf"]["jkt"], jkt.as_str(), "{introspected}");
+    let malformed = code_for(vec![("dpop_jkt", "not-a-thumbprint".to_string())]).await;
+    assert_eq!(malformed["error"], "invalid_request", "{malformed:?}");
+
+    // A DPoP-bound admin token does not open the admin API as a bearer token.
+    let admin = app.create_client(ClientRegistration { name: "Ops".into(), admin: true, ..Default::default() }, &[]);
+    let body =
+        vec![("grant_type".to_string(), "client_credentials".to_string()), ("scope".into(), "scopegate:admin".into())];
+    let response = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth(&admin.id, Some(&admin.secret))
+        .header("DPoP", proof(&app, &dpop_key, "POST", "/token").build())
+        .form(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, tokens) = json_of(response).await;
+    assert_eq!((status, tokens["token_type"].as_str()), (200, Some("DPoP")), "{tokens}");
+    let scopes = app.http.get(app.url("/admin/v1/scopes")).bearer_auth(tokens["access_token"].as_str().unwrap());
+    assert_eq!(scopes.send().await.unwrap().status(), 401);
+}
