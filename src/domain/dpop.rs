@@ -104,6 +104,50 @@ fn same_target(htu: &str, url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, RsaKeyPair, RSA_PSS_SHA256};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use serde_json::json;
+
+    const URL: &str = "https://as.example/token";
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    /// A proof for POST /token, its signing input signed by `sign`.
+    fn proof(alg: &str, jwk: Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        let header = json!({"typ": PROOF_TYPE, "alg": alg, "jwk": jwk});
+        let claims = json!({"jti": "j1", "htm": "POST", "htu": URL, "iat": now().timestamp()});
+        let input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sign(input.as_bytes())))
+    }
+
+    fn request() -> ProofContext<'static> {
+        ProofContext { method: "POST", url: URL, access_token: None, now: now() }
+    }
+
+    #[test]
+    fn eddsa_and_ps256_proofs_are_accepted_as_well_as_es256() {
+        let ed = Ed25519KeyPair::generate().unwrap();
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(ed.public_key().as_ref())});
+        let checked = check(&proof("EdDSA", jwk, |input| ed.sign(input).as_ref().to_vec()), &request()).unwrap();
+        assert_eq!(checked.jti, "j1");
+
+        let rsa = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let components = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(rsa.public_key());
+        let jwk = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&components.n), "e": URL_SAFE_NO_PAD.encode(&components.e)});
+        let sign = |input: &[u8]| {
+            let mut signature = vec![0; rsa.public_modulus_len()];
+            rsa.sign(&RSA_PSS_SHA256, &SystemRandom::new(), input, &mut signature).unwrap();
+            signature
+        };
+        assert!(check(&proof("PS256", jwk.clone(), sign), &request()).is_ok());
+        // The same RSA key claiming RS256 (PKCS#1 v1.5) is refused by name.
+        assert!(check(&proof("RS256", jwk, sign), &request()).unwrap_err().0.contains("is refused"));
+    }
 
     #[test]
     fn htu_ignores_query_fragment_case_and_default_port() {

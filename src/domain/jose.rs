@@ -124,12 +124,13 @@ pub fn client_key_set(value: &Value) -> Result<JwkSet, JoseError> {
     Ok(JwkSet { keys })
 }
 
-/// The key of `set` that verifies a JWS with header `kid` and `alg`: the one named by `kid`,
-/// or without a `kid` the only key that fits the alg.
+/// The key of `set` that verifies a JWS with header `kid` and `alg`: the one named by `kid`;
+/// without a `kid`, or when the set names none of its keys, the only key that fits the alg.
 pub fn key_for<'s>(set: &'s JwkSet, jwt: &UnverifiedJwt<'_>) -> Option<&'s Jwk> {
+    let set_has_kids = set.keys.iter().any(|key| key.common.key_id.is_some());
     match jwt.kid() {
-        Some(kid) => set.find(kid).filter(|key| key_fits(key, jwt.algorithm)),
-        None => {
+        Some(kid) if set_has_kids => set.find(kid).filter(|key| key_fits(key, jwt.algorithm)),
+        _ => {
             let mut fitting = set.keys.iter().filter(|key| key_fits(key, jwt.algorithm));
             match (fitting.next(), fitting.next()) {
                 (Some(only), None) => Some(only),
