@@ -95,8 +95,8 @@ impl From<crate::services::account::AuthorizedApp> for AccountApp {
             })
             .collect();
         let revoke_action = format!(
-            "/account/apps/{}/revoke",
-            url::form_urlencoded::byte_serialize(app.client_id.as_bytes()).collect::<String>()
+            "/account/grants/{}/revoke",
+            url::form_urlencoded::byte_serialize(app.grant_id.as_bytes()).collect::<String>()
         );
         Self { client_id: app.client_id, client_name: app.client_name, revoke_action, scopes }
     }

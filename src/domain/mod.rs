@@ -9,6 +9,7 @@ pub mod dpop;
 pub mod entitlement;
 pub mod event;
 pub mod fapi;
+pub mod grant_management;
 pub mod jose;
 pub mod limits;
 pub mod negotiation;

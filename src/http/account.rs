@@ -1,4 +1,5 @@
-//! `GET /account` and `POST /account/apps/{client_id}/revoke`.
+//! `GET /account`, `POST /account/grants/{grant_id}/revoke` (one grant) and
+//! `POST /account/apps/{client_id}/revoke` (every grant the user gave the app).
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -61,4 +62,23 @@ pub async fn revoke(
     state.db.run(move |connection| account::revoke_app(connection, &user, &target, &actor, now)).await?;
     tracing::info!(%client_id, "the user revoked an app");
     Ok(see_other("/account?revoked=1"))
+}
+
+/// Ends one grant of the signed-in user's (Grant Management: an app may hold several).
+pub async fn revoke_grant(
+    session: Session,
+    state: web::Data<AppState>,
+    grant_id: web::Path<String>,
+    form: HtmlForm,
+) -> Result<HttpResponse, AppError> {
+    if check_csrf(&session, form.first("csrf_token")).is_err() {
+        return Ok(error_page(StatusCode::FORBIDDEN, "Please try again", "The form expired. Go back and try again."));
+    }
+    let Some(user) = current_user(&session, &state).await? else {
+        return Ok(see_other("/login?next=%2Faccount"));
+    };
+    let (grant_id, now, actor) = (grant_id.into_inner(), state.clock.now(), Actor::User(user.username.clone()));
+    let ended =
+        state.db.run(move |connection| account::revoke_grant(connection, &user, &grant_id, &actor, now)).await?;
+    Ok(see_other(if ended { "/account?revoked=1" } else { "/account" }))
 }

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::domain::grant_management;
 use crate::domain::jose::ALGORITHMS;
 use crate::domain::scope::Visibility;
 use crate::state::AppState;
@@ -42,5 +43,9 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         "introspection_signing_alg_values_supported": ["ES256"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
+        // Grant Management for OAuth 2.0 §8
+        "grant_management_endpoint": format!("{issuer}/grants"),
+        "grant_management_actions_supported": grant_management::ACTIONS,
+        "grant_management_action_required": false,
     }))
 }

@@ -10,6 +10,7 @@ pub mod console;
 mod demo;
 mod dpop;
 pub mod form;
+mod grant_management;
 mod health;
 pub mod input;
 mod introspect;
@@ -54,6 +55,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/introspect", web::post().to(introspect::introspect))
         .route("/revoke", web::post().to(introspect::revoke))
         .route("/par", web::post().to(par::push))
+        .route("/grants/{grant_id}", web::get().to(grant_management::show))
+        .route("/grants/{grant_id}", web::delete().to(grant_management::revoke))
         .route("/authorize", web::get().to(authorize::authorize))
         .route("/authorize/consent", web::post().to(authorize::consent))
         .route("/login", web::get().to(login::show))
@@ -61,6 +64,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(login::logout))
         .route("/account", web::get().to(account::show))
         .route("/account/apps/{client_id}/revoke", web::post().to(account::revoke))
+        .route("/account/grants/{grant_id}/revoke", web::post().to(account::revoke_grant))
         .configure(pages::routes)
         .configure(console::routes)
         .configure(admin::routes)

@@ -26,6 +26,7 @@ use crate::domain::entitlement::{
 };
 use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::fapi::Presentation;
+use crate::domain::grant_management::{self, GrantAction};
 use crate::domain::negotiation::{named_scopes, parse_scope_parameter};
 use crate::domain::pkce::is_valid_s256_challenge;
 use crate::domain::scope::{GrantType, SecurityLevel};
@@ -138,6 +139,8 @@ struct AuthorizationEndpoint<'a> {
     /// Why the request cannot even be redirected (shown on the error page).
     page_refusal: RefCell<Option<String>>,
     pkce: PkceChallenge,
+    /// Which of the user's grants with the client the request is about (Grant Management).
+    grant: GrantAction,
 }
 
 impl AuthorizationEndpoint<'_> {
@@ -161,9 +164,11 @@ impl AuthorizationEndpoint<'_> {
         client: Client,
         requested: Option<&BTreeSet<String>>,
     ) -> Result<Option<(Holdings, Entitlement)>, AppError> {
-        let key = match &self.user_id {
-            Some(user_id) => ConsentKey::DefaultOf(user_id),
-            None => ConsentKey::Id(None),
+        // A new grant starts empty: its consent page asks for everything that needs asking.
+        let key = match (&self.user_id, &self.grant) {
+            (Some(user_id), GrantAction::Default) => ConsentKey::DefaultOf(user_id),
+            (Some(_), GrantAction::Merge(id) | GrantAction::Replace(id)) => ConsentKey::Id(Some(id)),
+            (Some(_), GrantAction::Create) | (None, _) => ConsentKey::Id(None),
         };
         let holdings = holdings::load(&mut self.core.db(), client, key)?;
         let Ok(named) = named_scopes(self.core.context.tree, &holdings, GrantType::AuthorizationCode, requested) else {
@@ -363,6 +368,28 @@ fn channel_rule(
     context.fapi.check(&levels, presentation).map_err(|refusal| refusal.to_string())
 }
 
+/// The Grant Management request, or the error (code, description) to send the client back
+/// with: a malformed pair of parameters, or a `grant_id` that is not one of this signed-in
+/// user's grants with this client (`invalid_grant_id`).
+fn requested_grant(
+    connection: &mut DbConnection,
+    params: &AuthorizeParams,
+    user: Option<&User>,
+) -> Result<Result<GrantAction, (&'static str, String)>, AppError> {
+    let grant = match grant_management::requested(params.get("grant_management_action"), params.get("grant_id")) {
+        Ok(grant) => grant,
+        Err(reason) => return Ok(Err(("invalid_request", reason))),
+    };
+    let (Some(id), Some(user)) = (grant.grant_id(), user) else {
+        return Ok(Ok(grant));
+    };
+    let owned = grants::find_consent_row(connection, id)?.is_some_and(|consent| {
+        consent.user_id.as_deref() == Some(user.id.as_str())
+            && Some(consent.client_id.as_str()) == params.get("client_id")
+    });
+    Ok(if owned { Ok(grant) } else { Err(("invalid_grant_id", format!("no grant {id:?} of yours with this client"))) })
+}
+
 /// One step of the authorization flow for `user` (None = not signed in). What happens next is
 /// `entitlement::authorization_step`; this drives oxide-auth around it and records what the
 /// step decided.
@@ -377,6 +404,9 @@ pub fn authorize(
 ) -> Result<AuthorizeOutcome, AppError> {
     let issuer = context.issuer;
     let from_the_page = !matches!(decision, Decision::Ask);
+    // Checked before the flow reads any grant: a grant_id that is not this user's with this
+    // client must not even be looked at. Refused once the redirect URI is known (below).
+    let grant = requested_grant(connection, params, user)?;
     let mut endpoint = AuthorizationEndpoint {
         core: FlowCore::new(connection, context, now),
         user_id: user.map(|user| user.id.clone()),
@@ -388,6 +418,7 @@ pub fn authorize(
         consent_id: None,
         page_refusal: RefCell::new(None),
         pkce: PkceChallenge,
+        grant: grant.clone().unwrap_or(GrantAction::Create),
     };
     let pending = match flow::authorization_code(&mut endpoint, params) {
         Ok(pending) => pending,
@@ -406,6 +437,9 @@ pub fn authorize(
     let (Some(client), Some((holdings, offered))) = (endpoint.core.client(), endpoint.offer.take()) else {
         return Err(AppError::internal(anyhow::anyhow!("the authorization flow lost its client or offer")));
     };
+    if let Err((error, reason)) = &grant {
+        return Ok(AuthorizeOutcome::Redirect(described_error_redirect(&pending, error, Some(reason), issuer)));
+    }
     if let Err(reason) = channel_rule(context, &client, &offered.names(), channel) {
         return Ok(AuthorizeOutcome::Redirect(described_error_redirect(
             &pending,
@@ -416,7 +450,7 @@ pub fn authorize(
     }
     let held = endpoint.rule(&holdings).evaluate(offered.usable.keys().map(String::as_str));
     let facts = AuthorizationFacts { prompt, signed_in: user.is_some(), offered: &offered, held: &held };
-    let (user, start) = match authorization_step(context.tree, facts, &decision) {
+    let (user, granted, start) = match authorization_step(context.tree, facts, &decision) {
         AuthorizationStep::SignIn => return Ok(AuthorizeOutcome::Login),
         AuthorizationStep::Refuse(error) => {
             let redirect = error_redirect(&pending, error, issuer);
@@ -452,14 +486,23 @@ pub fn authorize(
                 )));
             }
             match user {
-                Some(user) => (user, start),
+                Some(user) => (user, scopes, start),
                 None => return Ok(AuthorizeOutcome::Login),
             }
         }
     };
     let who = ConsentSubject { subject: &user.id, user_id: Some(&user.id), client_id: &client.client_id };
     let mut connection = endpoint.core.db();
-    let consent_id = grants::default_consent(&mut connection, who, holdings.consent_id.as_deref(), now)?;
+    let consent_id = match &endpoint.grant {
+        GrantAction::Default => grants::default_consent(&mut connection, who, holdings.consent_id.as_deref(), now)?,
+        GrantAction::Create => grants::create_consent(&mut connection, who, now)?,
+        GrantAction::Merge(id) | GrantAction::Replace(id) => {
+            let held: BTreeSet<String> = holdings.grants.keys().cloned().collect();
+            grants::remove_grants(&mut connection, id, &endpoint.grant.dropped(&held, &granted))?;
+            grants::touch_consent(&mut connection, id, now)?;
+            id.clone()
+        }
+    };
     match decision {
         // Her decision restarts what she was asked about.
         Decision::Approve(_) => {
@@ -467,7 +510,7 @@ pub fn authorize(
             let event = Event::new(EventType::ConsentGranted, &Actor::User(user.username.clone()))
                 .client(&client.client_id)
                 .user(&user.username)
-                .detail(json!({"scopes": start, "offered": offered.names()}));
+                .detail(json!({"scopes": start, "offered": offered.names(), "grant_id": consent_id}));
             events::record(&mut connection, event, now)?;
         }
         // A skipped page only adds what was never granted (`authorization_step`).

@@ -188,6 +188,7 @@ impl CredentialsEndpoint<'_> {
             expires_in: minted.lifetime,
             scope: entitled.scope(),
             refresh_token: None,
+            grant_id: None,
         };
         Ok(Unrecorded { response, row: minted.row, client_id: client.client_id, found, starting })
     }

@@ -206,6 +206,7 @@ impl ExchangeEndpoint<'_> {
             expires_in,
             scope: format_scope(scopes),
             refresh_token: refresh_token.clone(),
+            grant_id: family.consent_id.clone(),
         });
         Ok((access_token, refresh_token, expires_in))
     }

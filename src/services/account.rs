@@ -25,9 +25,11 @@ pub struct AuthorizedScope {
     pub remaining: Option<u64>,
 }
 
+/// One grant the user gave an app (a client may hold several: Grant Management).
 pub struct AuthorizedApp {
     pub client_id: String,
     pub client_name: String,
+    pub grant_id: String,
     pub scopes: Vec<AuthorizedScope>,
 }
 
@@ -37,13 +39,14 @@ pub fn authorized_apps(
     user_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<AuthorizedApp>, AppError> {
-    let mut by_client: BTreeMap<String, Vec<AuthorizedScope>> = BTreeMap::new();
+    // By client, then by grant: each grant is its own card.
+    let mut by_grant: BTreeMap<(String, String), Vec<AuthorizedScope>> = BTreeMap::new();
     let listed = grants::list(connection, Some(user_id), None)?;
     for JudgedGrant { consent, grant, standing } in judge(connection, tree, listed, now)? {
         let Some(scope) = tree.get(&grant.scope_name) else { continue };
         let usage = grant.usage();
         let state = grant_state(scope, usage, now);
-        by_client.entry(consent.client_id.clone()).or_default().push(AuthorizedScope {
+        by_grant.entry((consent.client_id.clone(), consent.id.clone())).or_default().push(AuthorizedScope {
             name: scope.name.clone(),
             label: scope.fields.alias.clone().unwrap_or_else(|| scope.name.clone()),
             granted_at: usage.granted_at,
@@ -54,9 +57,9 @@ pub fn authorized_apps(
         });
     }
     let mut apps = Vec::new();
-    for (client_id, scopes) in by_client {
+    for ((client_id, grant_id), scopes) in by_grant {
         let client_name = clients::find(connection, &client_id)?.map(|c| c.name).unwrap_or_else(|| client_id.clone());
-        apps.push(AuthorizedApp { client_id, client_name, scopes });
+        apps.push(AuthorizedApp { client_id, client_name, grant_id, scopes });
     }
     Ok(apps)
 }
@@ -78,6 +81,30 @@ pub fn revoke_app(
             events::record(connection, event, now)?;
         }
         Ok(ended > 0)
+    })
+}
+
+/// Ends one of the user's grants ([`grants::end_consent`]); whether it was hers to end.
+pub fn revoke_grant(
+    connection: &mut DbConnection,
+    user: &User,
+    grant_id: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    crate::storage::write_transaction(connection, |connection| {
+        let Some(consent) =
+            grants::find_consent_row(connection, grant_id)?.filter(|c| c.user_id.as_deref() == Some(&user.id))
+        else {
+            return Ok(false);
+        };
+        grants::end_consent(connection, grant_id, now)?;
+        let event = Event::new(EventType::ConsentRevoked, actor)
+            .client(&consent.client_id)
+            .user(&user.username)
+            .detail(serde_json::json!({"grant_id": grant_id}));
+        events::record(connection, event, now)?;
+        Ok(true)
     })
 }
 

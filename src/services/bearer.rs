@@ -22,10 +22,23 @@ pub enum BearerDenied {
     InsufficientScope,
 }
 
+/// The admin client a token opens the admin API to.
 pub fn admin_client(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     token: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<Client, BearerDenied>, AppError> {
+    client_with_scope(connection, context, token, ADMIN_SCOPE, now)
+}
+
+/// The client a bearer token was issued to, for itself (client credentials), when `scope` is
+/// usable in it now (`entitlement`): the admin API, and Grant Management's API.
+pub fn client_with_scope(
+    connection: &mut DbConnection,
+    context: &OAuthContext<'_>,
+    token: &str,
+    scope: &str,
     now: DateTime<Utc>,
 ) -> Result<Result<Client, BearerDenied>, AppError> {
     let Some(row) = find_token(connection, context, token)? else {
@@ -50,9 +63,9 @@ pub fn admin_client(
     }
     let rule = Rule::for_holder(context.tree, &holdings, false, now);
     // `admits` lets only admin clients hold the admin scope. It takes no children now; one
-    // left by an older version must not take the admin API away, so the admin scope is judged
-    // by itself.
-    let standing = rule.evaluate(row.scope.split(' ')).standing(ADMIN_SCOPE);
+    // left by an older version must not take the admin API away, so the scope is judged by
+    // itself, whatever its children.
+    let standing = rule.evaluate(row.scope.split(' ')).standing(scope);
     if matches!(standing, Standing::Usable | Standing::Dropped(Dropped::ImpliesDropped)) {
         Ok(Ok(holdings.client))
     } else {

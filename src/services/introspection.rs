@@ -211,18 +211,7 @@ impl Judged {
         if entitlement.is_empty() {
             return None;
         }
-        let scope_limits = entitlement
-            .usable
-            .iter()
-            .filter(|(name, _)| tree.get(name).is_some_and(limits::has_limits))
-            .map(|(name, usable)| {
-                let limits = ScopeLimits {
-                    expires_at: usable.expires_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
-                    remaining_accesses: usable.remaining,
-                };
-                (name.clone(), limits)
-            })
-            .collect();
+        let scope_limits = scope_limits(&entitlement, tree);
         Some(ActiveToken {
             active: true,
             scope: entitlement.scope(),
@@ -239,6 +228,22 @@ impl Judged {
             scope_limits,
         })
     }
+}
+
+/// What is left of each limited usable scope, as introspection and Grant Management show it.
+pub fn scope_limits(entitlement: &Entitlement, tree: &ScopeTree) -> BTreeMap<String, ScopeLimits> {
+    entitlement
+        .usable
+        .iter()
+        .filter(|(name, _)| tree.get(name).is_some_and(limits::has_limits))
+        .map(|(name, usable)| {
+            let limits = ScopeLimits {
+                expires_at: usable.expires_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                remaining_accesses: usable.remaining,
+            };
+            (name.clone(), limits)
+        })
+        .collect()
 }
 
 /// The whole introspection on one connection, counting in place: for callers already on the

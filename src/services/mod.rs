@@ -8,6 +8,7 @@ pub mod clients;
 pub mod demo;
 pub mod dpop;
 pub mod events;
+pub mod grant_management;
 pub mod grants;
 pub mod housekeeping;
 pub mod introspection;

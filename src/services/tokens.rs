@@ -25,6 +25,9 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// The user's grant the tokens belong to (Grant Management): code flow and refresh only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
 }
 
 pub struct AccessTokenRequest<'a> {

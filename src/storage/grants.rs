@@ -382,3 +382,79 @@ pub fn end_consents(
 pub fn count(connection: &mut DbConnection) -> Result<i64, StorageError> {
     Ok(grants::table.count().get_result(connection)?)
 }
+
+/// A new, non-default consent (Grant Management `create`): another grant beside the others.
+pub fn create_consent(
+    connection: &mut DbConnection,
+    who: ConsentSubject<'_>,
+    now: DateTime<Utc>,
+) -> Result<String, StorageError> {
+    let id = format!("g_{}", random_token(16));
+    diesel::insert_into(consents::table)
+        .values((
+            consents::id.eq(&id),
+            consents::subject.eq(who.subject),
+            consents::user_id.eq(who.user_id),
+            consents::client_id.eq(who.client_id),
+            consents::is_default.eq(false),
+            consents::created_at.eq(now.naive_utc()),
+            consents::updated_at.eq(now.naive_utc()),
+        ))
+        .execute(connection)?;
+    Ok(id)
+}
+
+/// One consent (a Grant Management grant) by its id.
+pub fn find_consent_row(connection: &mut DbConnection, id: &str) -> Result<Option<ConsentRow>, StorageError> {
+    Ok(consents::table.find(id).select(ConsentRow::as_select()).first(connection).optional()?)
+}
+
+/// Marks the consent changed now (`updated_at`, which Grant Management's query shows).
+pub fn touch_consent(connection: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<(), StorageError> {
+    diesel::update(consents::table.find(id)).set(consents::updated_at.eq(now.naive_utc())).execute(connection)?;
+    Ok(())
+}
+
+/// Deletes the consent's grants of the named scopes (Grant Management `replace`).
+pub fn remove_grants(
+    connection: &mut DbConnection,
+    consent_id: &str,
+    scope_names: &BTreeSet<&String>,
+) -> Result<usize, StorageError> {
+    if scope_names.is_empty() {
+        return Ok(0);
+    }
+    let names: Vec<&String> = scope_names.iter().copied().collect();
+    Ok(diesel::delete(grants::table.filter(grants::consent_id.eq(consent_id)).filter(grants::scope_name.eq_any(names)))
+        .execute(connection)?)
+}
+
+/// Ends one consent, as [`end_consents`] ends all of a subject's with a client: its unredeemed
+/// codes, refresh families and access tokens, then the consent with its grants. Whether it
+/// existed.
+pub fn end_consent(connection: &mut DbConnection, consent_id: &str, now: DateTime<Utc>) -> Result<bool, StorageError> {
+    diesel::delete(
+        authorization_codes::table
+            .filter(authorization_codes::consent_id.eq(consent_id))
+            .filter(authorization_codes::used_at.is_null()),
+    )
+    .execute(connection)?;
+    if let DbConnection::Postgresql(pg) = connection {
+        consents::table.find(consent_id).select(consents::id).for_update().load::<String>(pg)?;
+    }
+    diesel::update(
+        refresh_families::table
+            .filter(refresh_families::consent_id.eq(consent_id))
+            .filter(refresh_families::revoked_at.is_null()),
+    )
+    .set(refresh_families::revoked_at.eq(now.naive_utc()))
+    .execute(connection)?;
+    diesel::update(
+        access_tokens::table
+            .filter(access_tokens::consent_id.eq(consent_id))
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(now.naive_utc()))
+    .execute(connection)?;
+    Ok(diesel::delete(consents::table.find(consent_id)).execute(connection)? > 0)
+}

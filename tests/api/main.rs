@@ -10,6 +10,7 @@ mod entitlement;
 mod events;
 mod fapi;
 mod fuzz;
+mod grant_management;
 mod health;
 mod helpers;
 mod input;
