@@ -98,12 +98,7 @@ pub fn revoke_grant(
         else {
             return Ok(false);
         };
-        grants::end_consent(connection, grant_id, now)?;
-        let event = Event::new(EventType::ConsentRevoked, actor)
-            .client(&consent.client_id)
-            .user(&user.username)
-            .detail(serde_json::json!({"grant_id": grant_id}));
-        events::record(connection, event, now)?;
+        crate::services::grants::end_grant(connection, &consent, actor, now)?;
         Ok(true)
     })
 }

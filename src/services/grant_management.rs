@@ -3,18 +3,17 @@
 //! as at introspection.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::json;
 use std::collections::BTreeMap;
 
 use super::introspection::{scope_limits, ScopeLimits};
-use super::{events, OAuthContext};
+use super::OAuthContext;
 use crate::domain::client::Client;
 use crate::domain::entitlement::Rule;
-use crate::domain::event::{Actor, Event, EventType};
+use crate::domain::event::Actor;
 use crate::error::AppError;
 use crate::storage::grants::{self, ConsentRow};
 use crate::storage::holdings::{self, ConsentKey};
-use crate::storage::{users, write_transaction, DbConnection};
+use crate::storage::{write_transaction, DbConnection};
 
 /// The scopes a client needs in its token to read, and to end, its grants.
 pub const QUERY_SCOPE: &str = "grant_management_query";
@@ -66,8 +65,7 @@ pub fn query(
     })
 }
 
-/// Ends the grant with its tokens, refresh tokens and unredeemed codes; records
-/// `consent.revoked` by the client.
+/// Ends the grant with its tokens, refresh tokens and unredeemed codes (`grants::end_grant`).
 pub fn revoke(
     connection: &mut DbConnection,
     caller: &Client,
@@ -76,15 +74,6 @@ pub fn revoke(
 ) -> Result<(), AppError> {
     write_transaction(connection, |connection| {
         let consent = own_grant(connection, caller, grant_id)?;
-        grants::end_consent(connection, grant_id, now)?;
-        let mut event = Event::new(EventType::ConsentRevoked, &Actor::Client(caller.client_id.clone()))
-            .client(&caller.client_id)
-            .detail(json!({"grant_id": grant_id}));
-        if let Some(user) =
-            consent.user_id.as_deref().map(|id| users::find_by_id(connection, id)).transpose()?.flatten()
-        {
-            event = event.user(&user.username);
-        }
-        events::record(connection, event, now)
+        super::grants::end_grant(connection, &consent, &Actor::Client(caller.client_id.clone()), now)
     })
 }

@@ -139,3 +139,37 @@ pub fn list(
         })
         .collect())
 }
+
+/// Ends one grant (a consent: Grant Management's `grant_id`) with its tokens, refresh tokens and
+/// unredeemed codes, and records `consent.revoked` by `actor`, naming the grant. The callers
+/// decide whose grant it may be: the user's own on the account page, the client's own at
+/// `DELETE /grants/{grant_id}`, anyone's in the console.
+pub fn end_grant(
+    connection: &mut DbConnection,
+    consent: &ConsentRow,
+    actor: &crate::domain::event::Actor,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    use crate::domain::event::{Event, EventType};
+    grants::end_consent(connection, &consent.id, now)?;
+    let mut event = Event::new(EventType::ConsentRevoked, actor)
+        .client(&consent.client_id)
+        .detail(serde_json::json!({"grant_id": consent.id}));
+    if let Some(user) = consent.user_id.as_deref().map(|id| users::find_by_id(connection, id)).transpose()?.flatten() {
+        event = event.user(&user.username);
+    }
+    super::events::record(connection, event, now)
+}
+
+/// An administrator ends any grant by its id; whether there was one.
+pub fn end_grant_by_id(
+    connection: &mut DbConnection,
+    grant_id: &str,
+    actor: &crate::domain::event::Actor,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    crate::storage::write_transaction(connection, |connection| match grants::find_consent_row(connection, grant_id)? {
+        Some(consent) => end_grant(connection, &consent, actor, now).map(|()| true),
+        None => Ok(false),
+    })
+}

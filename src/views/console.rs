@@ -408,6 +408,8 @@ pub struct UsersPage {
 pub struct GrantRow {
     pub username: String,
     pub client_id: String,
+    /// The consent it belongs to (Grant Management's `grant_id`).
+    pub grant_id: String,
     pub scope: String,
     pub granted_at: String,
     pub expires: String,
@@ -421,6 +423,7 @@ impl From<crate::services::grants::GrantView> for GrantRow {
         Self {
             username: grant.username.unwrap_or_else(|| format!("{} (itself)", grant.subject)),
             client_id: grant.client_id,
+            grant_id: grant.grant_id,
             scope: grant.scope,
             granted_at: day(grant.granted_at),
             expires: grant.expires_at.map_or_else(|| "No end date".into(), day),

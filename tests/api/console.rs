@@ -614,3 +614,38 @@ fn hidden_textarea(html: &str, name: &str) -> String {
         .replace("&lt;", "<")
         .replace("&gt;", ">")
 }
+
+/// The console lists and revokes per grant (Grant Management): alice's second grant with the
+/// same client is ended alone.
+#[tokio::test]
+async fn the_console_revokes_one_grant_and_leaves_the_users_other_grant_with_the_client() {
+    let (admin, client) = console_setup().await;
+    let app = &admin.app;
+    let (access, _) = alice_tokens(app, &client).await;
+    let (_, grants) = admin.call(Method::GET, "/admin/v1/grants?user=alice", None).await;
+    let default_grant = grants["grants"][0]["grant_id"].as_str().unwrap().to_string();
+    // A second grant: the same consent, created anew.
+    let mut connection = app.state.db.get().unwrap();
+    let user = scopegate::storage::users::find_with_password(&mut connection, "alice").unwrap().unwrap().0;
+    let who = scopegate::storage::grants::ConsentSubject {
+        subject: &user.id,
+        user_id: Some(&user.id),
+        client_id: &client.id,
+    };
+    let second = scopegate::storage::grants::create_consent(&mut connection, who, chrono::Utc::now()).unwrap();
+    let scopes: std::collections::BTreeSet<String> = ["accounts.transactions".to_string()].into();
+    scopegate::storage::grants::start(&mut connection, &second, &scopes, chrono::Utc::now()).unwrap();
+    drop(connection);
+
+    let root = signed_in_admin(app).await;
+    let html = page(&root, "/admin/grants?user=alice").await;
+    assert!(html.contains(&default_grant) && html.contains(&second), "one row per grant: {html}");
+    let csrf = hidden(&html, "csrf_token");
+    let (status, _) = submit(&root, &csrf, "/admin/grants/revoke", &[("user", "alice"), ("grant", &second)]).await;
+    assert_eq!(status, 303);
+    let (_, left) = admin.call(Method::GET, "/admin/v1/grants?user=alice", None).await;
+    let left: Vec<&str> = left["grants"].as_array().unwrap().iter().map(|g| g["grant_id"].as_str().unwrap()).collect();
+    assert!(!left.is_empty() && left.iter().all(|id| *id == default_grant), "only the second grant went: {left:?}");
+    let bank_api = app.resource_server();
+    assert_eq!(app.introspect(&bank_api, &access).await["active"], true, "the default grant's token still works");
+}

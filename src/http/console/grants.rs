@@ -80,11 +80,18 @@ pub async fn revoke(
     let console = admitted!(admit_form(&session, &state, &request, &form));
     let username = form.first("user").unwrap_or("").to_string();
     let client_id = form.first("client").unwrap_or("").to_string();
+    // One grant by its id (the table's buttons), or all a user gave a client.
+    let grant_id = form.first("grant").map(str::to_string);
     let (actor, now) = (console.actor(), state.clock.now());
     let back =
         format!("/admin/grants?user={}", url::form_urlencoded::byte_serialize(username.as_bytes()).collect::<String>());
-    let revoked =
-        state.db.run(move |connection| account::revoke_for_user(connection, &username, &client_id, &actor, now)).await;
+    let revoked = state
+        .db
+        .run(move |connection| match grant_id {
+            Some(grant_id) => grants::end_grant_by_id(connection, &grant_id, &actor, now),
+            None => account::revoke_for_user(connection, &username, &client_id, &actor, now),
+        })
+        .await;
     match revoked {
         Ok(true) => Ok(done(&back, "grant-revoked")),
         Ok(false) => Ok(done(&back, "grant-none")),
