@@ -9,6 +9,7 @@ use crate::domain::session::SessionLifetimes;
 use crate::domain::webhook::RetryPolicy;
 use crate::storage::ConnectionSetup;
 use anyhow::{bail, Context};
+use chrono_tz::Tz;
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,8 @@ pub struct Settings {
     pub profile: Profile,
     /// DPoP proofs at `/token` and `/par` must carry a nonce of ours (RFC 9449 §8).
     pub dpop_nonce: bool,
+    /// The IANA timezone whose calendar days `max_accesses_per_day` counts.
+    pub limits_timezone: Tz,
 }
 
 const TEN_YEARS_IN_SECONDS: i64 = 10 * 366 * 24 * 3600;
@@ -97,6 +100,7 @@ impl Default for Settings {
             fapi_security_levels: vec![SecurityLevel::A, SecurityLevel::B],
             profile: Profile::Oauth2,
             dpop_nonce: false,
+            limits_timezone: Tz::UTC,
         }
     }
 }
@@ -127,6 +131,7 @@ pub struct SettingsLayer {
     pub fapi_security_levels: Option<Vec<SecurityLevel>>,
     pub profile: Option<Profile>,
     pub dpop_nonce: Option<bool>,
+    pub limits_timezone: Option<Tz>,
 }
 
 impl SettingsLayer {
@@ -210,6 +215,15 @@ impl SettingsLayer {
                 })
                 .transpose()?,
             dpop_nonce: boolean("SCOPEGATE_DPOP_NONCE")?,
+            limits_timezone: lookup("SCOPEGATE_LIMITS_TIMEZONE")
+                .map(|value| {
+                    value.trim().parse::<Tz>().map_err(|_| {
+                        anyhow::anyhow!(
+                            "SCOPEGATE_LIMITS_TIMEZONE must be an IANA timezone such as Europe/Berlin, got {value:?}"
+                        )
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -244,7 +258,8 @@ impl Settings {
             require_pushed_authorization_requests,
             fapi_security_levels,
             profile,
-            dpop_nonce
+            dpop_nonce,
+            limits_timezone
         );
         if let Some(metrics_bind) = layer.metrics_bind {
             self.metrics_bind = Some(metrics_bind);

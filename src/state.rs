@@ -95,6 +95,7 @@ impl AppState {
             tree: &snapshot.tree,
             clients: &self.clients,
             fapi: &self.fapi,
+            limits_timezone: self.settings.limits_timezone,
         }
     }
 }

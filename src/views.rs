@@ -77,16 +77,19 @@ impl From<crate::services::account::AuthorizedApp> for AccountApp {
                     (_, Some(at)) => date(at),
                     (_, None) => "No end date".into(),
                 },
-                remaining: match scope.remaining {
-                    Some(0) => "None left".into(),
-                    Some(n) => format!("{n} left"),
-                    None => "Unlimited".into(),
+                remaining: match (scope.remaining, scope.remaining_today) {
+                    (Some(0), _) => "None left".into(),
+                    (Some(n), Some(today)) => format!("{n} left, {today} today"),
+                    (Some(n), None) => format!("{n} left"),
+                    (None, Some(today)) => format!("{today} left today"),
+                    (None, None) => "Unlimited".into(),
                 },
                 state: scope.standing.label().to_string(),
                 state_words: match scope.standing {
                     Standing::Usable => "Active",
                     Standing::Dropped(Dropped::Lapsed { .. }) => "Expired",
                     Standing::Dropped(Dropped::Exhausted) => "Used up",
+                    Standing::Dropped(Dropped::ExhaustedToday) => "Used up for today",
                     Standing::Dropped(Dropped::ImpliesDropped) => "Limited: part of it is no longer available",
                     Standing::Dropped(Dropped::NotAdmitted) => "No longer available to this app",
                     Standing::Dropped(Dropped::NotGranted | Dropped::Unknown) => "Revoked",

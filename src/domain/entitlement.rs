@@ -21,7 +21,8 @@
 //! - The **consent page is skipped** when no offered scope that needs user authorization is
 //!   missing a live grant of its own, unless `prompt=consent` ([`authorization_step`]).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::client::Client;
@@ -31,11 +32,35 @@ use super::scope_tree::{ClientScopeAccess, ScopeTree};
 
 pub use super::scope::ADMIN_SCOPE;
 
-/// What one grant row says: when the consent to the scope started and how often it was used.
+/// What one grant row says: when the consent to the scope started, how often it was used, and
+/// how often on the last day it was used (a calendar day in `limits_timezone`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GrantUsage {
     pub granted_at: DateTime<Utc>,
     pub access_count: u64,
+    pub counted_day: Option<NaiveDate>,
+    pub day_count: u64,
+}
+
+impl GrantUsage {
+    /// A grant that starts now, unused.
+    pub fn fresh(granted_at: DateTime<Utc>) -> Self {
+        Self { granted_at, access_count: 0, counted_day: None, day_count: 0 }
+    }
+
+    /// Accesses counted on `today`: the day's count, if the last one was today.
+    pub fn accesses_on(&self, today: NaiveDate) -> u64 {
+        if self.counted_day == Some(today) {
+            self.day_count
+        } else {
+            0
+        }
+    }
+}
+
+/// The calendar day of `now` in the timezone per-day limits are counted in.
+pub fn limits_day(now: DateTime<Utc>, timezone: Tz) -> NaiveDate {
+    now.with_timezone(&timezone).date_naive()
 }
 
 /// A grant as the subject holds it: its row id (to count accesses on) and its usage.
@@ -77,12 +102,15 @@ pub enum WithoutGrant {
 /// Where one grant stands under the scope's current definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantState {
-    /// Usable; `expires_at` / `remaining` are None where the scope sets no such limit.
-    Live { expires_at: Option<DateTime<Utc>>, remaining: Option<u64> },
+    /// Usable; `expires_at` / `remaining` / `remaining_today` are None where the scope sets no
+    /// such limit.
+    Live { expires_at: Option<DateTime<Utc>>, remaining: Option<u64>, remaining_today: Option<u64> },
     /// The consent's days are over.
     Lapsed { at: DateTime<Utc> },
     /// The consent's accesses are used up.
     Exhausted,
+    /// Today's accesses are used up; usable again from the next day (`limits_timezone`).
+    ExhaustedToday,
 }
 
 /// When a consent given at `granted_at` to `scope` lapses; None when the scope has no duration.
@@ -105,17 +133,27 @@ pub fn remaining_accesses(scope: &Scope, usage: GrantUsage) -> Option<u64> {
     (max > 0).then(|| max.saturating_sub(usage.access_count))
 }
 
+/// How many accesses the grant has left `today`: None when the scope sets no daily limit.
+pub fn remaining_accesses_today(scope: &Scope, usage: GrantUsage, today: NaiveDate) -> Option<u64> {
+    let max = u64::from(scope.fields.max_accesses_per_day);
+    (max > 0).then(|| max.saturating_sub(usage.accesses_on(today)))
+}
+
 /// When does a count-limited scope drop out? When its grant's `access_count` has reached the
 /// scope's current `max_access_count`. A time-limited one: at `granted_at` plus the scope's
 /// current `access_duration_days`.
-pub fn grant_state(scope: &Scope, usage: GrantUsage, now: DateTime<Utc>) -> GrantState {
+/// A scope with `max_accesses_per_day`: while that day's count (in `limits_timezone`) has
+/// reached it, until the next day.
+pub fn grant_state(scope: &Scope, usage: GrantUsage, now: DateTime<Utc>, timezone: Tz) -> GrantState {
     let expires_at = expiry(scope, usage.granted_at);
     if let Some(at) = expires_at.filter(|_| has_lapsed(scope, usage.granted_at, now)) {
         return GrantState::Lapsed { at };
     }
-    match remaining_accesses(scope, usage) {
-        Some(0) => GrantState::Exhausted,
-        remaining => GrantState::Live { expires_at, remaining },
+    let remaining_today = remaining_accesses_today(scope, usage, limits_day(now, timezone));
+    match (remaining_accesses(scope, usage), remaining_today) {
+        (Some(0), _) => GrantState::Exhausted,
+        (_, Some(0)) => GrantState::ExhaustedToday,
+        (remaining, remaining_today) => GrantState::Live { expires_at, remaining, remaining_today },
     }
 }
 
@@ -147,6 +185,8 @@ pub enum Dropped {
         at: DateTime<Utc>,
     },
     Exhausted,
+    /// Today's accesses are used up (`max_accesses_per_day`); back tomorrow.
+    ExhaustedToday,
     /// Usable by itself, but one of its descendants is dropped and a parent implies them all.
     ImpliesDropped,
 }
@@ -165,6 +205,7 @@ impl Standing {
             Self::Usable => "active",
             Self::Dropped(Dropped::Lapsed { .. }) => "expired",
             Self::Dropped(Dropped::Exhausted) => "exhausted",
+            Self::Dropped(Dropped::ExhaustedToday) => "exhausted_today",
             Self::Dropped(Dropped::NotAdmitted) => "not_admitted",
             Self::Dropped(Dropped::ImpliesDropped) => "descendant_dropped",
             Self::Dropped(Dropped::NotGranted | Dropped::Unknown) => "revoked",
@@ -178,6 +219,7 @@ impl Standing {
 pub struct Usable {
     pub expires_at: Option<DateTime<Utc>>,
     pub remaining: Option<u64>,
+    pub remaining_today: Option<u64>,
     pub grant_id: Option<i64>,
 }
 
@@ -197,18 +239,26 @@ pub struct Rule<'a> {
     pub grant_type: GrantType,
     pub without_grant: WithoutGrant,
     pub now: DateTime<Utc>,
+    /// Where per-day limits count their days (`limits_timezone`).
+    pub timezone: Tz,
 }
 
 impl<'a> Rule<'a> {
     /// The rule for what a consent holds once issued: a user's holds what her grants hold
     /// (no grant, no scope); a client's own keeps unlimited scopes added under its grants
     /// later. Introspection, the admin API's bearer check and the grant listings use it.
-    pub fn for_holder(tree: &'a ScopeTree, holdings: &'a Holdings, user: bool, now: DateTime<Utc>) -> Self {
+    pub fn for_holder(
+        tree: &'a ScopeTree,
+        holdings: &'a Holdings,
+        user: bool,
+        now: DateTime<Utc>,
+        timezone: Tz,
+    ) -> Self {
         let (grant_type, without_grant) = match user {
             true => (GrantType::AuthorizationCode, WithoutGrant::NotUsable),
             false => (GrantType::ClientCredentials, WithoutGrant::UnlimitedOnly),
         };
-        Rule { tree, holdings, grant_type, without_grant, now }
+        Rule { tree, holdings, grant_type, without_grant, now, timezone }
     }
 
     /// The effective scope of `granted` (scope names as a token, code or request carries them).
@@ -247,16 +297,19 @@ impl<'a> Rule<'a> {
         }
         let (usage, grant_id) = match (self.holdings.grants.get(name), self.without_grant) {
             (Some(grant), _) => (grant.usage, Some(grant.id)),
-            (None, WithoutGrant::StartsNow) => (GrantUsage { granted_at: self.now, access_count: 0 }, None),
+            (None, WithoutGrant::StartsNow) => (GrantUsage::fresh(self.now), None),
             (None, WithoutGrant::UnlimitedOnly) if !has_limits(scope) => {
-                return Ok(Usable { expires_at: None, remaining: None, grant_id: None })
+                return Ok(Usable { expires_at: None, remaining: None, remaining_today: None, grant_id: None })
             }
             (None, WithoutGrant::NotUsable | WithoutGrant::UnlimitedOnly) => return Err(Dropped::NotGranted),
         };
-        match grant_state(scope, usage, self.now) {
-            GrantState::Live { expires_at, remaining } => Ok(Usable { expires_at, remaining, grant_id }),
+        match grant_state(scope, usage, self.now, self.timezone) {
+            GrantState::Live { expires_at, remaining, remaining_today } => {
+                Ok(Usable { expires_at, remaining, remaining_today, grant_id })
+            }
             GrantState::Lapsed { at } => Err(Dropped::Lapsed { at }),
             GrantState::Exhausted => Err(Dropped::Exhausted),
+            GrantState::ExhaustedToday => Err(Dropped::ExhaustedToday),
         }
     }
 }
@@ -288,20 +341,20 @@ impl Entitlement {
     pub fn counted(&self) -> Vec<(String, i64)> {
         self.usable
             .iter()
-            .filter(|(_, usable)| usable.remaining.is_some())
+            .filter(|(_, usable)| usable.remaining.is_some() || usable.remaining_today.is_some())
             .filter_map(|(name, usable)| usable.grant_id.map(|id| (name.clone(), id)))
             .collect()
     }
 
     /// Counts one access on every counted scope through `count` (given the grant and the
-    /// scope's current maximum, it answers the grant's new count, or None when another access
-    /// took the last one first), and applies the outcomes. Deepest scopes go first, and a scope
+    /// scope's current limits, it answers the grant's new counts, or None when another access
+    /// took the last one, of all or of the day, first), and applies the outcomes. Deepest scopes go first, and a scope
     /// whose ancestor-to-be-dropped already lost is not charged: an access the answer does not
     /// report must not be counted.
     pub fn count_accesses<E>(
         &mut self,
         tree: &ScopeTree,
-        mut count: impl FnMut(i64, u32) -> Result<Option<u64>, E>,
+        mut count: impl FnMut(i64, AccessLimits) -> Result<CountOutcome, E>,
     ) -> Result<(), E> {
         let mut counted = self.counted();
         counted.sort_by_key(|(name, _)| std::cmp::Reverse(tree.ancestors(name).count()));
@@ -311,9 +364,12 @@ impl Entitlement {
             if lost.iter().any(|spent| tree.ancestors(spent).any(|ancestor| ancestor.name == name)) {
                 continue;
             }
-            let max = tree.get(&name).map_or(0, |scope| scope.fields.max_access_count);
-            let outcome = count(grant_id, max)?;
-            if outcome.is_none() {
+            let limits = tree.get(&name).map_or(AccessLimits::default(), |scope| AccessLimits {
+                total: scope.fields.max_access_count,
+                per_day: scope.fields.max_accesses_per_day,
+            });
+            let outcome = count(grant_id, limits)?;
+            if !matches!(outcome, CountOutcome::Counted(_)) {
                 lost.push(name.clone());
             }
             outcomes.insert(name, outcome);
@@ -322,21 +378,25 @@ impl Entitlement {
         Ok(())
     }
 
-    /// Applies the outcome of counting one access on each counted scope: `Some(count)` is the
-    /// grant's count after this access, `None` means another access took the last one first.
-    /// A scope that lost the race is exhausted, and its ancestors go with it.
-    fn record_accesses(&mut self, tree: &ScopeTree, counts: &BTreeMap<String, Option<u64>>) {
+    /// Applies the outcome of counting one access on each counted scope: `Some(counted)` is the
+    /// grant's counts after this access, `None` means another access took the last one first.
+    /// A scope that lost the race is exhausted (for good, or for the day), and its ancestors go
+    /// with it.
+    fn record_accesses(&mut self, tree: &ScopeTree, counts: &BTreeMap<String, CountOutcome>) {
         for (name, count) in counts {
             let Some(usable) = self.usable.get_mut(name) else { continue };
-            match (count, tree.get(name)) {
-                (Some(count), Some(scope)) => {
-                    usable.remaining = Some(u64::from(scope.fields.max_access_count).saturating_sub(*count));
+            let reason = match (count, tree.get(name)) {
+                (CountOutcome::Counted(counted), Some(scope)) => {
+                    let left = |max: u32, used: u64| (max > 0).then(|| u64::from(max).saturating_sub(used));
+                    usable.remaining = left(scope.fields.max_access_count, counted.total);
+                    usable.remaining_today = left(scope.fields.max_accesses_per_day, counted.today);
+                    continue;
                 }
-                _ => {
-                    self.usable.remove(name);
-                    self.dropped.insert(name.clone(), Dropped::Exhausted);
-                }
-            }
+                (CountOutcome::ExhaustedToday, Some(_)) => Dropped::ExhaustedToday,
+                _ => Dropped::Exhausted,
+            };
+            self.usable.remove(name);
+            self.dropped.insert(name.clone(), reason);
         }
         self.drop_ancestors_of_dropped(tree);
     }
@@ -355,6 +415,29 @@ impl Entitlement {
     }
 }
 
+/// A counted scope's limits, as one access is counted against them (0 = none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccessLimits {
+    pub total: u32,
+    pub per_day: u32,
+}
+
+/// A grant's counts after one more access: of all, and of its day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    pub total: u64,
+    pub today: u64,
+}
+
+/// What counting one access on a grant came to: counted, or refused because another access
+/// took the last one of all, or of the day, first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountOutcome {
+    Counted(Counted),
+    Exhausted,
+    ExhaustedToday,
+}
+
 /// Which scopes does a client-credentials request get? Its named scopes (or, with no `scope`
 /// parameter, its default ones) evaluated with [`WithoutGrant::StartsNow`]. A scope the client
 /// asked for by name whose own grant lapsed or ran out is refused (an administrator renews it by
@@ -369,8 +452,12 @@ pub fn client_credentials(
     let entitlement = rule.evaluate(named.iter().map(String::as_str));
     if asked_by_name {
         for name in named {
-            if matches!(entitlement.dropped.get(name), Some(Dropped::Lapsed { .. } | Dropped::Exhausted)) {
-                return Err(CredentialsRefusal::Spent(name.clone()));
+            match entitlement.dropped.get(name) {
+                Some(Dropped::Lapsed { .. } | Dropped::Exhausted) => {
+                    return Err(CredentialsRefusal::Spent(name.clone()))
+                }
+                Some(Dropped::ExhaustedToday) => return Err(CredentialsRefusal::SpentToday(name.clone())),
+                _ => {}
             }
         }
     }
@@ -384,6 +471,8 @@ pub fn client_credentials(
 pub enum CredentialsRefusal {
     #[error("scope {0:?} has lapsed or run out for this client; an administrator must assign it again")]
     Spent(String),
+    #[error("scope {0:?} has used all of today's accesses for this client; it is usable again tomorrow")]
+    SpentToday(String),
     #[error("no usable scope remains for this request")]
     NothingUsable,
 }
@@ -463,8 +552,11 @@ pub fn authorization_step(tree: &ScopeTree, facts: AuthorizationFacts<'_>, decis
         return AuthorizationStep::Refuse("invalid_scope");
     }
     let needs_user = |name: &str| tree.get(name).is_some_and(|scope| scope.fields.user_authorization_required);
+    // A scope whose day's accesses are spent still stands: the user's consent is not in
+    // question, and asking again must not hand the client a fresh day.
     let not_live_by_itself = |name: &str| {
-        !facts.held.usable.contains_key(name) && facts.held.dropped.get(name) != Some(&Dropped::ImpliesDropped)
+        !facts.held.usable.contains_key(name)
+            && !matches!(facts.held.dropped.get(name), Some(Dropped::ImpliesDropped | Dropped::ExhaustedToday))
     };
     match decision {
         Decision::Deny => AuthorizationStep::Refuse("access_denied"),

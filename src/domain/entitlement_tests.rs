@@ -42,14 +42,14 @@ fn holdings(grants: &[(&str, i64, u64)]) -> Holdings {
     let mut holdings = Holdings::new(client(SecurityLevel::C, false), BTreeSet::new());
     holdings.consent_id = Some("g_1".into());
     for (index, (name, days_ago, count)) in grants.iter().enumerate() {
-        let usage = GrantUsage { granted_at: now() - Duration::days(*days_ago), access_count: *count };
+        let usage = GrantUsage { access_count: *count, ..GrantUsage::fresh(now() - Duration::days(*days_ago)) };
         holdings.grants.insert(name.to_string(), HeldGrant { id: index as i64 + 1, usage });
     }
     holdings
 }
 
 fn rule<'a>(tree: &'a ScopeTree, holdings: &'a Holdings, without_grant: WithoutGrant) -> Rule<'a> {
-    Rule { tree, holdings, grant_type: GrantType::AuthorizationCode, without_grant, now: now() }
+    Rule { tree, holdings, grant_type: GrantType::AuthorizationCode, without_grant, now: now(), timezone: Tz::UTC }
 }
 
 const ALL_HELD: [(&str, i64, u64); 4] =
@@ -109,10 +109,14 @@ fn losing_the_last_access_to_another_request_drops_the_scope_and_its_ancestors()
     let tree = bank();
     let holdings = holdings(&ALL_HELD);
     let mut entitlement = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate(["accounts"]);
-    entitlement.count_accesses(&tree, |_, _| Ok::<_, ()>(None)).unwrap();
+    entitlement.count_accesses(&tree, |_, _| Ok::<_, ()>(CountOutcome::Exhausted)).unwrap();
     assert_eq!(entitlement.scope(), "accounts.balance");
     let mut counted = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate(["accounts"]);
-    counted.count_accesses(&tree, |_, max| Ok::<_, ()>(Some(u64::from(max)))).unwrap();
+    counted
+        .count_accesses(&tree, |_, limits| {
+            Ok::<_, ()>(CountOutcome::Counted(Counted { total: u64::from(limits.total), today: 1 }))
+        })
+        .unwrap();
     assert_eq!(counted.usable["accounts.transactions"].remaining, Some(0), "the last access is still reported");
 }
 
@@ -132,7 +136,11 @@ fn a_counted_parent_is_not_charged_when_its_child_loses_the_last_access() {
         .count_accesses(&tree, |grant_id, _| {
             charged.push(grant_id);
             // accounts.transactions (grant 3) loses its race; accounts (grant 1) would win.
-            Ok::<_, ()>(if grant_id == 3 { None } else { Some(1) })
+            Ok::<_, ()>(if grant_id == 3 {
+                CountOutcome::Exhausted
+            } else {
+                CountOutcome::Counted(Counted { total: 1, today: 1 })
+            })
         })
         .unwrap();
     assert_eq!(charged, vec![3], "the child is counted first, and its dropped parent not at all");
@@ -148,6 +156,7 @@ fn client_credentials_start_grants_refuse_spent_scopes_and_keep_siblings_of_spen
         holdings,
         grant_type: GrantType::ClientCredentials,
         without_grant: WithoutGrant::StartsNow,
+        timezone: Tz::UTC,
         now: now(),
     };
     let first = client_credentials(&cc(&fresh), &set(&["accounts"]), true).unwrap();
@@ -401,7 +410,7 @@ impl World {
     fn holdings(&self) -> Holdings {
         let mut holdings = Holdings::new(self.client.clone(), self.assigned.clone());
         for (index, (name, (days_ago, count))) in self.grants.iter().enumerate() {
-            let usage = GrantUsage { granted_at: now() - Duration::days(*days_ago), access_count: *count };
+            let usage = GrantUsage { access_count: *count, ..GrantUsage::fresh(now() - Duration::days(*days_ago)) };
             holdings.grants.insert(name.clone(), HeldGrant { id: index as i64, usage });
         }
         holdings
@@ -500,7 +509,7 @@ proptest! {
     fn the_rule_matches_the_brute_force_oracle(world in world()) {
         let tree = world.tree();
         let holdings = world.holdings();
-        let rule = Rule { tree: &tree, holdings: &holdings, grant_type: world.grant_type, without_grant: world.without_grant, now: now() };
+        let rule = Rule { tree: &tree, holdings: &holdings, grant_type: world.grant_type, without_grant: world.without_grant, now: now(), timezone: Tz::UTC };
         let entitlement = rule.evaluate(world.granted.iter().map(String::as_str));
         prop_assert_eq!(entitlement.names(), world.oracle(&world.granted));
         // Every expanded scope is either usable or dropped, never both, with SPEC's reason; a
@@ -534,7 +543,7 @@ proptest! {
     fn the_rule_applied_to_its_own_answer_changes_nothing(world in world()) {
         let tree = world.tree();
         let holdings = world.holdings();
-        let rule = Rule { tree: &tree, holdings: &holdings, grant_type: world.grant_type, without_grant: world.without_grant, now: now() };
+        let rule = Rule { tree: &tree, holdings: &holdings, grant_type: world.grant_type, without_grant: world.without_grant, now: now(), timezone: Tz::UTC };
         let once = rule.evaluate(world.granted.iter().map(String::as_str)).names();
         let twice = rule.evaluate(once.iter().map(String::as_str)).names();
         prop_assert_eq!(&twice, &once);
@@ -550,7 +559,7 @@ proptest! {
     fn a_consent_decision_is_idempotent_and_survives_the_rule(world in world(), ticked in proptest::collection::btree_set(proptest::sample::select(NAMES.to_vec()), 0..6)) {
         let tree = world.tree();
         let holdings = world.holdings();
-        let rule = Rule { tree: &tree, holdings: &holdings, grant_type: GrantType::AuthorizationCode, without_grant: WithoutGrant::NotUsable, now: now() };
+        let rule = Rule { tree: &tree, holdings: &holdings, grant_type: GrantType::AuthorizationCode, without_grant: WithoutGrant::NotUsable, now: now(), timezone: Tz::UTC };
         let offered = rule.offer(world.granted.iter().map(String::as_str)).names();
         let ticked: BTreeSet<String> = ticked.into_iter().map(str::to_string).collect();
         let decided = consent::decide(&tree, &offered, &ticked);
@@ -563,7 +572,7 @@ proptest! {
         // Grants freshly started for exactly the decided scopes: the rule reports exactly them.
         let mut fresh = Holdings::new(world.client.clone(), world.assigned.clone());
         for (id, name) in decided.iter().enumerate() {
-            fresh.grants.insert(name.clone(), HeldGrant { id: id as i64, usage: GrantUsage { granted_at: now(), access_count: 0 } });
+            fresh.grants.insert(name.clone(), HeldGrant { id: id as i64, usage: GrantUsage::fresh(now()) });
         }
         let after = Rule { holdings: &fresh, ..rule }.evaluate(decided.iter().map(String::as_str));
         prop_assert_eq!(after.names(), decided);
@@ -597,4 +606,32 @@ fn the_generated_worlds_exercise_the_rule() {
     assert!(reported * 100 >= samples * 30, "{reported} of {samples} report something");
     assert!(ancestor_rule * 100 >= samples * 12, "{ancestor_rule} of {samples} hinge on the ancestor rule");
     assert!(unknown * 100 >= samples * 25, "{unknown} of {samples} name a deleted scope");
+}
+
+#[test]
+fn a_daily_limit_counts_calendar_days_in_the_limits_timezone() {
+    let scope = Scope::new("balance", "Balance").with_fields(|fields| fields.max_accesses_per_day = 2);
+    // 23:30 UTC on the 23rd is 00:30 on the 24th in Berlin.
+    let late = Utc.with_ymd_and_hms(2026, 11, 23, 23, 30, 0).unwrap();
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 11, d);
+    let used_on_23rd = GrantUsage { counted_day: day(23), day_count: 2, ..GrantUsage::fresh(late - Duration::days(3)) };
+    assert_eq!(grant_state(&scope, used_on_23rd, late, Tz::UTC), GrantState::ExhaustedToday);
+    let berlin: Tz = "Europe/Berlin".parse().unwrap();
+    assert_eq!(
+        grant_state(&scope, used_on_23rd, late, berlin),
+        GrantState::Live { expires_at: None, remaining: None, remaining_today: Some(2) },
+        "past midnight in Berlin, a new day"
+    );
+    let once = GrantUsage { day_count: 1, ..used_on_23rd };
+    assert_eq!(remaining_accesses_today(&scope, once, limits_day(late, Tz::UTC)), Some(1));
+    // A spent day does not send the user back to the consent page.
+    let tree = ScopeTree::from_scopes(vec![scope.clone()]).unwrap();
+    let mut holdings = holdings(&[]);
+    holdings.grants.insert("balance".into(), HeldGrant { id: 1, usage: used_on_23rd });
+    let rule = Rule { now: late, ..rule(&tree, &holdings, WithoutGrant::NotUsable) };
+    let held = rule.evaluate(["balance"]);
+    assert_eq!(held.dropped.get("balance"), Some(&Dropped::ExhaustedToday));
+    let offered = rule.offer(["balance"]);
+    let facts = AuthorizationFacts { prompt: Prompt::Unspecified, signed_in: true, offered: &offered, held: &held };
+    assert!(matches!(authorization_step(&tree, facts, &Decision::Ask), AuthorizationStep::Issue { .. }));
 }

@@ -5,11 +5,11 @@ use super::scope::Scope;
 
 /// Whether the scope sets any limit (introspection reports `scope_limits` only for these).
 pub fn has_limits(scope: &Scope) -> bool {
-    scope.fields.access_duration_days > 0 || scope.fields.max_access_count > 0
+    scope.fields.access_duration_days > 0 || scope.fields.max_access_count > 0 || scope.fields.max_accesses_per_day > 0
 }
 
 /// The limits in words, as the consent and account pages show them: "for 90 days",
-/// "up to 100 accesses".
+/// "up to 100 accesses", "up to 4 accesses a day".
 pub fn describe(scope: &Scope) -> Option<String> {
     let days = match scope.fields.access_duration_days {
         0 => None,
@@ -21,10 +21,13 @@ pub fn describe(scope: &Scope) -> Option<String> {
         1 => Some("up to 1 access".to_string()),
         n => Some(format!("up to {n} accesses")),
     };
-    match (days, accesses) {
-        (Some(d), Some(a)) => Some(format!("{d}, {a}")),
-        (d, a) => d.or(a),
-    }
+    let per_day = match scope.fields.max_accesses_per_day {
+        0 => None,
+        1 => Some("up to 1 access a day".to_string()),
+        n => Some(format!("up to {n} accesses a day")),
+    };
+    let parts: Vec<String> = [days, accesses, per_day].into_iter().flatten().collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 #[cfg(test)]
@@ -44,5 +47,10 @@ mod tests {
         assert_eq!(describe(&scope(0, 100)).as_deref(), Some("up to 100 accesses"));
         assert_eq!(describe(&scope(1, 5)).as_deref(), Some("for 1 day, up to 5 accesses"));
         assert_eq!(describe(&scope(0, 0)), None);
+        let daily = Scope::new("s", "S").with_fields(|fields| {
+            fields.access_duration_days = 90;
+            fields.max_accesses_per_day = 4;
+        });
+        assert_eq!(describe(&daily).as_deref(), Some("for 90 days, up to 4 accesses a day"));
     }
 }

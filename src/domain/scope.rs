@@ -189,6 +189,11 @@ pub struct ScopeFields {
     #[serde(default)]
     #[schema(maximum = 2147483647)] // MAX_ACCESS_COUNT; a unit test keeps them equal.
     pub max_access_count: u32,
+    /// 0 = unlimited; else how many accesses one consent allows per calendar day in
+    /// `limits_timezone` (Berlin Group `frequencyPerDay`).
+    #[serde(default)]
+    #[schema(maximum = 2147483647)] // MAX_ACCESS_COUNT
+    pub max_accesses_per_day: u32,
     #[serde(default = "least_sensitive")]
     pub security_level: SecurityLevel,
     /// Empty = every grant type.
@@ -227,6 +232,7 @@ impl ScopeFields {
             user_authorization_required: asks_the_user(),
             access_duration_days: 0,
             max_access_count: 0,
+            max_accesses_per_day: 0,
             security_level: least_sensitive(),
             auth_types: Vec::new(),
             operations: Vec::new(),
@@ -270,8 +276,9 @@ impl Scope {
         self.fields.auth_types.is_empty() || self.fields.auth_types.contains(&grant_type)
     }
 
+    /// Whether introspection counts its accesses: a limit on all of them or on each day's.
     pub fn is_count_limited(&self) -> bool {
-        self.fields.max_access_count > 0
+        self.fields.max_access_count > 0 || self.fields.max_accesses_per_day > 0
     }
 }
 
@@ -311,6 +318,7 @@ mod tests {
             "user_authorization_required": true,
             "access_duration_days": 0,
             "max_access_count": 0,
+            "max_accesses_per_day": 0,
             "security_level": "F",
             "auth_types": [],
             "operations": [],

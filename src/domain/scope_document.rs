@@ -247,6 +247,7 @@ mod tests {
             "user_authorization_required": true,
             "access_duration_days": 0,
             "max_access_count": 0,
+            "max_accesses_per_day": 0,
             "security_level": "F",
             "auth_types": [],
             "operations": [],

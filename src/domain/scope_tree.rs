@@ -60,6 +60,7 @@ pub fn validate_scope(scope: &Scope) -> Result<(), ScopeTreeError> {
     // keeps what the API answers equal to what every instance reads back.
     within_bound(scope, "access_duration_days", fields.access_duration_days, ScopeFields::MAX_ACCESS_DURATION_DAYS)?;
     within_bound(scope, "max_access_count", fields.max_access_count, ScopeFields::MAX_ACCESS_COUNT)?;
+    within_bound(scope, "max_accesses_per_day", fields.max_accesses_per_day, ScopeFields::MAX_ACCESS_COUNT)?;
     Ok(())
 }
 
@@ -88,6 +89,7 @@ pub fn check_reserved_admin_scope(before: &Scope, after: &Scope) -> Result<(), S
         ("auth_types", was.auth_types != is.auth_types),
         ("access_duration_days", is.access_duration_days != 0),
         ("max_access_count", is.max_access_count != 0),
+        ("max_accesses_per_day", is.max_accesses_per_day != 0),
     ];
     match changed.into_iter().find(|(_, changed)| *changed) {
         None => Ok(()),
@@ -123,6 +125,7 @@ pub struct ScopePatch {
     pub user_authorization_required: Option<bool>,
     pub access_duration_days: Option<u32>,
     pub max_access_count: Option<u32>,
+    pub max_accesses_per_day: Option<u32>,
     pub security_level: Option<SecurityLevel>,
     pub auth_types: Option<Vec<GrantType>>,
     pub operations: Option<Vec<String>>,
@@ -152,6 +155,7 @@ impl ScopePatch {
             user_authorization_required,
             access_duration_days,
             max_access_count,
+            max_accesses_per_day,
             security_level,
             auth_types,
             operations,
@@ -167,6 +171,7 @@ impl ScopePatch {
             user_authorization_required: Some(user_authorization_required),
             access_duration_days: Some(access_duration_days),
             max_access_count: Some(max_access_count),
+            max_accesses_per_day: Some(max_accesses_per_day),
             security_level: Some(security_level),
             auth_types: Some(auth_types),
             operations: Some(operations),
@@ -188,6 +193,7 @@ impl ScopePatch {
             user_authorization_required,
             access_duration_days,
             max_access_count,
+            max_accesses_per_day,
             security_level,
             auth_types,
             operations,
@@ -201,6 +207,7 @@ impl ScopePatch {
         replace_if_given(user_authorization_required, self.user_authorization_required);
         replace_if_given(access_duration_days, self.access_duration_days);
         replace_if_given(max_access_count, self.max_access_count);
+        replace_if_given(max_accesses_per_day, self.max_accesses_per_day);
         replace_if_given(security_level, self.security_level);
         replace_if_given(auth_types, self.auth_types);
         replace_if_given(operations, self.operations);

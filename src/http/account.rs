@@ -29,8 +29,11 @@ pub async fn show(
         return Ok(see_other("/login?next=%2Faccount"));
     };
     let (snapshot, now, user_id) = (state.registry.snapshot(), state.clock.now(), user.id.clone());
-    let apps =
-        state.db.run(move |connection| account::authorized_apps(connection, &snapshot.tree, &user_id, now)).await?;
+    let timezone = state.settings.limits_timezone;
+    let apps = state
+        .db
+        .run(move |connection| account::authorized_apps(connection, &snapshot.tree, &user_id, now, timezone))
+        .await?;
     // The query only says that something was revoked: text from a URL is never shown.
     let notice =
         query.revoked.as_ref().map(|_| "The app's access has been revoked. Its tokens no longer work.".to_string());

@@ -156,6 +156,7 @@ impl AuthorizationEndpoint<'_> {
             grant_type: GrantType::AuthorizationCode,
             without_grant: WithoutGrant::NotUsable,
             now: self.core.now,
+            timezone: self.core.context.limits_timezone,
         }
     }
 

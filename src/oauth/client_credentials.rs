@@ -155,6 +155,7 @@ impl CredentialsEndpoint<'_> {
             grant_type: GrantType::ClientCredentials,
             without_grant: WithoutGrant::StartsNow,
             now: self.core.now,
+            timezone: self.core.context.limits_timezone,
         };
         let entitled = entitlement::client_credentials(&rule, &named, requested.is_some())
             .map_err(|refusal| AppError::bad_request("invalid_scope", refusal.to_string()))?;

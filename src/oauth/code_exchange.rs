@@ -154,6 +154,7 @@ impl ExchangeEndpoint<'_> {
             grant_type: self.grant_type,
             without_grant: WithoutGrant::NotUsable,
             now: self.core.now,
+            timezone: self.core.context.limits_timezone,
         };
         rule.evaluate(granted.iter()).names()
     }

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
-use crate::domain::entitlement::{expiry, grant_state, remaining_accesses, GrantState, Standing};
+use crate::domain::entitlement::{
+    expiry, grant_state, limits_day, remaining_accesses, remaining_accesses_today, GrantState, Standing,
+};
 use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::scope_tree::ScopeTree;
 use crate::domain::user::User;
@@ -23,6 +25,8 @@ pub struct AuthorizedScope {
     pub expires_at: Option<DateTime<Utc>>,
     /// Accesses left, None when the scope counts none (an exhausted grant has 0).
     pub remaining: Option<u64>,
+    /// Accesses left today, None when the scope has no daily limit.
+    pub remaining_today: Option<u64>,
 }
 
 /// One grant the user gave an app (a client may hold several: Grant Management).
@@ -38,14 +42,15 @@ pub fn authorized_apps(
     tree: &ScopeTree,
     user_id: &str,
     now: DateTime<Utc>,
+    timezone: chrono_tz::Tz,
 ) -> Result<Vec<AuthorizedApp>, AppError> {
     // By client, then by grant: each grant is its own card.
     let mut by_grant: BTreeMap<(String, String), Vec<AuthorizedScope>> = BTreeMap::new();
     let listed = grants::list(connection, Some(user_id), None)?;
-    for JudgedGrant { consent, grant, standing } in judge(connection, tree, listed, now)? {
+    for JudgedGrant { consent, grant, standing } in judge(connection, tree, listed, now, timezone)? {
         let Some(scope) = tree.get(&grant.scope_name) else { continue };
         let usage = grant.usage();
-        let state = grant_state(scope, usage, now);
+        let state = grant_state(scope, usage, now, timezone);
         by_grant.entry((consent.client_id.clone(), consent.id.clone())).or_default().push(AuthorizedScope {
             name: scope.name.clone(),
             label: scope.fields.alias.clone().unwrap_or_else(|| scope.name.clone()),
@@ -54,6 +59,7 @@ pub fn authorized_apps(
             standing,
             expires_at: expiry(scope, usage.granted_at),
             remaining: remaining_accesses(scope, usage),
+            remaining_today: remaining_accesses_today(scope, usage, limits_day(now, timezone)),
         });
     }
     let mut apps = Vec::new();

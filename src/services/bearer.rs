@@ -61,7 +61,7 @@ pub fn client_with_scope(
     if row.user_id.is_some() {
         return Ok(Err(BearerDenied::InsufficientScope));
     }
-    let rule = Rule::for_holder(context.tree, &holdings, false, now);
+    let rule = Rule::for_holder(context.tree, &holdings, false, now, context.limits_timezone);
     // `admits` lets only admin clients hold the admin scope. It takes no children now; one
     // left by an older version must not take the admin API away, so the scope is judged by
     // itself, whatever its children.

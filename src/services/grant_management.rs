@@ -54,7 +54,7 @@ pub fn query(
     let key = ConsentKey::Reading(Some(grant_id));
     let holdings = holdings::load_for(connection, context.clients, &caller.client_id, key)?
         .ok_or_else(|| AppError::not_found("invalid_grant_id", "the grant's client no longer exists"))?;
-    let rule = Rule::for_holder(context.tree, &holdings, consent.user_id.is_some(), now);
+    let rule = Rule::for_holder(context.tree, &holdings, consent.user_id.is_some(), now, context.limits_timezone);
     let entitlement = rule.evaluate(holdings.grants.keys().map(String::as_str));
     let scopes = if entitlement.is_empty() { vec![] } else { vec![GrantedScope { scope: entitlement.scope() }] };
     Ok(GrantView {

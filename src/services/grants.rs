@@ -51,6 +51,7 @@ pub fn judge(
     tree: &ScopeTree,
     rows: Vec<(ConsentRow, GrantRow)>,
     now: DateTime<Utc>,
+    timezone: chrono_tz::Tz,
 ) -> Result<Vec<JudgedGrant>, AppError> {
     let mut by_consent: BTreeMap<String, Vec<(ConsentRow, GrantRow)>> = BTreeMap::new();
     for (consent, grant) in rows {
@@ -79,7 +80,7 @@ pub fn judge(
             holdings.grants.insert(grant.scope_name.clone(), HeldGrant { id: grant.id, usage: grant.usage() });
         }
         let entitlement =
-            Rule::for_holder(tree, &holdings, user, now).evaluate(holdings.grants.keys().map(String::as_str));
+            Rule::for_holder(tree, &holdings, user, now, timezone).evaluate(holdings.grants.keys().map(String::as_str));
         for (consent, grant) in rows {
             let standing = entitlement.standing(&grant.scope_name);
             judged.push(JudgedGrant { consent, grant, standing });
@@ -102,6 +103,7 @@ pub fn list(
     username: Option<&str>,
     client_id: Option<&str>,
     now: DateTime<Utc>,
+    timezone: chrono_tz::Tz,
 ) -> Result<Vec<GrantView>, AppError> {
     let user_id = match username {
         Some(username) => Some(
@@ -112,7 +114,7 @@ pub fn list(
         None => None,
     };
     let listed = grants::list(connection, user_id.as_deref(), client_id)?;
-    let rows = judge(connection, tree, listed, now)?;
+    let rows = judge(connection, tree, listed, now, timezone)?;
     let mut user_ids: Vec<String> = rows.iter().filter_map(|judged| judged.consent.user_id.clone()).collect();
     user_ids.sort();
     user_ids.dedup();

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::OAuthContext;
 use crate::domain::client::Client;
-use crate::domain::entitlement::{Entitlement, Rule};
+use crate::domain::entitlement::{limits_day, Entitlement, Rule};
 use crate::domain::event::{Actor, Event, EventType};
 use crate::domain::limits;
 use crate::domain::scope_tree::ScopeTree;
@@ -25,6 +25,10 @@ use crate::storage::{atomically, events, grants, DbConnection, StorageError};
 pub struct ScopeLimits {
     pub expires_at: Option<String>,
     pub remaining_accesses: Option<u64>,
+    /// Accesses left today (`max_accesses_per_day`, in `limits_timezone`); only for scopes
+    /// with a daily limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_accesses_today: Option<u64>,
 }
 
 /// An active token's introspection response.
@@ -100,6 +104,8 @@ pub struct Judged {
     entitlement: Entitlement,
     /// Grants whose last access this introspection took (each recorded as `grant.exhausted`).
     exhausted_now: usize,
+    /// Where per-day limits count their days.
+    timezone: chrono_tz::Tz,
 }
 
 /// Introspects `token` for `caller`: one read-only pass. `Ok(None)` means inactive (unknown,
@@ -137,9 +143,9 @@ pub fn judge(
         },
         None => None,
     };
-    let rule = Rule::for_holder(context.tree, &holdings, row.user_id.is_some(), now);
+    let rule = Rule::for_holder(context.tree, &holdings, row.user_id.is_some(), now, context.limits_timezone);
     let entitlement = rule.evaluate(row.scope.split(' ').filter(|s| !s.is_empty()));
-    Ok(Some(Judged { row, username, entitlement, exhausted_now: 0 }))
+    Ok(Some(Judged { row, username, entitlement, exhausted_now: 0, timezone: context.limits_timezone }))
 }
 
 impl Judged {
@@ -180,10 +186,9 @@ impl Judged {
         now: DateTime<Utc>,
     ) -> Result<Self, StorageError> {
         let counted: Vec<(String, i64)> = self.entitlement.counted();
-        self.entitlement.count_accesses(tree, |grant_id, max| {
-            let count = grants::count_access(connection, grant_id, i64::from(max))?;
-            Ok::<_, StorageError>(count.map(|count| u64::try_from(count).unwrap_or(u64::MAX)))
-        })?;
+        let today = limits_day(now, self.timezone);
+        self.entitlement
+            .count_accesses(tree, |grant_id, limits| grants::count_access(connection, grant_id, limits, today))?;
         let exhausted: Vec<Event> = counted
             .into_iter()
             .filter(|(name, _)| self.entitlement.usable.get(name).is_some_and(|usable| usable.remaining == Some(0)))
@@ -240,6 +245,7 @@ pub fn scope_limits(entitlement: &Entitlement, tree: &ScopeTree) -> BTreeMap<Str
             let limits = ScopeLimits {
                 expires_at: usable.expires_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
                 remaining_accesses: usable.remaining,
+                remaining_accesses_today: usable.remaining_today,
             };
             (name.clone(), limits)
         })

@@ -51,4 +51,6 @@ pub struct OAuthContext<'a> {
     pub clients: &'a ClientDirectory,
     /// Which requests the FAPI 2.0 rule covers (`domain::fapi`).
     pub fapi: &'a FapiPolicy,
+    /// Where per-day limits count their days (`limits_timezone`).
+    pub limits_timezone: chrono_tz::Tz,
 }

@@ -4,14 +4,14 @@
 //! and its access count. Whether a grant is still live is decided in `domain::entitlement`;
 //! nothing here stores that result.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use std::collections::BTreeSet;
 
 use super::columns::UtcTimestamp;
 use super::schema::{access_tokens, authorization_codes, consents, grants, refresh_families};
 use super::{DbConnection, StorageError};
-use crate::domain::entitlement::GrantUsage;
+use crate::domain::entitlement::{AccessLimits, CountOutcome, Counted, GrantUsage};
 use crate::secrets::random_token;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -37,17 +37,26 @@ pub struct GrantRow {
     #[diesel(deserialize_as = UtcTimestamp)]
     pub granted_at: DateTime<Utc>,
     pub access_count: i64,
+    /// The day (`YYYY-MM-DD` in `limits_timezone`) of the last counted access.
+    pub counted_day: Option<String>,
+    pub day_count: i64,
 }
 
 impl GrantRow {
     pub fn usage(&self) -> GrantUsage {
         GrantUsage {
             granted_at: self.granted_at,
-            // The count only grows from 0; a negative one was edited by hand and counts as 0.
+            // The counts only grow from 0; a negative one was edited by hand and counts as 0.
             access_count: u64::try_from(self.access_count).unwrap_or(0),
+            // Written by `count_access` only; one that does not parse counts as no day.
+            counted_day: self.counted_day.as_deref().and_then(|day| NaiveDate::parse_from_str(day, DAY_FORMAT).ok()),
+            day_count: u64::try_from(self.day_count).unwrap_or(0),
         }
     }
 }
+
+/// How `counted_day` is written: comparable as text on both backends.
+const DAY_FORMAT: &str = "%Y-%m-%d";
 
 /// Who a consent is from.
 #[derive(Debug, Clone, Copy)]
@@ -145,7 +154,8 @@ pub fn default_with_grants(
         let grants = grants_of(connection, &consent_id)?;
         return Ok(Some((consent_id, grants)));
     };
-    type Row = (String, Option<i64>, Option<String>, Option<chrono::NaiveDateTime>, Option<i64>);
+    type Row =
+        (String, Option<i64>, Option<String>, Option<chrono::NaiveDateTime>, Option<i64>, Option<String>, Option<i64>);
     let rows: Vec<Row> = consents::table
         .left_join(grants::table)
         .filter(consents::subject.eq(subject))
@@ -157,18 +167,22 @@ pub fn default_with_grants(
             grants::scope_name.nullable(),
             grants::granted_at.nullable(),
             grants::access_count.nullable(),
+            grants::counted_day.nullable(),
+            grants::day_count.nullable(),
         ))
         .load(sqlite)?;
     let Some(consent_id) = rows.first().map(|row| row.0.clone()) else { return Ok(None) };
     let grants = rows
         .into_iter()
-        .filter_map(|(consent_id, id, scope_name, granted_at, access_count)| {
+        .filter_map(|(consent_id, id, scope_name, granted_at, access_count, counted_day, day_count)| {
             Some(GrantRow {
                 id: id?,
                 consent_id,
                 scope_name: scope_name?,
                 granted_at: granted_at?.and_utc(),
                 access_count: access_count?,
+                counted_day,
+                day_count: day_count?,
             })
         })
         .collect();
@@ -251,16 +265,43 @@ pub fn restart_existing(
     Ok(restarted)
 }
 
-/// Counts one access against a grant if it has any left: a single conditional UPDATE, so
-/// under any concurrency, on either backend and from any number of instances, at most `max`
-/// calls succeed. Returns the new count, or None when the grant was already exhausted.
-pub fn count_access(connection: &mut DbConnection, grant_id: i64, max: i64) -> Result<Option<i64>, StorageError> {
+/// Counts one access against a grant if it has any left, of all (`limits.total`) and of
+/// `today` (`limits.per_day`; 0 = no such limit): a single conditional UPDATE, so under any
+/// concurrency, on either backend and from any number of instances, at most that many calls
+/// succeed, in all and on each day. Returns the new counts, or which limit refused it.
+pub fn count_access(
+    connection: &mut DbConnection,
+    grant_id: i64,
+    limits: AccessLimits,
+    today: NaiveDate,
+) -> Result<CountOutcome, StorageError> {
+    use diesel::dsl::case_when;
     let _gate = super::SqliteWriteGate::for_connection(connection);
-    Ok(diesel::update(grants::table.find(grant_id).filter(grants::access_count.lt(max)))
-        .set(grants::access_count.eq(grants::access_count + 1))
-        .returning(grants::access_count)
-        .get_result(connection)
-        .optional()?)
+    let today = today.format(DAY_FORMAT).to_string();
+    let cap = |max: u32| if max == 0 { i64::MAX } else { i64::from(max) };
+    let (total_cap, day_cap) = (cap(limits.total), cap(limits.per_day));
+    let day_open = grants::counted_day.is_null().or(grants::counted_day.ne(&today)).or(grants::day_count.lt(day_cap));
+    // Every SET reads the row as it was: the day's count restarts at 1 on a new day.
+    let counted =
+        diesel::update(grants::table.find(grant_id).filter(grants::access_count.lt(total_cap)).filter(day_open))
+            .set((
+                grants::access_count.eq(grants::access_count + 1),
+                grants::day_count.eq(case_when(grants::counted_day.eq(&today), grants::day_count + 1).otherwise(1_i64)),
+                grants::counted_day.eq(&today),
+            ))
+            .returning((grants::access_count, grants::day_count))
+            .get_result::<(i64, i64)>(connection)
+            .optional()?;
+    if let Some((total, day)) = counted {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        return Ok(CountOutcome::Counted(Counted { total: count(total), today: count(day) }));
+    }
+    // Which limit refused it: read what the winners left.
+    let total: Option<i64> = grants::table.find(grant_id).select(grants::access_count).first(connection).optional()?;
+    Ok(match total {
+        Some(total) if total < total_cap => CountOutcome::ExhaustedToday,
+        _ => CountOutcome::Exhausted,
+    })
 }
 
 /// Grants with their consents, filtered by user and/or client, for the admin listing and the

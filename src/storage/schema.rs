@@ -14,6 +14,7 @@ diesel::table! {
         user_authorization_required -> Bool,
         access_duration_days -> Integer,
         max_access_count -> Integer,
+        max_accesses_per_day -> Integer,
         security_level -> Text,
         auth_types -> Text,
         operations -> Text,
@@ -89,6 +90,8 @@ diesel::table! {
         scope_name -> Text,
         granted_at -> Timestamp,
         access_count -> BigInt,
+        counted_day -> Nullable<Text>,
+        day_count -> BigInt,
     }
 }
 

@@ -26,6 +26,7 @@ struct ScopeRow {
     user_authorization_required: bool,
     access_duration_days: i32,
     max_access_count: i32,
+    max_accesses_per_day: i32,
     #[diesel(serialize_as = TextEnum<SecurityLevel>, deserialize_as = TextEnum<SecurityLevel>)]
     security_level: SecurityLevel,
     #[diesel(serialize_as = JsonList<GrantType>, deserialize_as = JsonList<GrantType>)]
@@ -62,6 +63,7 @@ impl TryFrom<&Scope> for ScopeRow {
             user_authorization_required,
             access_duration_days,
             max_access_count,
+            max_accesses_per_day,
             security_level,
             auth_types,
             operations,
@@ -79,6 +81,7 @@ impl TryFrom<&Scope> for ScopeRow {
             user_authorization_required: *user_authorization_required,
             access_duration_days: to_i32("scopes.access_duration_days", *access_duration_days)?,
             max_access_count: to_i32("scopes.max_access_count", *max_access_count)?,
+            max_accesses_per_day: to_i32("scopes.max_accesses_per_day", *max_accesses_per_day)?,
             security_level: *security_level,
             auth_types: auth_types.clone(),
             operations: operations.clone(),
@@ -98,6 +101,7 @@ impl ScopeRow {
             user_authorization_required: self.user_authorization_required,
             access_duration_days: to_u32("scopes.access_duration_days", self.access_duration_days)?,
             max_access_count: to_u32("scopes.max_access_count", self.max_access_count)?,
+            max_accesses_per_day: to_u32("scopes.max_accesses_per_day", self.max_accesses_per_day)?,
             security_level: self.security_level,
             auth_types: self.auth_types,
             operations: self.operations,

@@ -92,6 +92,7 @@ impl Draft {
             ("security_level", fields.security_level.as_str().to_string()),
             ("access_duration_days", fields.access_duration_days.to_string()),
             ("max_access_count", fields.max_access_count.to_string()),
+            ("max_accesses_per_day", fields.max_accesses_per_day.to_string()),
             ("operations", fields.operations.join("\n")),
         ];
         Self::from_pairs(

@@ -6,6 +6,7 @@ mod admin;
 mod browser_flow;
 mod cli;
 mod console;
+mod daily_limits;
 mod entitlement;
 mod events;
 mod fapi;

@@ -31,10 +31,12 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let GrantFilter { user, client } = filter.into_inner();
     let snapshot = state.registry.snapshot();
-    let now = state.clock.now();
+    let (now, timezone) = (state.clock.now(), state.settings.limits_timezone);
     let grants = state
         .db
-        .run(move |connection| grants::list(connection, &snapshot.tree, user.as_deref(), client.as_deref(), now))
+        .run(move |connection| {
+            grants::list(connection, &snapshot.tree, user.as_deref(), client.as_deref(), now, timezone)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(GrantList { grants }))
 }

@@ -28,10 +28,12 @@ pub async fn list(
     let filter = Draft::from_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let wanted = |key: &str| Some(filter.value(key).to_string()).filter(|value| !value.is_empty());
     let (user, client, scope, wanted_state) = (wanted("user"), wanted("client"), wanted("scope"), wanted("state"));
-    let (snapshot, now) = (state.registry.snapshot(), state.clock.now());
+    let (snapshot, now, timezone) = (state.registry.snapshot(), state.clock.now(), state.settings.limits_timezone);
     let listed = state
         .db
-        .run(move |connection| grants::list(connection, &snapshot.tree, user.as_deref(), client.as_deref(), now))
+        .run(move |connection| {
+            grants::list(connection, &snapshot.tree, user.as_deref(), client.as_deref(), now, timezone)
+        })
         .await;
     let (status, error, listed) = or_refusal(listed)?;
     let (found, grants) = shown(listed, scope.as_deref(), wanted_state.as_deref());

@@ -95,6 +95,7 @@ fn fields_from(form: &HtmlForm) -> Result<ScopeFields, AppError> {
         "user_authorization_required": form.first("user_authorization_required").is_some(),
         "access_duration_days": number("access_duration_days")?,
         "max_access_count": number("max_access_count")?,
+        "max_accesses_per_day": number("max_accesses_per_day")?,
         "security_level": text("security_level").unwrap_or_else(|| "F".into()),
         "auth_types": auth_types,
         "operations": operations.collect::<Vec<_>>(),
