@@ -213,3 +213,25 @@ async fn malformed_grant_requests_and_someone_elses_grant_id_are_refused() {
     let answer = authorize_as(&bob, ("bob", "bob-password"), &client, "accounts.balance", &merge).await;
     assert_eq!(answer["error"], "invalid_grant_id", "{answer:?}");
 }
+
+/// The Grant Management parameters travel through PAR like any other.
+#[tokio::test]
+async fn a_pushed_request_creates_a_grant_too() {
+    let (app, client) = setup().await;
+    let alice = Browser::new(&app);
+    let first = tokens(&app, &client, &authorize(&alice, &client, "accounts.balance", &[]).await).await;
+    let path = authorize_path(&client, Some("accounts.balance"), &[("grant_management_action", "create")]);
+    let body: Vec<(String, String)> =
+        url::form_urlencoded::parse(path.trim_start_matches("/authorize?").as_bytes()).into_owned().collect();
+    let body: Vec<(&str, &str)> = body.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let pushed: Value = app.post_form("/par", Some(&client), &body).await.json().await.unwrap();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &client.id)
+        .append_pair("request_uri", pushed["request_uri"].as_str().unwrap())
+        .finish();
+    let consent = alice.get(&format!("/authorize?{query}")).await;
+    assert_eq!(consent.status(), 200, "a new grant asks afresh, though the default one holds the scope");
+    let answer = approve(&alice, &consent.text().await.unwrap(), None).await;
+    let second = tokens(&app, &client, &answer).await;
+    assert_ne!(second["grant_id"], first["grant_id"]);
+}
