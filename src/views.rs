@@ -128,6 +128,21 @@ pub struct ErrorPage {
 pub struct DemoPage {
     pub page_title: String,
     pub issuer: String,
+    /// The payment the "pay" button pays.
+    pub payment_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "demo_payment.html")]
+pub struct DemoPaymentPage {
+    pub page_title: String,
+    pub payment_id: String,
+    pub error: Option<String>,
+    pub token_response: String,
+    pub introspection: String,
+    /// The payment API's answer.
+    pub payment: String,
+    pub executed: bool,
 }
 
 #[derive(Template)]

@@ -8,7 +8,7 @@ use super::scope_tree::ScopeTree;
 
 /// Why a scope the user consented to before is asked about again, in words.
 pub fn reauthorization_reason(tree: &ScopeTree, name: &str, reason: Dropped) -> Option<String> {
-    let scope = tree.get(name)?;
+    let scope = tree.definition(name)?;
     match reason {
         Dropped::Lapsed { .. } => Some("Your earlier consent has expired. Please confirm it again.".into()),
         Dropped::Exhausted => Some(format!(
@@ -27,7 +27,7 @@ pub fn reauthorization_reason(tree: &ScopeTree, name: &str, reason: Dropped) -> 
 /// - a granted parent implies its children, so a parent with any refused offered descendant
 ///   is dropped and its remaining ticked children are granted individually.
 pub fn decide(tree: &ScopeTree, offered: &BTreeSet<String>, ticked: &BTreeSet<String>) -> BTreeSet<String> {
-    let needs_box = |name: &str| tree.get(name).is_some_and(|scope| scope.fields.user_authorization_required);
+    let needs_box = |name: &str| tree.definition(name).is_some_and(|scope| scope.fields.user_authorization_required);
     let approved = |name: &str| -> bool {
         if !needs_box(name) {
             return true;

@@ -175,7 +175,8 @@ impl Holdings {
 /// Why a scope is not in the effective scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
-    /// No longer in the registry.
+    /// No longer in the registry (or a parameterised scope's bare name, which stands for
+    /// nothing).
     Unknown,
     /// The client may not hold it (level, visibility, grant type, admin scope).
     NotAdmitted,
@@ -265,7 +266,7 @@ impl<'a> Rule<'a> {
     pub fn evaluate<'n>(&self, granted: impl IntoIterator<Item = &'n str>) -> Entitlement {
         let granted: Vec<&str> = granted.into_iter().collect();
         let mut entitlement = Entitlement::default();
-        for name in granted.iter().filter(|name| !self.tree.contains(name)) {
+        for name in granted.iter().filter(|name| self.tree.definition(name).is_none()) {
             entitlement.dropped.insert(name.to_string(), Dropped::Unknown);
         }
         for name in self.tree.expand(granted.iter().copied()) {
@@ -291,7 +292,7 @@ impl<'a> Rule<'a> {
 
     /// A scope by itself, before the ancestor rule.
     fn own_state(&self, name: &str) -> Result<Usable, Dropped> {
-        let Some(scope) = self.tree.get(name) else { return Err(Dropped::Unknown) };
+        let Some(scope) = self.tree.definition(name) else { return Err(Dropped::Unknown) };
         if !admits(self.tree, self.holdings, self.grant_type, name) {
             return Err(Dropped::NotAdmitted);
         }
@@ -364,7 +365,7 @@ impl Entitlement {
             if lost.iter().any(|spent| tree.ancestors(spent).any(|ancestor| ancestor.name == name)) {
                 continue;
             }
-            let limits = tree.get(&name).map_or(AccessLimits::default(), |scope| AccessLimits {
+            let limits = tree.definition(&name).map_or(AccessLimits::default(), |scope| AccessLimits {
                 total: scope.fields.max_access_count,
                 per_day: scope.fields.max_accesses_per_day,
             });
@@ -385,7 +386,7 @@ impl Entitlement {
     fn record_accesses(&mut self, tree: &ScopeTree, counts: &BTreeMap<String, CountOutcome>) {
         for (name, count) in counts {
             let Some(usable) = self.usable.get_mut(name) else { continue };
-            let reason = match (count, tree.get(name)) {
+            let reason = match (count, tree.definition(name)) {
                 (CountOutcome::Counted(counted), Some(scope)) => {
                     let left = |max: u32, used: u64| (max > 0).then(|| u64::from(max).saturating_sub(used));
                     usable.remaining = left(scope.fields.max_access_count, counted.total);
@@ -402,9 +403,13 @@ impl Entitlement {
     }
 
     fn drop_ancestors_of_dropped(&mut self, tree: &ScopeTree) {
+        // An unknown name implies nothing; a parameterised scope's bare name, which is in
+        // the tree, is one.
         let fallen: BTreeSet<String> = self
             .dropped
-            .keys()
+            .iter()
+            .filter(|(_, reason)| **reason != Dropped::Unknown)
+            .map(|(name, _)| name)
             .flat_map(|name| tree.ancestors(name).map(|ancestor| ancestor.name.clone()).collect::<Vec<_>>())
             .filter(|ancestor| self.usable.contains_key(ancestor))
             .collect();
@@ -551,7 +556,8 @@ pub fn authorization_step(tree: &ScopeTree, facts: AuthorizationFacts<'_>, decis
     if offered.is_empty() {
         return AuthorizationStep::Refuse("invalid_scope");
     }
-    let needs_user = |name: &str| tree.get(name).is_some_and(|scope| scope.fields.user_authorization_required);
+    let needs_user =
+        |name: &str| tree.definition(name).is_some_and(|scope| scope.fields.user_authorization_required);
     // A scope whose day's accesses are spent still stands: the user's consent is not in
     // question, and asking again must not hand the client a fresh day.
     let not_live_by_itself = |name: &str| {

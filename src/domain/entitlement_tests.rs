@@ -76,6 +76,38 @@ fn a_spent_child_takes_its_parent_out_and_leaves_its_siblings() {
     assert_eq!(entitlement.dropped["accounts"], Dropped::ImpliesDropped);
 }
 
+/// `bank()` with `payments` > `payments.transfer` (parameterised, 1 access per value).
+fn bank_with_payments() -> ScopeTree {
+    let mut scopes = bank().scopes();
+    scopes.push(Scope { position: 2, ..Scope::new("payments", "Payments") });
+    scopes.push(child("payments.transfer", "payments", 0).with_fields(|fields| {
+        fields.parameterised = true;
+        fields.max_access_count = 1;
+    }));
+    ScopeTree::from_scopes(scopes).unwrap()
+}
+
+#[test]
+fn each_value_of_a_parameterised_scope_is_its_own_grant_and_implies_nothing() {
+    let tree = bank_with_payments();
+    let holdings = holdings(&[("payments", 1, 0), ("payments.transfer:PAY-1", 1, 1), ("payments.transfer:PAY-2", 1, 0)]);
+    let entitlement = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate([
+        "payments",
+        "payments.transfer:PAY-1",
+        "payments.transfer:PAY-2",
+        "payments.transfer:PAY-3",
+        "payments.transfer",
+    ]);
+    assert_eq!(entitlement.scope(), "payments payments.transfer:PAY-2", "PAY-1 is spent; a parent survives it");
+    assert_eq!(entitlement.dropped["payments.transfer:PAY-1"], Dropped::Exhausted);
+    assert_eq!(entitlement.dropped["payments.transfer:PAY-3"], Dropped::NotGranted);
+    assert_eq!(entitlement.dropped["payments.transfer"], Dropped::Unknown, "the bare name stands for nothing");
+    assert_eq!(entitlement.usable["payments.transfer:PAY-2"].remaining, Some(1));
+    assert_eq!(entitlement.counted(), vec![("payments.transfer:PAY-2".to_string(), 3)]);
+    let parent_alone = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate(["payments"]);
+    assert_eq!(parent_alone.scope(), "payments", "no value comes with the parent");
+}
+
 #[test]
 fn without_a_grant_row_a_users_scope_is_gone() {
     let tree = bank();

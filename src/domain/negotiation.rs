@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::entitlement::{admits, Holdings};
-use super::scope::GrantType;
+use super::scope::{split_value, validate_scope_value, GrantType};
 use super::scope_tree::ScopeTree;
 
 pub use super::entitlement::ADMIN_SCOPE;
@@ -19,6 +19,10 @@ pub enum NegotiationError {
     UnknownScope(String),
     #[error("scope {0:?} is not available to this client")]
     NotAllowed(String),
+    #[error("scope {0:?} is parameterised: request it with a value, as {0}:<value>")]
+    ValueRequired(String),
+    #[error("{0}")]
+    InvalidValue(String),
 }
 
 /// The scope names a request stands for. `requested = None` means the parameter was absent:
@@ -44,14 +48,28 @@ pub fn named_scopes(
         return Ok(defaults);
     };
     for name in requested {
-        if !tree.contains(name) {
-            return Err(NegotiationError::UnknownScope(name.clone()));
+        if tree.definition(name).is_none() {
+            return Err(unknown(tree, name));
         }
         if !admits(tree, holdings, grant_type, name) {
             return Err(NegotiationError::NotAllowed(name.clone()));
         }
     }
     Ok(requested.clone())
+}
+
+/// Why a requested string names no scope, as precisely as can be said: a parameterised
+/// scope's bare name, a bad value of one, or no such scope.
+fn unknown(tree: &ScopeTree, requested: &str) -> NegotiationError {
+    if tree.get(requested).is_some_and(|scope| scope.fields.parameterised) {
+        return NegotiationError::ValueRequired(requested.to_owned());
+    }
+    match split_value(requested) {
+        Some((name, value)) if tree.get(name).is_some_and(|scope| scope.fields.parameterised) => {
+            NegotiationError::InvalidValue(validate_scope_value(value).err().unwrap_or_default())
+        }
+        _ => NegotiationError::UnknownScope(requested.to_owned()),
+    }
 }
 
 /// `scope` parameter syntax (RFC 6749 §3.3): space-delimited, case-sensitive tokens.
@@ -167,6 +185,36 @@ mod tests {
         assert!(named_scopes(&tree(), &plain, CC, Some(&admin_scope)).is_err());
         let admin = holdings(SecurityLevel::F, true, &[ADMIN_SCOPE]);
         assert_eq!(named_scopes(&tree(), &admin, CC, Some(&admin_scope)).unwrap(), admin_scope);
+    }
+
+    #[test]
+    fn a_parameterised_scope_is_named_with_a_valid_value_and_never_bare() {
+        let mut tree = tree();
+        tree.add(Scope {
+            parent: Some("payments".into()),
+            position: 1,
+            ..Scope::new("payments.pay", "Pay").with_fields(|fields| {
+                fields.security_level = SecurityLevel::A;
+                fields.visibility = Visibility::Private;
+                fields.parameterised = true;
+            })
+        })
+        .unwrap();
+        let holdings = holdings(SecurityLevel::A, false, &["payments"]);
+        let named = |names: &[&str]| named_scopes(&tree, &holdings, CC, Some(&set(names)));
+        assert_eq!(named(&["payments.pay:PAY-123"]), Ok(set(&["payments.pay:PAY-123"])));
+        assert_eq!(named(&["payments.pay"]), Err(NegotiationError::ValueRequired("payments.pay".into())));
+        assert!(matches!(named(&["payments.pay:"]), Err(NegotiationError::InvalidValue(_))));
+        let too_long = format!("payments.pay:{}", "9".repeat(65));
+        assert!(matches!(named(&[too_long.as_str()]), Err(NegotiationError::InvalidValue(message)) if message.contains("1 to 64")));
+        assert!(matches!(named(&["payments.pay:a=b"]), Err(NegotiationError::InvalidValue(_))));
+        assert_eq!(named(&["accounts:PAY-1"]), Err(NegotiationError::UnknownScope("accounts:PAY-1".into())));
+        // Through an assignment of its parent, like any private scope's child; not without.
+        let unassigned = super::Holdings::new(client(SecurityLevel::A, false), set(&[]));
+        assert_eq!(
+            named_scopes(&tree, &unassigned, CC, Some(&set(&["payments.pay:X"]))),
+            Err(NegotiationError::NotAllowed("payments.pay:X".into()))
+        );
     }
 
     #[test]

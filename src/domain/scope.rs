@@ -134,6 +134,23 @@ pub fn validate_scope_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The value of a parameterised scope (SPEC "Banking consents"): 1–64 characters of
+/// `A-Za-z0-9._~-`. It has no `:`, so the last `:` of a requested string ends the name.
+pub fn validate_scope_value(value: &str) -> Result<(), String> {
+    let valid_chars = value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-'));
+    if value.is_empty() || value.len() > 64 || !valid_chars {
+        return Err(format!("scope value {value:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '~' and '-'"));
+    }
+    Ok(())
+}
+
+/// A requested scope string split at its last `:` into a name and a value, when it has one
+/// that could be a value. Whether the name is a parameterised scope is the tree's to say
+/// (`ScopeTree::definition`), since plain names may contain `:` too (`scopegate:admin`).
+pub fn split_value(requested: &str) -> Option<(&str, &str)> {
+    requested.rsplit_once(':').filter(|(name, _)| !name.is_empty())
+}
+
 /// One node of the registry, as SPEC.md "Scope registry" lists its fields.
 // Its name and its place in the tree are here; everything else is in `fields`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -204,6 +221,10 @@ pub struct ScopeFields {
     /// OBP compatibility: a bank-level scope is assigned with a `bank_id`.
     #[serde(default)]
     pub bank_level: bool,
+    /// Requested only with a value, as `<name>:<value>` (`payments.transfer:PAY-123`); each
+    /// value is a grant of its own, and a parent does not imply it.
+    #[serde(default)]
+    pub parameterised: bool,
 }
 
 fn asks_the_user() -> bool {
@@ -237,6 +258,7 @@ impl ScopeFields {
             auth_types: Vec::new(),
             operations: Vec::new(),
             bank_level: false,
+            parameterised: false,
         }
     }
 
@@ -274,6 +296,16 @@ impl Scope {
     /// Whether a token request by `grant_type` may obtain this scope.
     pub fn allows_grant_type(&self, grant_type: GrantType) -> bool {
         self.fields.auth_types.is_empty() || self.fields.auth_types.contains(&grant_type)
+    }
+
+    /// What the consent and account pages call the scope as `requested`: its alias (or name),
+    /// and for a parameterised scope the value too ("Transfer money — PAY-123").
+    pub fn label_for(&self, requested: &str) -> String {
+        let label = self.fields.alias.as_deref().unwrap_or(&self.name);
+        match split_value(requested).filter(|_| self.fields.parameterised) {
+            Some((_, value)) => format!("{label} \u{2014} {value}"),
+            None => label.to_owned(),
+        }
     }
 
     /// Whether introspection counts its accesses: a limit on all of them or on each day's.
@@ -322,7 +354,8 @@ mod tests {
             "security_level": "F",
             "auth_types": [],
             "operations": [],
-            "bank_level": false
+            "bank_level": false,
+            "parameterised": false
         });
         assert_eq!(json, expected);
     }
@@ -334,6 +367,22 @@ mod tests {
         assert_eq!(maximum("access_duration_days"), Some(f64::from(ScopeFields::MAX_ACCESS_DURATION_DAYS)));
         assert_eq!(maximum("max_access_count"), Some(f64::from(ScopeFields::MAX_ACCESS_COUNT)));
         assert_eq!(schema["required"], serde_json::json!(["short_description"]));
+    }
+
+    #[test]
+    fn scope_values_follow_the_spec_alphabet() {
+        assert!(validate_scope_value("PAY-123").is_ok());
+        assert!(validate_scope_value("a.b_c~d-e").is_ok());
+        assert!(validate_scope_value(&"9".repeat(64)).is_ok());
+        assert!(validate_scope_value(&"9".repeat(65)).is_err());
+        assert!(validate_scope_value("").is_err());
+        assert!(validate_scope_value("PAY 1").is_err());
+        assert!(validate_scope_value("a:b").is_err());
+        assert!(validate_scope_value("é").is_err());
+        assert_eq!(split_value("payments.transfer:PAY-1"), Some(("payments.transfer", "PAY-1")));
+        assert_eq!(split_value("a:b:c"), Some(("a:b", "c")));
+        assert_eq!(split_value(":x"), None);
+        assert_eq!(split_value("plain"), None);
     }
 
     #[test]

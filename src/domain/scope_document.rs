@@ -252,6 +252,7 @@ mod tests {
             "auth_types": [],
             "operations": [],
             "bank_level": false,
+            "parameterised": false,
             "children": []
         }]);
         assert_eq!(json, expected);

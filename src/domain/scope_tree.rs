@@ -4,7 +4,8 @@
 //! tree exactly as it was.
 
 use crate::domain::scope::{
-    validate_scope_name, GrantType, Scope, ScopeFields, SecurityLevel, Visibility, ADMIN_SCOPE,
+    split_value, validate_scope_name, validate_scope_value, GrantType, Scope, ScopeFields, SecurityLevel, Visibility,
+    ADMIN_SCOPE,
 };
 use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeSet, HashMap};
@@ -61,6 +62,13 @@ pub fn validate_scope(scope: &Scope) -> Result<(), ScopeTreeError> {
     within_bound(scope, "access_duration_days", fields.access_duration_days, ScopeFields::MAX_ACCESS_DURATION_DAYS)?;
     within_bound(scope, "max_access_count", fields.max_access_count, ScopeFields::MAX_ACCESS_COUNT)?;
     within_bound(scope, "max_accesses_per_day", fields.max_accesses_per_day, ScopeFields::MAX_ACCESS_COUNT)?;
+    if fields.parameterised && fields.default_scope {
+        // A default scope is granted when none is asked for, and then there is no value.
+        return Err(ScopeTreeError::invalid(
+            "default_scope",
+            format!("scope {:?} is parameterised, so it cannot be a default scope: it is only granted with a value", scope.name),
+        ));
+    }
     Ok(())
 }
 
@@ -90,6 +98,7 @@ pub fn check_reserved_admin_scope(before: &Scope, after: &Scope) -> Result<(), S
         ("access_duration_days", is.access_duration_days != 0),
         ("max_access_count", is.max_access_count != 0),
         ("max_accesses_per_day", is.max_accesses_per_day != 0),
+        ("parameterised", is.parameterised),
     ];
     match changed.into_iter().find(|(_, changed)| *changed) {
         None => Ok(()),
@@ -130,6 +139,7 @@ pub struct ScopePatch {
     pub auth_types: Option<Vec<GrantType>>,
     pub operations: Option<Vec<String>>,
     pub bank_level: Option<bool>,
+    pub parameterised: Option<bool>,
 }
 
 /// serde calls this only for keys that are present, which tells a JSON null (clear the field)
@@ -160,6 +170,7 @@ impl ScopePatch {
             auth_types,
             operations,
             bank_level,
+            parameterised,
         } = fields;
         Self {
             name: None,
@@ -176,6 +187,7 @@ impl ScopePatch {
             auth_types: Some(auth_types),
             operations: Some(operations),
             bank_level: Some(bank_level),
+            parameterised: Some(parameterised),
         }
     }
 
@@ -198,6 +210,7 @@ impl ScopePatch {
             auth_types,
             operations,
             bank_level,
+            parameterised,
         } = &mut scope.fields;
         replace_if_given(alias, self.alias);
         replace_if_given(short_description, self.short_description);
@@ -212,6 +225,7 @@ impl ScopePatch {
         replace_if_given(auth_types, self.auth_types);
         replace_if_given(operations, self.operations);
         replace_if_given(bank_level, self.bank_level);
+        replace_if_given(parameterised, self.parameterised);
         Ok(())
     }
 }
@@ -394,6 +408,24 @@ impl ScopeTree {
         self.slots.contains_key(name)
     }
 
+    /// The scope a requested string stands for, the one lookup of every grant-side path:
+    /// - a plain scope by its name;
+    /// - a parameterised scope's definition for `<name>:<value>` with a valid value.
+    ///
+    /// The bare name of a parameterised scope stands for nothing: it cannot be requested,
+    /// granted or held. A name in the tree wins over a split, since plain names may contain
+    /// `:` (`scopegate:admin`).
+    pub fn definition(&self, requested: &str) -> Option<&Scope> {
+        match self.get(requested) {
+            Some(scope) => (!scope.fields.parameterised).then_some(scope),
+            None => {
+                let (name, value) = split_value(requested)?;
+                validate_scope_value(value).ok()?;
+                self.get(name).filter(|scope| scope.fields.parameterised)
+            }
+        }
+    }
+
     pub fn roots(&self) -> Vec<&Scope> {
         self.roots.iter().filter_map(|&slot| self.scope_at(slot)).collect()
     }
@@ -482,6 +514,14 @@ impl ScopeTree {
                 format!("the reserved scope {ADMIN_SCOPE} takes no children"),
             ));
         }
+        // A parameterised scope is granted per value and implies nothing, so a child under it
+        // could never be had through it: it stays a leaf.
+        if let Some(parent) = parent.filter(|name| self.get(name).is_some_and(|scope| scope.fields.parameterised)) {
+            return Err(ScopeTreeError::invalid(
+                "parent",
+                format!("scope {parent:?} is parameterised and takes no children"),
+            ));
+        }
         parent.map(|name| self.slot(name).ok_or_else(|| ScopeTreeError::UnknownParent(name.to_owned()))).transpose()
     }
 
@@ -513,6 +553,12 @@ impl ScopeTree {
         let mut edited = node.scope.clone();
         patch.apply_to(&mut edited)?;
         validate_scope(&edited)?;
+        if edited.fields.parameterised && !node.children.is_empty() {
+            return Err(ScopeTreeError::invalid(
+                "parameterised",
+                format!("scope {name:?} has children, so it cannot be parameterised: a parameterised scope stays a leaf"),
+            ));
+        }
         check_reserved_admin_scope(&node.scope, &edited)?;
         node.scope = edited;
         Ok(&node.scope)
@@ -608,12 +654,20 @@ impl ScopeTree {
     }
 
     /// The named scopes and all their descendants: holding a scope means holding its subtree.
-    /// Unknown names are left out.
+    /// A parameterised scope is implied by no parent; its concrete strings (`<name>:<value>`)
+    /// stand for themselves alone. Unknown names, and bare parameterised ones, are left out.
     pub fn expand<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
         let mut visited = vec![false; self.nodes.len()];
         let mut expanded: Vec<&str> = Vec::new();
         let mut stack: Vec<usize> = Vec::new();
-        for slot in names.into_iter().filter_map(|name| self.slot(name)) {
+        let mut concrete: Vec<&str> = Vec::new();
+        for name in names {
+            let Some(slot) = self.slot(name) else {
+                if self.definition(name).is_some() {
+                    concrete.push(name);
+                }
+                continue;
+            };
             stack.push(slot);
             while let Some(slot) = stack.pop() {
                 // A visited scope came with its whole subtree already.
@@ -621,12 +675,13 @@ impl ScopeTree {
                     Some(seen) if !*seen => *seen = true,
                     _ => continue,
                 }
-                if let Some(node) = self.nodes.get(slot) {
+                if let Some(node) = self.nodes.get(slot).filter(|node| !node.scope.fields.parameterised) {
                     expanded.push(&node.scope.name);
                     stack.extend(&node.children);
                 }
             }
         }
+        expanded.extend(concrete);
         // Sorted input lets the set be built in one pass instead of by repeated inserts.
         expanded.sort_unstable();
         expanded.into_iter().map(str::to_owned).collect()
@@ -653,16 +708,18 @@ impl ScopeTree {
     }
 
     /// SPEC's client filter: level admitted, grant type allowed, and public or assigned.
+    /// A parameterised scope's value is admitted as its definition is.
     pub fn client_may_have(&self, scope_name: &str, access: &ClientScopeAccess, grant_type: GrantType) -> bool {
-        self.get(scope_name).is_some_and(|scope| {
+        self.definition(scope_name).is_some_and(|scope| {
             access.security_level.admits(scope.fields.security_level)
                 && scope.allows_grant_type(grant_type)
                 && (scope.fields.visibility == Visibility::Public
-                    || self.is_assigned_or_below_assigned(scope_name, &access.assigned))
+                    || self.is_assigned_or_below_assigned(&scope.name, &access.assigned))
         })
     }
 
-    /// Every scope `client_may_have` accepts, found in one walk that carries "an ancestor is
+    /// Every scope `client_may_have` accepts (bare parameterised names are not scopes one can
+    /// have), found in one walk that carries "an ancestor is
     /// assigned" down instead of climbing from every scope.
     pub fn allowed_for_client(&self, access: &ClientScopeAccess, grant_type: GrantType) -> BTreeSet<String> {
         let mut allowed = BTreeSet::new();
@@ -673,7 +730,8 @@ impl ScopeTree {
             };
             let scope = &node.scope;
             let assigned = ancestor_assigned || access.assigned.contains(&scope.name);
-            if access.security_level.admits(scope.fields.security_level)
+            if !scope.fields.parameterised
+                && access.security_level.admits(scope.fields.security_level)
                 && scope.allows_grant_type(grant_type)
                 && (scope.fields.visibility == Visibility::Public || assigned)
             {

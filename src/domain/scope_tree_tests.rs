@@ -35,6 +35,75 @@ fn bank() -> ScopeTree {
     .unwrap()
 }
 
+/// `bank()` with `payments.transfer` parameterised.
+fn bank_with_parameterised_transfer() -> ScopeTree {
+    let mut tree = bank();
+    let patch = ScopePatch { parameterised: Some(true), ..ScopePatch::default() };
+    tree.edit("payments.transfer", patch).unwrap();
+    tree
+}
+
+#[test]
+fn a_parameterised_scope_is_defined_by_its_values_and_never_by_its_bare_name() {
+    let tree = bank_with_parameterised_transfer();
+    let defined = |requested: &str| tree.definition(requested).map(|scope| scope.name.clone());
+    assert_eq!(defined("payments.transfer:PAY-123"), Some("payments.transfer".into()));
+    assert_eq!(defined("payments.transfer"), None, "the bare name stands for nothing");
+    assert_eq!(defined("payments.transfer:"), None);
+    assert_eq!(defined("payments.transfer:a b"), None);
+    assert_eq!(defined("payments:PAY-123"), None, "payments is not parameterised");
+    assert_eq!(defined("accounts"), Some("accounts".into()));
+    assert_eq!(defined("nope:1"), None);
+}
+
+#[test]
+fn a_parent_does_not_imply_a_parameterised_child_and_a_value_implies_nothing_else() {
+    let tree = bank_with_parameterised_transfer();
+    assert_eq!(tree.expand(["payments"]), ["payments".to_owned()].into());
+    assert_eq!(
+        tree.expand(["payments", "payments.transfer:PAY-1", "payments.transfer:PAY-2", "payments.transfer"]),
+        ["payments", "payments.transfer:PAY-1", "payments.transfer:PAY-2"].map(str::to_owned).into()
+    );
+    assert_eq!(tree.ancestors("payments.transfer:PAY-1").count(), 0, "no parent implies it, so none is above it");
+}
+
+#[test]
+fn a_parameterised_value_is_admitted_as_its_definition_is() {
+    let tree = bank_with_parameterised_transfer();
+    let assigned = |names: &[&str]| ClientScopeAccess {
+        security_level: SecurityLevel::A,
+        assigned: names.iter().map(|name| name.to_string()).collect(),
+    };
+    let code = GrantType::AuthorizationCode;
+    assert!(tree.client_may_have("payments.transfer:PAY-1", &assigned(&["payments"]), code));
+    assert!(!tree.client_may_have("payments.transfer:PAY-1", &assigned(&[]), code), "private");
+    assert!(!tree.client_may_have("payments.transfer:PAY-1", &assigned(&["payments"]), GrantType::ClientCredentials));
+    assert!(!tree.client_may_have("payments.transfer", &assigned(&["payments"]), code), "the bare name");
+}
+
+#[test]
+fn a_parameterised_scope_stays_a_leaf_and_is_never_a_default_scope() {
+    let mut tree = bank_with_parameterised_transfer();
+    let child = scope("payments.transfer.domestic", Some("payments.transfer"), 0);
+    assert!(matches!(tree.add(child), Err(ScopeTreeError::InvalidScope { field, .. }) if field == "parent"));
+    assert!(matches!(
+        tree.move_scope("accounts.balance", Some("payments.transfer"), None),
+        Err(ScopeTreeError::InvalidScope { field, .. }) if field == "parent"
+    ));
+    let with_children = ScopePatch { parameterised: Some(true), ..ScopePatch::default() };
+    assert!(matches!(
+        tree.edit("accounts", with_children),
+        Err(ScopeTreeError::InvalidScope { field, .. }) if field == "parameterised"
+    ));
+    let default = ScopePatch { default_scope: Some(true), ..ScopePatch::default() };
+    assert!(matches!(
+        tree.edit("payments.transfer", default),
+        Err(ScopeTreeError::InvalidScope { field, .. }) if field == "default_scope"
+    ));
+    let unchanged = bank_with_parameterised_transfer();
+    assert_eq!(tree, unchanged, "refused operations change nothing");
+}
+
 fn names(scopes: Vec<&Scope>) -> Vec<&str> {
     scopes.into_iter().map(|scope| scope.name.as_str()).collect()
 }

@@ -78,7 +78,7 @@ pub const JWT_ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// A token carrying a count-limited scope is always opaque: a JWT validated locally by a
 /// resource server could never be counted.
 pub fn token_format(client_format: TokenFormat, tree: &ScopeTree, scopes: &BTreeSet<String>) -> TokenFormat {
-    let counted = scopes.iter().any(|name| tree.get(name).is_some_and(|scope| scope.is_count_limited()));
+    let counted = scopes.iter().any(|name| tree.definition(name).is_some_and(|scope| scope.is_count_limited()));
     if counted {
         TokenFormat::Opaque
     } else {

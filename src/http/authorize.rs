@@ -203,24 +203,34 @@ fn consent_page(
 }
 
 /// The offered scopes as a tree in pre-order: a scope whose parent is not offered is shown at
-/// the top level.
+/// the top level, and so is each value of a parameterised scope (no parent implies it), in its
+/// scope's place.
 fn consent_rows(tree: &ScopeTree, screen: &ConsentScreen) -> Vec<ConsentRow> {
     let mut rows = Vec::new();
-    for scope in tree.iter().filter(|scope| screen.offered.contains(&scope.name)) {
-        let shown_parent =
-            tree.ancestors(&scope.name).find(|a| screen.offered.contains(&a.name)).map(|a| a.name.clone());
-        let depth = tree.ancestors(&scope.name).filter(|a| screen.offered.contains(&a.name)).count();
-        rows.push(ConsentRow {
-            name: scope.name.clone(),
-            label: scope.fields.alias.clone().unwrap_or_else(|| scope.name.clone()),
-            description: scope.fields.short_description.clone(),
-            limits: limits::describe(scope),
-            needs_authorization: scope.fields.user_authorization_required,
-            reauthorize: screen.reauthorize.get(&scope.name).cloned(),
-            depth: depth.min(9),
-            parent: shown_parent,
-            input_id: format!("scope-{}", rows.len()),
-        });
+    for scope in tree.iter() {
+        let offered_as: Vec<&String> = match scope.fields.parameterised {
+            false => screen.offered.iter().filter(|name| **name == scope.name).collect(),
+            true => screen
+                .offered
+                .iter()
+                .filter(|name| tree.definition(name).is_some_and(|definition| definition.name == scope.name))
+                .collect(),
+        };
+        for name in offered_as {
+            let shown_parent = tree.ancestors(name).find(|a| screen.offered.contains(&a.name)).map(|a| a.name.clone());
+            let depth = tree.ancestors(name).filter(|a| screen.offered.contains(&a.name)).count();
+            rows.push(ConsentRow {
+                name: name.clone(),
+                label: scope.label_for(name),
+                description: scope.fields.short_description.clone(),
+                limits: limits::describe(scope),
+                needs_authorization: scope.fields.user_authorization_required,
+                reauthorize: screen.reauthorize.get(name).cloned(),
+                depth: depth.min(9),
+                parent: shown_parent,
+                input_id: format!("scope-{}", rows.len()),
+            });
+        }
     }
     rows
 }

@@ -18,17 +18,24 @@ use super::dpop::accepted_proof;
 use super::pages::{render, see_other};
 use crate::error::AppError;
 use crate::oauth::demo_app::{self, BalanceAnswer, APP_CLIENT, APP_SCOPE};
+use crate::oauth::demo_payments::{self, PaymentAnswer, PaymentFlow, DEMO_PAYMENT};
 use crate::secrets::random_token;
 use crate::services::dpop::Refusal;
 use crate::state::AppState;
-use crate::views::{DemoPage, DemoResultPage};
+use crate::views::{DemoPage, DemoPaymentPage, DemoResultPage};
 use actix_web::http::header::AUTHORIZATION;
 
 const VERIFIER: &str = "demo_code_verifier";
 const STATE: &str = "demo_state";
+const PAYMENT_FLOW: &str = "demo_payment";
 
 pub async fn landing(state: web::Data<AppState>) -> HttpResponse {
-    render(StatusCode::OK, &DemoPage { page_title: "Welcome".into(), issuer: state.settings.issuer.clone() })
+    let page = DemoPage {
+        page_title: "Welcome".into(),
+        issuer: state.settings.issuer.clone(),
+        payment_id: DEMO_PAYMENT.into(),
+    };
+    render(StatusCode::OK, &page)
 }
 
 /// "Show my balance": a PKCE pair and a state, then off to the bank's `/authorize`.
@@ -105,6 +112,74 @@ pub async fn callback(
     })
 }
 
+/// "Pay PAY-123": the payment app pushes its request (PAR, `private_key_jwt`, the code bound to
+/// its DPoP key; see `oauth::demo_payments`), then sends the customer to the bank.
+pub async fn pay(session: Session, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let flow = PaymentFlow::new(DEMO_PAYMENT);
+    session.insert(PAYMENT_FLOW, &flow).map_err(AppError::internal)?;
+    let pushed =
+        state.oauth_operation(move |connection, context, now| demo_payments::push(connection, context, &flow, now)).await;
+    match pushed {
+        Ok(authorize) => Ok(see_other(&authorize)),
+        Err(error @ (AppError::BadRequest { .. } | AppError::Unauthorized { .. })) => {
+            Ok(payment_page(Some(format!("The bank refused the payment request: {error}")), None))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The customer is back from the bank with the payment consent: the same checks as the balance
+/// app's callback, then the code exchange and the payment.
+pub async fn pay_callback(
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query = query.into_inner();
+    let flow: Option<PaymentFlow> = session.get(PAYMENT_FLOW).ok().flatten();
+    session.remove(PAYMENT_FLOW);
+    let expected_state = flow.as_ref().map(|flow| flow.id.as_str());
+    let refusal = callback_refusal(&query, expected_state, flow.is_some(), &state.settings.issuer);
+    let (Some(code), Some(flow), None) = (query.code, flow, refusal.clone()) else {
+        return Ok(payment_page(refusal, None));
+    };
+    let completed = state
+        .oauth_operation(move |connection, context, now| demo_payments::complete(connection, context, &flow, code, now))
+        .await;
+    Ok(match completed {
+        Ok(result) => payment_page(None, Some(result)),
+        Err(error @ (AppError::BadRequest { .. } | AppError::Unauthorized { .. })) => {
+            payment_page(Some(format!("The code exchange failed: {error}")), None)
+        }
+        Err(error) => return Err(error),
+    })
+}
+
+fn payment_page(error: Option<String>, result: Option<demo_payments::PaymentResult>) -> HttpResponse {
+    let pretty = |value: &Value| serde_json::to_string_pretty(value).unwrap_or_default();
+    let (token_response, introspection, payment, executed) = match &result {
+        Some(result) => {
+            let (payment, executed) = match &result.payment {
+                PaymentAnswer::Executed(payment) => (pretty(payment), true),
+                refused => (pretty(&payment_error(refused).1), false),
+            };
+            let tokens = serde_json::to_value(&result.tokens).unwrap_or_default();
+            (pretty(&tokens), pretty(&result.introspection), payment, executed)
+        }
+        None => Default::default(),
+    };
+    let page = DemoPaymentPage {
+        page_title: format!("Payment {DEMO_PAYMENT}"),
+        payment_id: DEMO_PAYMENT.into(),
+        error,
+        token_response,
+        introspection,
+        payment,
+        executed,
+    };
+    render(StatusCode::OK, &page)
+}
+
 /// Why the answer cannot be used, if it cannot: the bank refused, it is not from our bank
 /// (RFC 9207 `iss`), or it does not belong to the sign-in this session started (`state`).
 fn callback_refusal(
@@ -150,22 +225,84 @@ fn balance_error(answer: &BalanceAnswer) -> (StatusCode, Value, String) {
     }
 }
 
-/// `GET /demo/bank/balance` with `Authorization: Bearer …`, or `Authorization: DPoP …` and a
-/// `DPoP` proof bound to the token by `ath` (RFC 9449 §7), checked as a resource server would.
-pub async fn balance(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let (token, proof_jkt) = match presented_token(&request) {
+/// The status, `WWW-Authenticate` challenge and body of a refused payment.
+fn payment_error(answer: &PaymentAnswer) -> (StatusCode, Value, String) {
+    match answer {
+        PaymentAnswer::MissingScope(scope) => (
+            StatusCode::FORBIDDEN,
+            json!({"error": "insufficient_scope", "error_description": format!("{scope} is not active for this token")}),
+            format!("{DPOP_CHALLENGE}, error=\"insufficient_scope\", scope=\"{scope}\""),
+        ),
+        PaymentAnswer::WrongBinding(description) => (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid_token", "error_description": description}),
+            format!("{DPOP_CHALLENGE}, error=\"invalid_token\""),
+        ),
+        PaymentAnswer::Inactive | PaymentAnswer::Executed(_) => (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid_token", "error_description": "the token is not active"}),
+            format!("{DPOP_CHALLENGE}, error=\"invalid_token\""),
+        ),
+    }
+}
+
+/// The token a request to a demo resource carries, with the thumbprint of its DPoP proof's key
+/// when it came under the DPoP scheme (the proof checked for this request and the token, `ath`
+/// included, and spent); or the refusal to send.
+async fn presented_with_proof(
+    request: &HttpRequest,
+    state: &web::Data<AppState>,
+) -> Result<Result<(String, Option<String>), HttpResponse>, AppError> {
+    Ok(Ok(match presented_token(request) {
         Some((token, false)) => (token, None),
-        Some((token, true)) => match accepted_proof(&state, &request, Some(token.clone()), false).await {
+        Some((token, true)) => match accepted_proof(state, request, Some(token.clone()), false).await {
             Ok(Some(proof)) => (token, Some(proof.jkt)),
-            Ok(None) => return Ok(dpop_refusal("a DPoP proof is required with a DPoP token")),
-            Err(Refusal::Invalid(error)) => return Ok(dpop_refusal(&error.to_string())),
+            Ok(None) => return Ok(Err(dpop_refusal("a DPoP proof is required with a DPoP token"))),
+            Err(Refusal::Invalid(error)) => return Ok(Err(dpop_refusal(&error.to_string()))),
             Err(refusal) => return Err(refusal.at_token_endpoint()),
         },
         None => {
-            return Ok(HttpResponse::Unauthorized()
+            return Ok(Err(HttpResponse::Unauthorized()
                 .insert_header(("WWW-Authenticate", format!("Bearer realm=\"online-bank-demo\", {DPOP_CHALLENGE}")))
-                .json(json!({"error": "invalid_token", "error_description": "a bearer or DPoP token is required"})))
+                .json(json!({"error": "invalid_token", "error_description": "a bearer or DPoP token is required"}))))
         }
+    }))
+}
+
+/// `POST /demo/bank/payments/{payment_id}` with `Authorization: DPoP …` and its proof: the
+/// bank's payment API, for a token holding `payments.transfer:<payment_id>`.
+pub async fn payment(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    payment_id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let (token, proof_jkt) = match presented_with_proof(&request, &state).await? {
+        Ok(presented) => presented,
+        Err(refusal) => return Ok(refusal),
+    };
+    let payment_id = payment_id.into_inner();
+    let (_, answer) = state
+        .oauth_operation(move |connection, context, now| {
+            demo_payments::pay(connection, context, &token, proof_jkt.as_deref(), &payment_id, now)
+        })
+        .await?;
+    let (status, body, challenge) = match answer {
+        PaymentAnswer::Executed(payment) => (StatusCode::OK, payment, String::new()),
+        refused => payment_error(&refused),
+    };
+    let mut response = HttpResponse::build(status);
+    if !challenge.is_empty() {
+        response.insert_header(("WWW-Authenticate", challenge));
+    }
+    Ok(response.insert_header(("Cache-Control", "no-store")).json(body))
+}
+
+/// `GET /demo/bank/balance` with `Authorization: Bearer …`, or `Authorization: DPoP …` and a
+/// `DPoP` proof bound to the token by `ath` (RFC 9449 §7), checked as a resource server would.
+pub async fn balance(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let (token, proof_jkt) = match presented_with_proof(&request, &state).await? {
+        Ok(presented) => presented,
+        Err(refusal) => return Ok(refusal),
     };
     let answer = state
         .oauth_operation(move |connection, context, now| {

@@ -78,7 +78,10 @@ pub fn demo_routes(config: &mut web::ServiceConfig) {
         .route("/demo", web::get().to(demo::landing))
         .route("/demo/start", web::get().to(demo::start))
         .route("/demo/callback", web::get().to(demo::callback))
-        .route("/demo/bank/balance", web::get().to(demo::balance));
+        .route("/demo/bank/balance", web::get().to(demo::balance))
+        .route("/demo/pay", web::get().to(demo::pay))
+        .route("/demo/pay/callback", web::get().to(demo::pay_callback))
+        .route("/demo/bank/payments/{payment_id}", web::post().to(demo::payment));
 }
 
 /// The metrics listener's routes (`metrics_bind`): `GET /metrics` and nothing else.

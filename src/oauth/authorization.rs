@@ -362,7 +362,7 @@ fn channel_rule(
     }
     let levels: Vec<(&str, SecurityLevel)> = offered
         .iter()
-        .filter_map(|name| context.tree.get(name).map(|scope| (name.as_str(), scope.fields.security_level)))
+        .filter_map(|name| context.tree.definition(name).map(|scope| (name.as_str(), scope.fields.security_level)))
         .collect();
     let presentation =
         Presentation { pushed: Some(pushed), client_auth: client.token_endpoint_auth_method, dpop_bound: None };
@@ -507,7 +507,7 @@ pub fn authorize(
     match decision {
         // Her decision restarts what she was asked about.
         Decision::Approve(_) => {
-            grants::start(&mut connection, &consent_id, &start, now)?;
+            grants::start(&mut connection, context.tree, &consent_id, &start, now)?;
             let event = Event::new(EventType::ConsentGranted, &Actor::User(user.username.clone()))
                 .client(&client.client_id)
                 .user(&user.username)
@@ -515,7 +515,9 @@ pub fn authorize(
             events::record(&mut connection, event, now)?;
         }
         // A skipped page only adds what was never granted (`authorization_step`).
-        Decision::Ask | Decision::Deny => grants::add_missing(&mut connection, &consent_id, &start, now)?,
+        Decision::Ask | Decision::Deny => {
+            grants::add_missing(&mut connection, context.tree, &consent_id, &start, now)?
+        }
     }
     drop(connection);
     endpoint.consent_id = Some(consent_id);

@@ -18,6 +18,7 @@ use crate::domain::client::ClientProof;
 use crate::domain::entitlement::{self, Entitlement, Rule, WithoutGrant};
 use crate::domain::negotiation::{named_scopes, parse_scope_parameter};
 use crate::domain::scope::GrantType;
+use crate::domain::scope_tree::ScopeTree;
 use crate::domain::token::{token_type, Subject};
 use crate::error::AppError;
 use crate::services::clients::ProvenClient;
@@ -117,10 +118,15 @@ impl Unrecorded {
 
     /// Writes the consent, the grants the issuance starts and the token row, in the caller's
     /// transaction (which also made the reads this issuance was decided on).
-    pub fn write(mut self, connection: &mut DbConnection, now: DateTime<Utc>) -> Result<TokenResponse, AppError> {
+    pub fn write(
+        mut self,
+        connection: &mut DbConnection,
+        tree: &ScopeTree,
+        now: DateTime<Utc>,
+    ) -> Result<TokenResponse, AppError> {
         let who = ConsentSubject { subject: &self.client_id, user_id: None, client_id: &self.client_id };
         let consent_id = grants::default_consent(connection, who, self.found.as_deref(), now)?;
-        grants::add_missing(connection, &consent_id, &self.starting, now)?;
+        grants::add_missing(connection, tree, &consent_id, &self.starting, now)?;
         self.row.consent_id = Some(consent_id);
         storage_tokens::insert_access_token(connection, self.row)?;
         Ok(self.response)

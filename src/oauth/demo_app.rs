@@ -69,7 +69,7 @@ pub fn callback_uri(issuer: &str) -> String {
 }
 
 /// What the bank's API learns about a token, asking as the `bank-api` resource server.
-fn introspect_as_bank(
+pub(crate) fn introspect_as_bank(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     token: &str,

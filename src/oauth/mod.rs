@@ -9,6 +9,7 @@ pub mod client_credentials;
 pub mod code_exchange;
 pub mod core;
 pub mod demo_app;
+pub mod demo_payments;
 pub mod extensions;
 pub mod introspection_endpoint;
 pub mod token_endpoint;

@@ -101,7 +101,7 @@ fn client_credentials_in_one_transaction(
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, AppError> {
     write_transaction(connection, |connection| {
-        client_credentials::exchange(connection, context, request, now)?.write(connection, now)
+        client_credentials::exchange(connection, context, request, now)?.write(connection, context.tree, now)
     })
 }
 

@@ -48,12 +48,12 @@ pub fn authorized_apps(
     let mut by_grant: BTreeMap<(String, String), Vec<AuthorizedScope>> = BTreeMap::new();
     let listed = grants::list(connection, Some(user_id), None)?;
     for JudgedGrant { consent, grant, standing } in judge(connection, tree, listed, now, timezone)? {
-        let Some(scope) = tree.get(&grant.scope_name) else { continue };
+        let Some(scope) = tree.definition(&grant.scope) else { continue };
         let usage = grant.usage();
         let state = grant_state(scope, usage, now, timezone);
         by_grant.entry((consent.client_id.clone(), consent.id.clone())).or_default().push(AuthorizedScope {
-            name: scope.name.clone(),
-            label: scope.fields.alias.clone().unwrap_or_else(|| scope.name.clone()),
+            label: scope.label_for(&grant.scope),
+            name: grant.scope.clone(),
             granted_at: usage.granted_at,
             state,
             standing,

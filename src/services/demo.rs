@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::client::ClientRegistration;
+use crate::domain::client::{AuthMethod, ClientRegistration};
 use crate::domain::event::Actor;
 use crate::domain::scope::{GrantType, SecurityLevel};
 use crate::domain::scope_document::ScopeDocument;
 use crate::error::AppError;
+use crate::oauth::demo_payments::{self, PAYMENTS_CLIENT};
 use crate::secrets::SecretHasher;
 use crate::services::clients::{self, FixedCredentials};
 use crate::services::registry::Registry;
@@ -27,9 +28,9 @@ const DEMO_SCOPES: &str = r#"{"scopes": [
   {"name": "payments", "alias": "Payments", "short_description": "Make payments from your accounts",
    "visibility": "private", "security_level": "A", "bank_level": true,
    "children": [
-     {"name": "payments.transfer", "alias": "Transfers", "short_description": "Transfer money from your accounts",
+     {"name": "payments.transfer", "alias": "Transfer", "short_description": "Make this one transfer from your account",
       "visibility": "private", "security_level": "A", "max_access_count": 5, "access_duration_days": 1,
-      "bank_level": true, "operations": ["POST /accounts/{id}/transfers"]}
+      "bank_level": true, "parameterised": true, "operations": ["POST /accounts/{id}/transfers"]}
    ]}
 ]}"#;
 
@@ -50,38 +51,61 @@ pub struct DemoSeed {
 
 struct DemoClient {
     id: &'static str,
-    secret: &'static str,
+    /// None for a client that authenticates with its key (`private_key_jwt`).
+    secret: Option<&'static str>,
     name: &'static str,
     scopes: &'static [&'static str],
-    build: fn(&str) -> ClientRegistration,
+    build: fn(&str) -> Result<ClientRegistration, AppError>,
 }
 
-const DEMO_CLIENTS: [DemoClient; 3] = [
+const DEMO_CLIENTS: [DemoClient; 4] = [
     DemoClient {
         id: "online-bank",
-        secret: "online-bank-secret",
+        secret: Some("online-bank-secret"),
         name: "Online Bank",
         scopes: &["profile", "accounts"],
-        build: |issuer| ClientRegistration {
-            redirect_uris: vec![format!("{issuer}/demo/callback")],
-            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-            security_level: Some(SecurityLevel::C),
-            ..Default::default()
+        build: |issuer| {
+            Ok(ClientRegistration {
+                redirect_uris: vec![format!("{issuer}/demo/callback")],
+                grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+                security_level: Some(SecurityLevel::C),
+                ..Default::default()
+            })
+        },
+    },
+    // The "pay PAY-123" app: payments are level A, so it meets the FAPI 2.0 rule (PAR,
+    // private_key_jwt, DPoP-bound tokens) and asks for one payment at a time.
+    DemoClient {
+        id: PAYMENTS_CLIENT,
+        secret: None,
+        name: "Online Bank Payments",
+        scopes: &["payments"],
+        build: |issuer| {
+            Ok(ClientRegistration {
+                redirect_uris: vec![demo_payments::callback_uri(issuer)],
+                grant_types: vec![GrantType::AuthorizationCode],
+                security_level: Some(SecurityLevel::A),
+                token_endpoint_auth_method: Some(AuthMethod::PrivateKeyJwt),
+                jwks: Some(demo_payments::client_jwks()?),
+                require_pushed_authorization_requests: true,
+                dpop_bound_access_tokens: true,
+                ..Default::default()
+            })
         },
     },
     DemoClient {
         id: "bank-api",
-        secret: "bank-api-secret",
+        secret: Some("bank-api-secret"),
         name: "Bank API (resource server)",
         scopes: &[],
-        build: |_| ClientRegistration { can_introspect: true, ..Default::default() },
+        build: |_| Ok(ClientRegistration { can_introspect: true, ..Default::default() }),
     },
     DemoClient {
         id: "demo-admin",
-        secret: "demo-admin-secret",
+        secret: Some("demo-admin-secret"),
         name: "Demo administrator",
         scopes: &[],
-        build: |_| ClientRegistration { admin: true, ..Default::default() },
+        build: |_| Ok(ClientRegistration { admin: true, ..Default::default() }),
     },
 ];
 
@@ -108,9 +132,9 @@ pub fn seed(
     }
     for demo in &DEMO_CLIENTS {
         if storage::clients::find(connection, demo.id)?.is_none() {
-            let registration = ClientRegistration { name: demo.name.to_string(), ..(demo.build)(issuer) };
+            let registration = ClientRegistration { name: demo.name.to_string(), ..(demo.build)(issuer)? };
             let scopes: Vec<String> = demo.scopes.iter().map(|s| s.to_string()).collect();
-            let fixed = FixedCredentials { client_id: demo.id, client_secret: Some(demo.secret) };
+            let fixed = FixedCredentials { client_id: demo.id, client_secret: demo.secret };
             clients::register(connection, hasher, &registration, &scopes, Some(fixed), &Actor::System, now)?;
             report.clients_created.push(demo.id.to_string());
         }
@@ -123,6 +147,7 @@ pub fn banner(issuer: &str, seed: &DemoSeed) -> String {
     let mut lines = vec![
         format!("scopegate demo: the Online Bank story is seeded at {issuer}"),
         format!("  START HERE: open {issuer}/demo and press \"Show my balance\" (sign in as alice / alice-password)"),
+        format!("  then press \"Pay PAY-123\": a one-payment consent through PAR, private_key_jwt and DPoP (FAPI 2.0)"),
         format!("  your authorized apps: {issuer}/account    admin API: {issuer}/admin/v1/openapi.json"),
         format!("  administration console: {issuer}/admin (sign in as admin / admin-password)"),
         format!(
@@ -138,7 +163,10 @@ pub fn banner(issuer: &str, seed: &DemoSeed) -> String {
         lines.push(format!("    user   {username:<12} password {password:<20} {role}").trim_end().to_string());
     }
     for demo in &DEMO_CLIENTS {
-        lines.push(format!("    client {:<12} secret   {:<20} {}", demo.id, demo.secret, demo.name));
+        match demo.secret {
+            Some(secret) => lines.push(format!("    client {:<12} secret   {:<20} {}", demo.id, secret, demo.name)),
+            None => lines.push(format!("    client {:<12} key      {:<20} {}", demo.id, "(built in)", demo.name)),
+        }
     }
     lines.push(format!("  server metadata: {issuer}/jwks.json, health: {issuer}/healthz"));
     lines.join("\n")

@@ -77,12 +77,12 @@ pub fn judge(
         let Some(Some((client, assigned))) = clients_seen.get(&client_id) else { continue };
         let mut holdings = Holdings::new(client.clone(), assigned.clone());
         for (_, grant) in &rows {
-            holdings.grants.insert(grant.scope_name.clone(), HeldGrant { id: grant.id, usage: grant.usage() });
+            holdings.grants.insert(grant.scope.clone(), HeldGrant { id: grant.id, usage: grant.usage() });
         }
         let entitlement =
             Rule::for_holder(tree, &holdings, user, now, timezone).evaluate(holdings.grants.keys().map(String::as_str));
         for (consent, grant) in rows {
-            let standing = entitlement.standing(&grant.scope_name);
+            let standing = entitlement.standing(&grant.scope);
             judged.push(JudgedGrant { consent, grant, standing });
         }
     }
@@ -124,14 +124,14 @@ pub fn list(
         .map(|JudgedGrant { consent, grant, standing }| {
             let usage = grant.usage();
             // Deleting a scope deletes its grants: a missing one raced with that deletion.
-            let scope = tree.get(&grant.scope_name);
+            let scope = tree.definition(&grant.scope);
             GrantView {
                 id: grant.id,
                 grant_id: consent.id,
                 username: consent.user_id.as_ref().and_then(|id| usernames.get(id).cloned()),
                 subject: consent.subject,
                 client_id: consent.client_id,
-                scope: grant.scope_name,
+                scope: grant.scope,
                 granted_at: usage.granted_at,
                 expires_at: scope.and_then(|scope| expiry(scope, usage.granted_at)),
                 access_count: grant.access_count,

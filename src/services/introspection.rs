@@ -240,7 +240,7 @@ pub fn scope_limits(entitlement: &Entitlement, tree: &ScopeTree) -> BTreeMap<Str
     entitlement
         .usable
         .iter()
-        .filter(|(name, _)| tree.get(name).is_some_and(limits::has_limits))
+        .filter(|(name, _)| tree.definition(name).is_some_and(limits::has_limits))
         .map(|(name, usable)| {
             let limits = ScopeLimits {
                 expires_at: usable.expires_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),

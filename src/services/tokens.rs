@@ -72,7 +72,7 @@ pub fn check_binding(
     }
     let levels: Vec<(&str, SecurityLevel)> = scopes
         .iter()
-        .filter_map(|name| context.tree.get(name).map(|scope| (name.as_str(), scope.fields.security_level)))
+        .filter_map(|name| context.tree.definition(name).map(|scope| (name.as_str(), scope.fields.security_level)))
         .collect();
     let presentation = Presentation {
         pushed: None,

@@ -12,6 +12,7 @@ use super::columns::UtcTimestamp;
 use super::schema::{access_tokens, authorization_codes, consents, grants, refresh_families};
 use super::{DbConnection, StorageError};
 use crate::domain::entitlement::{AccessLimits, CountOutcome, Counted, GrantUsage};
+use crate::domain::scope_tree::ScopeTree;
 use crate::secrets::random_token;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -33,7 +34,11 @@ pub struct ConsentRow {
 pub struct GrantRow {
     pub id: i64,
     pub consent_id: String,
+    /// The registry scope (a parameterised scope's name for each of its values).
     pub scope_name: String,
+    /// The scope as it was granted: the name of a plain scope, `<name>:<value>` of a
+    /// parameterised one. Each is a grant of its own.
+    pub scope: String,
     #[diesel(deserialize_as = UtcTimestamp)]
     pub granted_at: DateTime<Utc>,
     pub access_count: i64,
@@ -154,8 +159,16 @@ pub fn default_with_grants(
         let grants = grants_of(connection, &consent_id)?;
         return Ok(Some((consent_id, grants)));
     };
-    type Row =
-        (String, Option<i64>, Option<String>, Option<chrono::NaiveDateTime>, Option<i64>, Option<String>, Option<i64>);
+    type Row = (
+        String,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<chrono::NaiveDateTime>,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+    );
     let rows: Vec<Row> = consents::table
         .left_join(grants::table)
         .filter(consents::subject.eq(subject))
@@ -165,6 +178,7 @@ pub fn default_with_grants(
             consents::id,
             grants::id.nullable(),
             grants::scope_name.nullable(),
+            grants::scope.nullable(),
             grants::granted_at.nullable(),
             grants::access_count.nullable(),
             grants::counted_day.nullable(),
@@ -174,11 +188,12 @@ pub fn default_with_grants(
     let Some(consent_id) = rows.first().map(|row| row.0.clone()) else { return Ok(None) };
     let grants = rows
         .into_iter()
-        .filter_map(|(consent_id, id, scope_name, granted_at, access_count, counted_day, day_count)| {
+        .filter_map(|(consent_id, id, scope_name, scope, granted_at, access_count, counted_day, day_count)| {
             Some(GrantRow {
                 id: id?,
                 consent_id,
                 scope_name: scope_name?,
+                scope: scope?,
                 granted_at: granted_at?.and_utc(),
                 access_count: access_count?,
                 counted_day,
@@ -198,24 +213,27 @@ pub fn grants_of(connection: &mut DbConnection, consent_id: &str) -> Result<Vec<
 /// user's.
 pub fn start(
     connection: &mut DbConnection,
+    tree: &ScopeTree,
     consent_id: &str,
     scopes: &BTreeSet<String>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     restart_existing(connection, consent_id, scopes, now)?;
-    add_missing(connection, consent_id, scopes, now)
+    add_missing(connection, tree, consent_id, scopes, now)
 }
 
 /// Adds a grant, starting now, for each scope the consent does not have. An existing one is
 /// left as it is, even one another request added a moment ago: only a user's decision
-/// (`start`) or an administrator's renewal restarts a count.
+/// (`start`) or an administrator's renewal restarts a count. `tree` says which registry scope
+/// each one is (`ScopeTree::definition`); one it does not know is not granted.
 pub fn add_missing(
     connection: &mut DbConnection,
+    tree: &ScopeTree,
     consent_id: &str,
     scopes: &BTreeSet<String>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    for scope_name in scopes {
+    for (scope, definition) in scopes.iter().filter_map(|scope| Some((scope, tree.definition(scope)?))) {
         // A savepoint per insert, so a unique violation does not abort the caller's
         // transaction on PostgreSQL.
         let inserted = connection
@@ -223,7 +241,8 @@ pub fn add_missing(
                 diesel::insert_into(grants::table)
                     .values((
                         grants::consent_id.eq(consent_id),
-                        grants::scope_name.eq(scope_name),
+                        grants::scope_name.eq(&definition.name),
+                        grants::scope.eq(scope),
                         grants::granted_at.eq(now.naive_utc()),
                         grants::access_count.eq(0i64),
                     ))
@@ -257,7 +276,7 @@ pub fn restart_existing(
         restarted += diesel::update(
             grants::table
                 .filter(grants::consent_id.eq(consent_id))
-                .filter(grants::scope_name.eq_any(chunk.iter().copied())),
+                .filter(grants::scope.eq_any(chunk.iter().copied())),
         )
         .set((grants::granted_at.eq(now.naive_utc()), grants::access_count.eq(0i64)))
         .execute(connection)?;
@@ -456,17 +475,17 @@ pub fn touch_consent(connection: &mut DbConnection, id: &str, now: DateTime<Utc>
     Ok(())
 }
 
-/// Deletes the consent's grants of the named scopes (Grant Management `replace`).
+/// Deletes the consent's grants of the named scopes, as granted (Grant Management `replace`).
 pub fn remove_grants(
     connection: &mut DbConnection,
     consent_id: &str,
-    scope_names: &BTreeSet<&String>,
+    scopes: &BTreeSet<&String>,
 ) -> Result<usize, StorageError> {
-    if scope_names.is_empty() {
+    if scopes.is_empty() {
         return Ok(0);
     }
-    let names: Vec<&String> = scope_names.iter().copied().collect();
-    Ok(diesel::delete(grants::table.filter(grants::consent_id.eq(consent_id)).filter(grants::scope_name.eq_any(names)))
+    let scopes: Vec<&String> = scopes.iter().copied().collect();
+    Ok(diesel::delete(grants::table.filter(grants::consent_id.eq(consent_id)).filter(grants::scope.eq_any(scopes)))
         .execute(connection)?)
 }
 

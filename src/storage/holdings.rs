@@ -64,7 +64,7 @@ fn attach_consent(
         ConsentKey::Id(None) | ConsentKey::Reading(None) => (None, Vec::new()),
     };
     for row in grants {
-        holdings.grants.insert(row.scope_name.clone(), HeldGrant { id: row.id, usage: row.usage() });
+        holdings.grants.insert(row.scope.clone(), HeldGrant { id: row.id, usage: row.usage() });
     }
     holdings.consent_id = consent_id;
     Ok(())

@@ -19,6 +19,7 @@ diesel::table! {
         auth_types -> Text,
         operations -> Text,
         bank_level -> Bool,
+        parameterised -> Bool,
     }
 }
 
@@ -88,6 +89,7 @@ diesel::table! {
         id -> BigInt,
         consent_id -> Text,
         scope_name -> Text,
+        scope -> Text,
         granted_at -> Timestamp,
         access_count -> BigInt,
         counted_day -> Nullable<Text>,

@@ -34,6 +34,7 @@ struct ScopeRow {
     #[diesel(serialize_as = JsonList<String>, deserialize_as = JsonList<String>)]
     operations: Vec<String>,
     bank_level: bool,
+    parameterised: bool,
 }
 
 /// The domain admits only values that fit (SPEC.md "Field bounds"), so a failure here is a
@@ -68,6 +69,7 @@ impl TryFrom<&Scope> for ScopeRow {
             auth_types,
             operations,
             bank_level,
+            parameterised,
         } = fields;
         Ok(Self {
             name: name.clone(),
@@ -86,6 +88,7 @@ impl TryFrom<&Scope> for ScopeRow {
             auth_types: auth_types.clone(),
             operations: operations.clone(),
             bank_level: *bank_level,
+            parameterised: *parameterised,
         })
     }
 }
@@ -106,6 +109,7 @@ impl ScopeRow {
             auth_types: self.auth_types,
             operations: self.operations,
             bank_level: self.bank_level,
+            parameterised: self.parameterised,
         };
         Ok(Scope { name: self.name, parent: self.parent, position: to_u32("scopes.position", self.position)?, fields })
     }

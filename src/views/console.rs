@@ -102,6 +102,7 @@ impl Draft {
                 .chain(fields.default_scope.then_some(("default_scope", "on")))
                 .chain(fields.user_authorization_required.then_some(("user_authorization_required", "on")))
                 .chain(fields.bank_level.then_some(("bank_level", "on")))
+                .chain(fields.parameterised.then_some(("parameterised", "on")))
                 .chain(fields.auth_types.iter().map(|t| ("auth_types", t.as_str())))
                 .chain([("loaded", "1")]),
         )

@@ -634,7 +634,8 @@ async fn the_console_revokes_one_grant_and_leaves_the_users_other_grant_with_the
     };
     let second = scopegate::storage::grants::create_consent(&mut connection, who, chrono::Utc::now()).unwrap();
     let scopes: std::collections::BTreeSet<String> = ["accounts.transactions".to_string()].into();
-    scopegate::storage::grants::start(&mut connection, &second, &scopes, chrono::Utc::now()).unwrap();
+    let tree = &app.state.registry.snapshot().tree;
+    scopegate::storage::grants::start(&mut connection, tree, &second, &scopes, chrono::Utc::now()).unwrap();
     drop(connection);
 
     let root = signed_in_admin(app).await;

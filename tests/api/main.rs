@@ -20,6 +20,7 @@ mod keys;
 mod limits;
 mod metrics;
 mod par;
+mod parameterised;
 mod pgbouncer;
 mod scopes;
 mod sessions;

@@ -100,6 +100,7 @@ fn fields_from(form: &HtmlForm) -> Result<ScopeFields, AppError> {
         "auth_types": auth_types,
         "operations": operations.collect::<Vec<_>>(),
         "bank_level": form.first("bank_level").is_some(),
+        "parameterised": form.first("parameterised").is_some(),
     });
     ScopeFields::deserialize_flattened(document).map_err(|error| AppError::invalid_request(error.to_string()))
 }

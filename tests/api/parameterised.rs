@@ -1,0 +1,245 @@
+//! Parameterised scopes (issue 15, SPEC "Banking consents"): `<name>:<value>` is validated at
+//! every entry point, each value is a grant of its own with its own limits, the consent page
+//! shows the value, and tokens, introspection, the account page and Grant Management carry the
+//! concrete string. Over real HTTP on both backends.
+
+use crate::browser_flow::{approve, authorize_path, exchange, hidden, location, query_of, Browser, REDIRECT};
+use crate::helpers::{spawn_app, TestApp, TestClient};
+use reqwest::Method;
+use scopegate::domain::client::ClientRegistration;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// `payments` (private) > `payments.pay` (parameterised, 2 accesses per value); level C, so
+/// the FAPI rule (levels A and B) stays out of this file's way.
+const TREE: &str = r#"{"scopes": [
+  {"name": "profile", "short_description": "Profile", "user_authorization_required": false},
+  {"name": "payments", "alias": "Payments", "short_description": "Payments", "visibility": "private",
+   "security_level": "C", "children": [
+     {"name": "payments.pay", "alias": "Pay an invoice", "short_description": "Make one payment",
+      "visibility": "private", "security_level": "C", "max_access_count": 2, "parameterised": true}
+   ]}
+]}"#;
+
+fn setup(app: &TestApp) -> TestClient {
+    app.import_scopes(TREE);
+    app.cli(&["user", "create", "alice", "--password-stdin"], Some("alice-password"));
+    app.create_client(
+        ClientRegistration {
+            name: "Invoice app".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            security_level: Some("C".parse().unwrap()),
+            ..Default::default()
+        },
+        &["profile", "payments"],
+    )
+}
+
+/// Signs alice in for `path` and answers the page or redirect that follows.
+async fn signed_in(alice: &Browser<'_>, path: &str) -> reqwest::Response {
+    let first = alice.get(path).await;
+    if first.status() != 303 || !location(&first).starts_with("/login") {
+        return first;
+    }
+    let next = query_of(&format!("http://x{}", location(&first)))["next"].clone();
+    let back = location(&alice.login("alice", "alice-password", &next).await);
+    alice.get(&back).await
+}
+
+/// A new grant (Grant Management `create`) for `scope`, approved as shown: the code's answer.
+async fn consent(alice: &Browser<'_>, client: &TestClient, scope: &str) -> (String, HashMap<String, String>) {
+    let page = signed_in(alice, &authorize_path(client, Some(scope), &[("grant_management_action", "create")])).await;
+    assert_eq!(page.status(), 200, "the consent page");
+    let html = page.text().await.unwrap();
+    let answer = approve(alice, &html, None).await;
+    (html, answer)
+}
+
+async fn admin_token(app: &TestApp) -> String {
+    let admin = app.create_client(ClientRegistration { name: "Ops".into(), admin: true, ..Default::default() }, &[]);
+    app.access_token(&admin, Some("scopegate:admin")).await["access_token"].as_str().unwrap().to_string()
+}
+
+async fn tokens_for(app: &TestApp, client: &TestClient, answer: &HashMap<String, String>) -> Value {
+    let response = exchange(app, client, &answer["code"]).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn each_value_is_its_own_grant_with_its_own_limits_and_the_concrete_string_goes_everywhere() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let alice = Browser::new(&app);
+    let bank_api = app.resource_server();
+
+    let (page, answer) = consent(&alice, &client, "payments.pay:INV-1").await;
+    assert!(page.contains("Pay an invoice \u{2014} INV-1"), "the consent page shows the value:\n{page}");
+    assert!(page.contains("value=\"payments.pay:INV-1\""), "its box is the concrete string");
+    let first = tokens_for(&app, &client, &answer).await;
+    assert_eq!(first["scope"], "payments.pay:INV-1");
+    let (_, answer) = consent(&alice, &client, "payments.pay:INV-2").await;
+    let second = tokens_for(&app, &client, &answer).await;
+    assert_ne!(first["grant_id"], second["grant_id"], "one grant per payment");
+
+    // INV-1's two accesses are its own: spending them leaves INV-2's untouched.
+    let token_1 = first["access_token"].as_str().unwrap();
+    let token_2 = second["access_token"].as_str().unwrap();
+    let introspected = app.introspect(&bank_api, token_1).await;
+    assert_eq!(introspected["scope"], "payments.pay:INV-1", "{introspected}");
+    assert_eq!(introspected["scope_limits"]["payments.pay:INV-1"]["remaining_accesses"], 1);
+    assert_eq!(app.introspect(&bank_api, token_1).await["scope_limits"]["payments.pay:INV-1"]["remaining_accesses"], 0);
+    let spent = app.introspect(&bank_api, token_1).await;
+    assert_eq!(spent["active"], false, "INV-1 is used up and was the token's only scope: {spent}");
+    let other = app.introspect(&bank_api, token_2).await;
+    assert_eq!(other["scope"], "payments.pay:INV-2");
+    assert_eq!(other["scope_limits"]["payments.pay:INV-2"]["remaining_accesses"], 1, "{other}");
+
+    // The account page and the admin listing name each payment.
+    let account = alice.get("/account").await.text().await.unwrap();
+    assert!(account.contains("Pay an invoice \u{2014} INV-1") && account.contains("Pay an invoice \u{2014} INV-2"));
+    assert!(account.contains("payments.pay:INV-2"), "{account}");
+    let listed: Value = app
+        .http
+        .get(app.url(&format!("/admin/v1/grants?client_id={}", client.id)))
+        .bearer_auth(admin_token(&app).await)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let states: HashMap<String, String> = listed["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|grant| (grant["scope"].as_str().unwrap().to_string(), grant["state"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(states.get("payments.pay:INV-1").map(String::as_str), Some("exhausted"), "{listed}");
+    assert_eq!(states.get("payments.pay:INV-2").map(String::as_str), Some("active"), "{listed}");
+}
+
+#[tokio::test]
+async fn the_value_syntax_is_checked_at_authorize_par_and_token_and_the_bare_name_is_refused() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let alice = Browser::new(&app);
+    let long = format!("payments.pay:{}", "9".repeat(65));
+    for (scope, why) in [
+        ("payments.pay", "the bare name"),
+        ("payments.pay:", "an empty value"),
+        ("payments.pay:a=b", "a character outside the alphabet"),
+        (long.as_str(), "a value of 65 characters"),
+        ("payments:INV-1", "a scope that is not parameterised"),
+    ] {
+        let answer = signed_in(&alice, &authorize_path(&client, Some(scope), &[])).await;
+        let target = location(&answer);
+        assert!(target.starts_with(REDIRECT), "{why}: {target}");
+        assert_eq!(query_of(&target)["error"], "invalid_scope", "{why} at /authorize");
+
+        let pushed = app
+            .post_form(
+                "/par",
+                Some(&client),
+                &[
+                    ("response_type", "code"),
+                    ("client_id", &client.id),
+                    ("redirect_uri", REDIRECT),
+                    ("scope", scope),
+                    ("code_challenge", &crate::browser_flow::challenge(crate::browser_flow::VERIFIER)),
+                    ("code_challenge_method", "S256"),
+                ],
+            )
+            .await;
+        assert_eq!(pushed.status(), 400, "{why} at /par");
+        assert_eq!(pushed.json::<Value>().await.unwrap()["error"], "invalid_scope", "{why} at /par");
+    }
+    // 64 characters of the whole alphabet are a value.
+    let longest = format!("payments.pay:{}", "aZ0._~-9".repeat(8));
+    let page = signed_in(&alice, &authorize_path(&client, Some(&longest), &[])).await;
+    assert_eq!(page.status(), 200, "a value of 64 characters reaches the consent page");
+
+    // Client credentials: a machine with the scope assigned gets a value, never the bare name.
+    let machine = app.create_client(
+        ClientRegistration {
+            name: "Payment robot".into(),
+            security_level: Some("C".parse().unwrap()),
+            ..Default::default()
+        },
+        &["payments"],
+    );
+    let bare = app.client_credentials(&machine, Some("payments.pay")).await;
+    assert_eq!(bare.status(), 400);
+    let refusal: Value = bare.json().await.unwrap();
+    assert_eq!(refusal["error"], "invalid_scope");
+    assert!(refusal["error_description"].as_str().unwrap().contains("payments.pay:<value>"), "{refusal}");
+    let granted = app.access_token(&machine, Some("payments payments.pay:R-7")).await;
+    assert_eq!(granted["scope"], "payments payments.pay:R-7", "the parent does not bring any value along");
+    let parent_only = app.access_token(&machine, Some("payments")).await;
+    assert_eq!(parent_only["scope"], "payments");
+}
+
+#[tokio::test]
+async fn the_parameterised_field_goes_through_the_admin_api_and_export_and_keeps_the_scope_a_leaf() {
+    let app = spawn_app().await;
+    setup(&app);
+    let token = admin_token(&app).await;
+    let call = |method: Method, path: &str, body: Option<Value>| {
+        let mut request = app.http.request(method, app.url(path)).bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, scope) = call(Method::GET, "/admin/v1/scopes/payments.pay", None).await;
+    assert_eq!((status, scope["parameterised"].clone()), (200, json!(true)), "{scope}");
+    let (status, created) = call(
+        Method::POST,
+        "/admin/v1/scopes",
+        Some(json!({"name": "consents.read", "short_description": "Read one consent", "parameterised": true})),
+    )
+    .await;
+    assert_eq!((status, created["parameterised"].clone()), (201, json!(true)), "{created}");
+    let (status, refused) = call(
+        Method::POST,
+        "/admin/v1/scopes",
+        Some(json!({"name": "payments.pay.domestic", "parent": "payments.pay", "short_description": "Domestic"})),
+    )
+    .await;
+    assert_eq!(status, 400, "a parameterised scope takes no children: {refused}");
+    let (status, refused) =
+        call(Method::PATCH, "/admin/v1/scopes/consents.read", Some(json!({"default_scope": true}))).await;
+    assert_eq!(status, 400, "nor is it a default scope: {refused}");
+    let (status, refused) = call(Method::PATCH, "/admin/v1/scopes/payments", Some(json!({"parameterised": true}))).await;
+    assert_eq!(status, 400, "a scope with children cannot become parameterised: {refused}");
+
+    let exported = app.cli(&["scope", "export"], None);
+    let document: Value = serde_json::from_slice(&exported.stdout).unwrap();
+    let text = document.to_string();
+    assert!(text.contains(r#""name":"payments.pay""#) && text.contains(r#""parameterised":true"#), "{text}");
+}
+
+#[tokio::test]
+async fn the_consent_page_names_each_value_and_a_parent_does_not_imply_one() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let alice = Browser::new(&app);
+    let page = signed_in(&alice, &authorize_path(&client, Some("payments payments.pay:A-1 payments.pay:B-2"), &[])).await;
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Pay an invoice \u{2014} A-1") && html.contains("Pay an invoice \u{2014} B-2"), "{html}");
+    // Unticking the parent keeps the payments: they are not its children.
+    let csrf = hidden(&html, "csrf_token");
+    let consent_token = hidden(&html, "consent_token");
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("consent_token", consent_token.as_str()),
+        ("decision", "allow"),
+        ("scope", "payments.pay:B-2"),
+    ];
+    let answer = query_of(&location(&alice.post("/authorize/consent", &form).await));
+    let tokens = tokens_for(&app, &client, &answer).await;
+    assert_eq!(tokens["scope"], "payments.pay:B-2", "the parent unticked, the ticked payment alone");
+}
