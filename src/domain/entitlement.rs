@@ -556,8 +556,7 @@ pub fn authorization_step(tree: &ScopeTree, facts: AuthorizationFacts<'_>, decis
     if offered.is_empty() {
         return AuthorizationStep::Refuse("invalid_scope");
     }
-    let needs_user =
-        |name: &str| tree.definition(name).is_some_and(|scope| scope.fields.user_authorization_required);
+    let needs_user = |name: &str| tree.definition(name).is_some_and(|scope| scope.fields.user_authorization_required);
     // A scope whose day's accesses are spent still stands: the user's consent is not in
     // question, and asking again must not hand the client a fresh day.
     let not_live_by_itself = |name: &str| {

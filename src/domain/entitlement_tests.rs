@@ -90,7 +90,8 @@ fn bank_with_payments() -> ScopeTree {
 #[test]
 fn each_value_of_a_parameterised_scope_is_its_own_grant_and_implies_nothing() {
     let tree = bank_with_payments();
-    let holdings = holdings(&[("payments", 1, 0), ("payments.transfer:PAY-1", 1, 1), ("payments.transfer:PAY-2", 1, 0)]);
+    let holdings =
+        holdings(&[("payments", 1, 0), ("payments.transfer:PAY-1", 1, 1), ("payments.transfer:PAY-2", 1, 0)]);
     let entitlement = rule(&tree, &holdings, WithoutGrant::NotUsable).evaluate([
         "payments",
         "payments.transfer:PAY-1",

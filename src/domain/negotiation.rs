@@ -206,7 +206,9 @@ mod tests {
         assert_eq!(named(&["payments.pay"]), Err(NegotiationError::ValueRequired("payments.pay".into())));
         assert!(matches!(named(&["payments.pay:"]), Err(NegotiationError::InvalidValue(_))));
         let too_long = format!("payments.pay:{}", "9".repeat(65));
-        assert!(matches!(named(&[too_long.as_str()]), Err(NegotiationError::InvalidValue(message)) if message.contains("1 to 64")));
+        assert!(
+            matches!(named(&[too_long.as_str()]), Err(NegotiationError::InvalidValue(message)) if message.contains("1 to 64"))
+        );
         assert!(matches!(named(&["payments.pay:a=b"]), Err(NegotiationError::InvalidValue(_))));
         assert_eq!(named(&["accounts:PAY-1"]), Err(NegotiationError::UnknownScope("accounts:PAY-1".into())));
         // Through an assignment of its parent, like any private scope's child; not without.

@@ -139,7 +139,9 @@ pub fn validate_scope_name(name: &str) -> Result<(), String> {
 pub fn validate_scope_value(value: &str) -> Result<(), String> {
     let valid_chars = value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-'));
     if value.is_empty() || value.len() > 64 || !valid_chars {
-        return Err(format!("scope value {value:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '~' and '-'"));
+        return Err(format!(
+            "scope value {value:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '~' and '-'"
+        ));
     }
     Ok(())
 }

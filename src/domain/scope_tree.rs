@@ -66,7 +66,10 @@ pub fn validate_scope(scope: &Scope) -> Result<(), ScopeTreeError> {
         // A default scope is granted when none is asked for, and then there is no value.
         return Err(ScopeTreeError::invalid(
             "default_scope",
-            format!("scope {:?} is parameterised, so it cannot be a default scope: it is only granted with a value", scope.name),
+            format!(
+                "scope {:?} is parameterised, so it cannot be a default scope: it is only granted with a value",
+                scope.name
+            ),
         ));
     }
     Ok(())
@@ -556,7 +559,9 @@ impl ScopeTree {
         if edited.fields.parameterised && !node.children.is_empty() {
             return Err(ScopeTreeError::invalid(
                 "parameterised",
-                format!("scope {name:?} has children, so it cannot be parameterised: a parameterised scope stays a leaf"),
+                format!(
+                    "scope {name:?} has children, so it cannot be parameterised: a parameterised scope stays a leaf"
+                ),
             ));
         }
         check_reserved_admin_scope(&node.scope, &edited)?;

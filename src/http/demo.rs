@@ -117,8 +117,9 @@ pub async fn callback(
 pub async fn pay(session: Session, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let flow = PaymentFlow::new(DEMO_PAYMENT);
     session.insert(PAYMENT_FLOW, &flow).map_err(AppError::internal)?;
-    let pushed =
-        state.oauth_operation(move |connection, context, now| demo_payments::push(connection, context, &flow, now)).await;
+    let pushed = state
+        .oauth_operation(move |connection, context, now| demo_payments::push(connection, context, &flow, now))
+        .await;
     match pushed {
         Ok(authorize) => Ok(see_other(&authorize)),
         Err(error @ (AppError::BadRequest { .. } | AppError::Unauthorized { .. })) => {

@@ -515,9 +515,7 @@ pub fn authorize(
             events::record(&mut connection, event, now)?;
         }
         // A skipped page only adds what was never granted (`authorization_step`).
-        Decision::Ask | Decision::Deny => {
-            grants::add_missing(&mut connection, context.tree, &consent_id, &start, now)?
-        }
+        Decision::Ask | Decision::Deny => grants::add_missing(&mut connection, context.tree, &consent_id, &start, now)?,
     }
     drop(connection);
     endpoint.consent_id = Some(consent_id);

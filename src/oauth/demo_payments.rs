@@ -85,7 +85,8 @@ impl DemoKey {
 
     fn public_jwk(&self) -> Value {
         let point = self.0.verifying_key().to_encoded_point(false);
-        let coordinate = |bytes: Option<&p256::FieldBytes>| bytes.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default();
+        let coordinate =
+            |bytes: Option<&p256::FieldBytes>| bytes.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default();
         json!({"kty": "EC", "crv": "P-256", "x": coordinate(point.x()), "y": coordinate(point.y())})
     }
 

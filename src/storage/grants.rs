@@ -274,9 +274,7 @@ pub fn restart_existing(
     let mut restarted = 0;
     for chunk in names.chunks(500) {
         restarted += diesel::update(
-            grants::table
-                .filter(grants::consent_id.eq(consent_id))
-                .filter(grants::scope.eq_any(chunk.iter().copied())),
+            grants::table.filter(grants::consent_id.eq(consent_id)).filter(grants::scope.eq_any(chunk.iter().copied())),
         )
         .set((grants::granted_at.eq(now.naive_utc()), grants::access_count.eq(0i64)))
         .execute(connection)?;

@@ -213,7 +213,8 @@ async fn the_parameterised_field_goes_through_the_admin_api_and_export_and_keeps
     let (status, refused) =
         call(Method::PATCH, "/admin/v1/scopes/consents.read", Some(json!({"default_scope": true}))).await;
     assert_eq!(status, 400, "nor is it a default scope: {refused}");
-    let (status, refused) = call(Method::PATCH, "/admin/v1/scopes/payments", Some(json!({"parameterised": true}))).await;
+    let (status, refused) =
+        call(Method::PATCH, "/admin/v1/scopes/payments", Some(json!({"parameterised": true}))).await;
     assert_eq!(status, 400, "a scope with children cannot become parameterised: {refused}");
 
     let exported = app.cli(&["scope", "export"], None);
@@ -227,7 +228,8 @@ async fn the_consent_page_names_each_value_and_a_parent_does_not_imply_one() {
     let app = spawn_app().await;
     let client = setup(&app);
     let alice = Browser::new(&app);
-    let page = signed_in(&alice, &authorize_path(&client, Some("payments payments.pay:A-1 payments.pay:B-2"), &[])).await;
+    let page =
+        signed_in(&alice, &authorize_path(&client, Some("payments payments.pay:A-1 payments.pay:B-2"), &[])).await;
     let html = page.text().await.unwrap();
     assert!(html.contains("Pay an invoice \u{2014} A-1") && html.contains("Pay an invoice \u{2014} B-2"), "{html}");
     // Unticking the parent keeps the payments: they are not its children.
@@ -242,4 +244,63 @@ async fn the_consent_page_names_each_value_and_a_parent_does_not_imply_one() {
     let answer = query_of(&location(&alice.post("/authorize/consent", &form).await));
     let tokens = tokens_for(&app, &client, &answer).await;
     assert_eq!(tokens["scope"], "payments.pay:B-2", "the parent unticked, the ticked payment alone");
+}
+
+/// The demo's "Pay PAY-123": the payment app pushes its request with a `private_key_jwt`
+/// assertion, alice consents to that one payment, and the app exchanges the code with a DPoP
+/// proof and pays through the bank's payment API, which counts the access. The bank's API
+/// refuses the same token as a bearer token.
+#[tokio::test]
+async fn the_demo_pays_pay_123_through_par_private_key_jwt_and_dpop() {
+    let (mut settings, dir) = crate::helpers::fresh_settings();
+    settings.demo = true;
+    let app = crate::helpers::spawn_app_with(settings, dir).await;
+    let issuer = app.settings.issuer.clone();
+    scopegate::services::demo::seed(
+        &mut app.state.db.get().unwrap(),
+        &app.state.hasher,
+        &app.state.registry,
+        &issuer,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let alice = Browser::new(&app);
+    let landing = alice.get("/demo").await.text().await.unwrap();
+    assert!(landing.contains("action=\"/demo/pay\"") && landing.contains("Pay PAY-123"), "{landing}");
+
+    let pushed = alice.get("/demo/pay").await;
+    let authorize = location(&pushed);
+    assert!(authorize.starts_with("/authorize?client_id=payments-app&request_uri=urn"), "{authorize}");
+    let page = signed_in(&alice, &authorize).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Transfer \u{2014} PAY-123"), "the consent page names the payment:\n{html}");
+    let csrf = hidden(&html, "csrf_token");
+    let consent_token = hidden(&html, "consent_token");
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("consent_token", consent_token.as_str()),
+        ("decision", "allow"),
+        ("scope", "payments.transfer:PAY-123"),
+    ];
+    let back = location(&alice.post("/authorize/consent", &form).await);
+    let callback = back.strip_prefix(&issuer).unwrap_or_else(|| panic!("back to the demo app: {back}"));
+    assert!(callback.starts_with("/demo/pay/callback?"), "{callback}");
+    let result = alice.get(callback).await.text().await.unwrap();
+    let result = result.replace("&quot;", "\"").replace("&#34;", "\"");
+    assert!(result.contains("Payment PAY-123 sent"), "{result}");
+    assert!(result.contains(r#""token_type": "DPoP""#), "a DPoP-bound token: {result}");
+    assert!(result.contains(r#""scope": "payments.transfer:PAY-123""#), "{result}");
+    assert!(result.contains(r#""status": "executed""#), "{result}");
+    assert!(result.contains(r#""remaining_accesses": 4"#), "the payment counted one of five: {result}");
+    assert!(result.contains(r#""jkt""#), "introspection shows the key binding: {result}");
+
+    // The payment API over HTTP refuses that token without a proof by its key.
+    let token = result.split(r#""access_token": ""#).nth(1).and_then(|rest| rest.split('"').next()).unwrap();
+    let as_bearer = app.http.post(app.url("/demo/bank/payments/PAY-123")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(as_bearer.status(), 401);
+    let refusal: Value = as_bearer.json().await.unwrap();
+    assert_eq!(refusal["error"], "invalid_token", "{refusal}");
+    let no_token = app.http.post(app.url("/demo/bank/payments/PAY-123")).send().await.unwrap();
+    assert_eq!(no_token.status(), 401);
 }

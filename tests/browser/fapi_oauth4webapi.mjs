@@ -19,7 +19,8 @@ import { chromium } from 'playwright-core';
 
 const BASE = (process.env.SCOPEGATE_URL || '').replace(/\/+$/, '');
 const REDIRECT_URI = `${BASE}/interop/fapi-callback`;
-const SCOPE = 'accounts.balance payments.transfer';
+// payments.transfer is parameterised: the consent is for one payment, PAY-42.
+const SCOPE = 'accounts.balance payments.transfer:PAY-42';
 
 let passed = 0;
 let failed = 0;
@@ -212,7 +213,7 @@ async function fapiStory(browser) {
         );
         assert.equal(tokens.token_type, 'dpop');
         assert.ok(tokens.scope.split(' ').includes('accounts.balance'), `scope: ${tokens.scope}`);
-        assert.ok(tokens.scope.split(' ').includes('payments.transfer'), `scope: ${tokens.scope}`);
+        assert.ok(tokens.scope.split(' ').includes('payments.transfer:PAY-42'), `scope: ${tokens.scope}`);
         // payments.transfer is count-limited (5 uses), so the token is opaque: a JWT checked
         // locally could not be counted. Its cnf.jkt is checked by introspection below.
         assert.equal(tokens.access_token.split('.').length, 1, 'an opaque token');

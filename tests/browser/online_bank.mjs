@@ -1,7 +1,8 @@
 // The Online Bank story in a real browser (Debian's chromium driven by playwright-core), as a
 // customer would walk it: the demo app, the bank's sign-in page, the consent page and its
 // checkbox tree, the demo result page, the "Your apps" page with its revoke button, a second run
-// that is denied, and a second customer whose browser has JavaScript turned off.
+// that is denied, a payment consent for one payment (PAY-123) by the FAPI 2.0 payment app, and a
+// second customer whose browser has JavaScript turned off.
 //
 // Env: SCOPEGATE_URL (the server's base URL, required), SCOPEGATE_SCREENSHOTS (a directory for
 // full-page screenshots, optional). Prints one line per check and a summary; exits 1 on any failure.
@@ -286,6 +287,72 @@ async function aliceStory(browser) {
     await context.close();
 }
 
+// The payment consent (issue 15): "Pay PAY-123" runs the FAPI 2.0 payment app (PAR,
+// private_key_jwt, DPoP) against the bank; alice consents to that one payment and sees it sent.
+async function alicePaysAnInvoice(browser) {
+    const context = await browser.newContext({ viewport: DESKTOP });
+    context.setDefaultTimeout(10_000);
+    const page = await context.newPage();
+    await story('alice pays PAY-123', page, async () => {
+        await step('demo: "Pay PAY-123" leads to the bank\'s sign-in page through a pushed request', async () => {
+            await page.goto(url('/demo'));
+            const [response] = await Promise.all([
+                page.waitForResponse(
+                    (r) => r.request().isNavigationRequest() && pathOf(r.url()) === '/login' && r.status() < 300,
+                ),
+                page.getByRole('button', { name: 'Pay PAY-123' }).click(),
+            ]);
+            const next = new URL(response.url()).searchParams.get('next') || '';
+            assert.match(next, /^\/authorize\?client_id=payments-app&request_uri=urn/, `next: ${next}`);
+        });
+        await step('payment: alice signs in and sees the payment consent', async () => {
+            await signIn(page, 'alice', 'alice-password');
+            await page.getByRole('heading', { level: 1, name: /Online Bank Payments wants access/ }).waitFor();
+        });
+        await check('payment consent: one box, "Transfer — PAY-123", for exactly that payment', async () => {
+            const boxes = page.locator('form.consent-form input[type="checkbox"]');
+            assert.equal(await boxes.count(), 1, 'the payment alone is asked for');
+            const box = page.getByRole('checkbox', { name: /Transfer \u2014 PAY-123/ });
+            assert.equal(await box.getAttribute('value'), 'payments.transfer:PAY-123');
+            assert.equal(await box.isChecked(), true);
+            const row = scopeRow(page, 'payments.transfer:PAY-123');
+            assert.match(await row.innerText(), /for 1 day, up to 5 accesses/);
+        });
+        await screenshot(page, 'payment-consent-desktop');
+        await step('payment consent: Allow leads back to the payment app', async () => {
+            await Promise.all([
+                page.waitForURL((u) => u.pathname === '/demo/pay/callback'),
+                page.getByRole('button', { name: 'Allow', exact: true }).click(),
+            ]);
+            await page.getByRole('heading', { level: 1 }).waitFor();
+        });
+        await screenshot(page, 'payment-result-desktop');
+        await check('payment result: PAY-123 is sent, and the consent has 4 of its 5 accesses left', async () => {
+            await page.getByRole('heading', { level: 1, name: 'Payment PAY-123 sent' }).waitFor({ timeout: 2000 });
+            const payment = await regionJson(page, 'Payment PAY-123 sent');
+            assert.equal(payment.status, 'executed');
+            assert.equal(payment.scope, 'payments.transfer:PAY-123');
+            assert.equal(payment.scope_limits.remaining_accesses, 4);
+        });
+        await check('payment result: the token is DPoP-bound and carries the concrete scope', async () => {
+            const token = await regionJson(page, 'Token response');
+            assert.equal(token.token_type, 'DPoP');
+            assert.equal(token.scope, 'payments.transfer:PAY-123');
+            assert.match(String(token.grant_id), /^g_/);
+            const info = await regionJson(page, 'Introspection by the bank\'s payment API');
+            assert.equal(info.scope, 'payments.transfer:PAY-123');
+            assert.ok(info.cnf && info.cnf.jkt, 'cnf.jkt in the introspection');
+        });
+        await check('your apps: the payment consent is listed by its payment', async () => {
+            await page.goto(url('/account'));
+            const app = page.getByRole('region', { name: 'Online Bank Payments', exact: true });
+            const permissions = (await app.getByRole('rowheader').allInnerTexts()).join('\n');
+            assert.match(permissions, /Transfer \u2014 PAY-123\s+payments\.transfer:PAY-123/);
+        });
+    });
+    await context.close();
+}
+
 async function bobWithoutJavaScript(browser) {
     const context = await browser.newContext({ viewport: DESKTOP, javaScriptEnabled: false });
     context.setDefaultTimeout(10_000);
@@ -344,6 +411,7 @@ async function main() {
             ],
         });
         await aliceStory(browser);
+        await alicePaysAnInvoice(browser);
         await bobWithoutJavaScript(browser);
     } catch (error) {
         report(false, 'the browser run', error);
