@@ -180,9 +180,9 @@ async fn migrate_is_idempotent() {
     // The initial schema, consents grouping grants, the scope field bounds, the clients counter,
     // sessions and failed sign-ins, the access tokens' partial indexes, the audit events,
     // administrators and disabled users, the webhooks with their delivery outbox, pushed
-    // authorization requests, the FAPI 2.0 client fields with the one-time JWT ids, and the
-    // per-day access counts.
-    assert_eq!(first["migrations_applied"], 13);
+    // authorization requests, the FAPI 2.0 client fields with the one-time JWT ids, the
+    // per-day access counts, and the parameterised scopes with one grant per value.
+    assert_eq!(first["migrations_applied"], 14);
     let second = cli_json(&run_cli(&settings, &["migrate"], None));
     assert_eq!(second["migrations_applied"], 0);
 }

@@ -230,7 +230,7 @@ async fn serve_demo_twice_leaves_exactly_one_copy_of_the_demo_data() {
     let clients = scopegate::storage::clients::list(&mut connection).unwrap();
     let mut ids: Vec<_> = clients.iter().map(|c| c.client_id.as_str()).collect();
     ids.sort();
-    assert_eq!(ids, vec!["bank-api", "demo-admin", "online-bank"]);
+    assert_eq!(ids, vec!["bank-api", "demo-admin", "online-bank", "payments-app"]);
     let assigned = scopegate::storage::clients::assignments(&mut connection, "online-bank").unwrap();
     assert_eq!(assigned.iter().map(|a| a.scope_name.as_str()).collect::<Vec<_>>(), vec!["profile", "accounts"]);
 }
