@@ -23,7 +23,14 @@ pub enum NegotiationError {
     ValueRequired(String),
     #[error("{0}")]
     InvalidValue(String),
+    #[error("at most {MAX_VALUES_PER_REQUEST} parameterised scope values may be requested at once")]
+    TooManyValues,
 }
+
+/// How many `<name>:<value>` strings one request may carry. Each is a consent of its own that
+/// the user reads on the consent page, and a grant row; a consent page of hundreds is no
+/// consent, and nothing a bank asks for at once (one payment, a few accounts) comes near this.
+pub const MAX_VALUES_PER_REQUEST: usize = 10;
 
 /// The scope names a request stands for. `requested = None` means the parameter was absent:
 /// the client's default scopes. Every named scope must be known and admitted for the client;
@@ -47,6 +54,10 @@ pub fn named_scopes(
         }
         return Ok(defaults);
     };
+    let values = requested.iter().filter(|name| tree.get(name).is_none() && tree.definition(name).is_some());
+    if values.count() > MAX_VALUES_PER_REQUEST {
+        return Err(NegotiationError::TooManyValues);
+    }
     for name in requested {
         if tree.definition(name).is_none() {
             return Err(unknown(tree, name));
@@ -201,8 +212,13 @@ mod tests {
         })
         .unwrap();
         let holdings = holdings(SecurityLevel::A, false, &["payments"]);
-        let named = |names: &[&str]| named_scopes(&tree, &holdings, CC, Some(&set(names)));
+        let named = |names: &[&str]| named_scopes(&tree, &holdings, GrantType::AuthorizationCode, Some(&set(names)));
         assert_eq!(named(&["payments.pay:PAY-123"]), Ok(set(&["payments.pay:PAY-123"])));
+        assert_eq!(
+            named_scopes(&tree, &holdings, CC, Some(&set(&["payments.pay:PAY-123"]))),
+            Err(NegotiationError::NotAllowed("payments.pay:PAY-123".into())),
+            "a value is a user's consent: never through client credentials"
+        );
         assert_eq!(named(&["payments.pay"]), Err(NegotiationError::ValueRequired("payments.pay".into())));
         assert!(matches!(named(&["payments.pay:"]), Err(NegotiationError::InvalidValue(_))));
         let too_long = format!("payments.pay:{}", "9".repeat(65));
@@ -210,6 +226,11 @@ mod tests {
             matches!(named(&[too_long.as_str()]), Err(NegotiationError::InvalidValue(message)) if message.contains("1 to 64"))
         );
         assert!(matches!(named(&["payments.pay:a=b"]), Err(NegotiationError::InvalidValue(_))));
+        let values = |count: usize| (0..count).map(|n| format!("payments.pay:P-{n}")).collect::<Vec<_>>();
+        let ten = values(MAX_VALUES_PER_REQUEST);
+        assert!(named(&ten.iter().map(String::as_str).collect::<Vec<_>>()).is_ok(), "ten values at once");
+        let eleven = values(MAX_VALUES_PER_REQUEST + 1);
+        assert_eq!(named(&eleven.iter().map(String::as_str).collect::<Vec<_>>()), Err(NegotiationError::TooManyValues));
         assert_eq!(named(&["accounts:PAY-1"]), Err(NegotiationError::UnknownScope("accounts:PAY-1".into())));
         // Through an assignment of its parent, like any private scope's child; not without.
         let unassigned = super::Holdings::new(client(SecurityLevel::A, false), set(&[]));

@@ -224,7 +224,8 @@ pub struct ScopeFields {
     #[serde(default)]
     pub bank_level: bool,
     /// Requested only with a value, as `<name>:<value>` (`payments.transfer:PAY-123`); each
-    /// value is a grant of its own, and a parent does not imply it.
+    /// value is a grant of its own, and a parent does not imply it. Always asks the user, and
+    /// never goes to client credentials (`allows_grant_type`).
     #[serde(default)]
     pub parameterised: bool,
 }
@@ -295,8 +296,13 @@ impl Scope {
         self
     }
 
-    /// Whether a token request by `grant_type` may obtain this scope.
+    /// Whether a token request by `grant_type` may obtain this scope. A parameterised scope's
+    /// value is something a user consents to, so client credentials (no user, and a fresh
+    /// grant for every value the client names) never obtain one.
     pub fn allows_grant_type(&self, grant_type: GrantType) -> bool {
+        if self.fields.parameterised && grant_type == GrantType::ClientCredentials {
+            return false;
+        }
         self.fields.auth_types.is_empty() || self.fields.auth_types.contains(&grant_type)
     }
 

@@ -140,9 +140,13 @@ impl ScopeTree {
             merged.push(kept);
         }
         merged.extend(documented.iter().cloned());
+        let whole = |cause: ScopeTreeError| ImportError { path: "scopes".to_owned(), message: cause.to_string() };
         // Unreachable after `flatten` (see above); mapped rather than unwrapped all the same.
-        ScopeTree::from_scopes(merged)
-            .map_err(|cause| ImportError { path: "scopes".to_owned(), message: cause.to_string() })
+        let tree = ScopeTree::from_scopes(merged).map_err(whole)?;
+        // Whether a parameterised scope has children or a namesake value depends on the whole
+        // merged tree, the undocumented scopes too, so it is checked here and not per node.
+        tree.check_all_parameterised().map_err(whole)?;
+        Ok(tree)
     }
 }
 

@@ -72,6 +72,17 @@ pub fn validate_scope(scope: &Scope) -> Result<(), ScopeTreeError> {
             ),
         ));
     }
+    if fields.parameterised && !fields.user_authorization_required {
+        // Each value is its own grant with its own limits; were it granted without asking,
+        // a client could name a fresh value whenever one's limits ran out.
+        return Err(ScopeTreeError::invalid(
+            "user_authorization_required",
+            format!(
+                "scope {:?} is parameterised, so it needs user authorization: each value is a consent of its own",
+                scope.name
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -528,6 +539,55 @@ impl ScopeTree {
         parent.map(|name| self.slot(name).ok_or_else(|| ScopeTreeError::UnknownParent(name.to_owned()))).transpose()
     }
 
+    /// The rules that keep a parameterised scope's values unambiguous, for `scope` as it would
+    /// stand in this tree: a parameterised scope stays a leaf (it implies nothing, so a child
+    /// could never be had through it), and no scope is named like a value of a parameterised
+    /// one (`payments.transfer:PAY-1` beside a parameterised `payments.transfer` would take that
+    /// value over with its own fields). Checked by add, edit and import alike.
+    fn check_parameterised(&self, scope: &Scope, has_children: bool) -> Result<(), ScopeTreeError> {
+        if scope.fields.parameterised && has_children {
+            return Err(ScopeTreeError::invalid(
+                "parameterised",
+                format!(
+                    "scope {:?} has children, so it cannot be parameterised: a parameterised scope stays a leaf",
+                    scope.name
+                ),
+            ));
+        }
+        let is_value_of = |name: &str, base: &str| {
+            split_value(name).is_some_and(|(name_base, value)| name_base == base && validate_scope_value(value).is_ok())
+        };
+        let parameterised_base = self.iter().find(|other| {
+            other.fields.parameterised && other.name != scope.name && is_value_of(&scope.name, &other.name)
+        });
+        if let Some(base) = parameterised_base {
+            return Err(ScopeTreeError::invalid(
+                "name",
+                format!(
+                    "scope name {:?} is a value of the parameterised scope {:?}, so it cannot name a scope of its own",
+                    scope.name, base.name
+                ),
+            ));
+        }
+        if scope.fields.parameterised {
+            if let Some(value_scope) = self.iter().find(|other| is_value_of(&other.name, &scope.name)) {
+                return Err(ScopeTreeError::invalid(
+                    "parameterised",
+                    format!(
+                        "scope {:?} cannot be parameterised while scope {:?} is named like one of its values",
+                        scope.name, value_scope.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `check_parameterised` for every scope of the tree, for a tree built from an import.
+    pub fn check_all_parameterised(&self) -> Result<(), ScopeTreeError> {
+        self.nodes.iter().try_for_each(|node| self.check_parameterised(&node.scope, !node.children.is_empty()))
+    }
+
     /// Adds a scope among its parent's children at `scope.position` (clamped), shifting later
     /// siblings down.
     pub fn add(&mut self, mut scope: Scope) -> Result<(), ScopeTreeError> {
@@ -535,6 +595,7 @@ impl ScopeTree {
         if self.contains(&scope.name) {
             return Err(ScopeTreeError::DuplicateName(scope.name));
         }
+        self.check_parameterised(&scope, false)?;
         let parent = self.parent_slot(scope.parent.as_deref())?;
         let index = clamp_index(scope.position, self.siblings(parent).map_or(0, Vec::len));
         scope.position = to_position(index);
@@ -549,22 +610,14 @@ impl ScopeTree {
     }
 
     pub fn edit(&mut self, name: &str, patch: ScopePatch) -> Result<&Scope, ScopeTreeError> {
-        let node = self
-            .slot(name)
-            .and_then(|slot| self.nodes.get_mut(slot))
-            .ok_or_else(|| ScopeTreeError::UnknownScope(name.to_owned()))?;
+        let slot = self.slot(name).ok_or_else(|| ScopeTreeError::UnknownScope(name.to_owned()))?;
+        let node = self.nodes.get(slot).ok_or_else(|| ScopeTreeError::UnknownScope(name.to_owned()))?;
         let mut edited = node.scope.clone();
         patch.apply_to(&mut edited)?;
         validate_scope(&edited)?;
-        if edited.fields.parameterised && !node.children.is_empty() {
-            return Err(ScopeTreeError::invalid(
-                "parameterised",
-                format!(
-                    "scope {name:?} has children, so it cannot be parameterised: a parameterised scope stays a leaf"
-                ),
-            ));
-        }
+        self.check_parameterised(&edited, !node.children.is_empty())?;
         check_reserved_admin_scope(&node.scope, &edited)?;
+        let node = self.nodes.get_mut(slot).ok_or_else(|| ScopeTreeError::UnknownScope(name.to_owned()))?;
         node.scope = edited;
         Ok(&node.scope)
     }

@@ -104,6 +104,60 @@ fn a_parameterised_scope_stays_a_leaf_and_is_never_a_default_scope() {
     assert_eq!(tree, unchanged, "refused operations change nothing");
 }
 
+#[test]
+fn a_parameterised_scope_always_asks_the_user_and_never_goes_to_client_credentials() {
+    let mut tree = bank_with_parameterised_transfer();
+    let without_asking = ScopePatch { user_authorization_required: Some(false), ..ScopePatch::default() };
+    assert!(matches!(
+        tree.edit("payments.transfer", without_asking),
+        Err(ScopeTreeError::InvalidScope { field, .. }) if field == "user_authorization_required"
+    ));
+    let mut silent = scope("consents.read", None, 0);
+    silent.fields.parameterised = true;
+    silent.fields.user_authorization_required = false;
+    assert!(
+        matches!(tree.add(silent), Err(ScopeTreeError::InvalidScope { field, .. }) if field == "user_authorization_required")
+    );
+    let transfer = tree.get("payments.transfer").unwrap();
+    assert!(!transfer.allows_grant_type(GrantType::ClientCredentials));
+    assert!(transfer.allows_grant_type(GrantType::AuthorizationCode));
+    assert!(tree.get("accounts").unwrap().allows_grant_type(GrantType::ClientCredentials), "plain scopes as before");
+    assert_eq!(tree, bank_with_parameterised_transfer(), "refused operations change nothing");
+}
+
+#[test]
+fn no_scope_is_named_like_a_value_of_a_parameterised_one() {
+    let mut tree = bank_with_parameterised_transfer();
+    let namesake = scope("payments.transfer:PAY-1", Some("payments"), 0);
+    assert!(matches!(tree.add(namesake.clone()), Err(ScopeTreeError::InvalidScope { field, .. }) if field == "name"));
+    // A name that could not be a value (empty after the colon) is no namesake.
+    tree.add(scope("payments.transfer.x:y", None, 0)).unwrap();
+
+    let mut plain = bank();
+    plain.add(namesake).unwrap();
+    let parameterised = ScopePatch { parameterised: Some(true), ..ScopePatch::default() };
+    assert!(matches!(
+        plain.edit("payments.transfer", parameterised),
+        Err(ScopeTreeError::InvalidScope { field, .. }) if field == "parameterised"
+    ));
+    assert!(!plain.get("payments.transfer").unwrap().fields.parameterised);
+}
+
+#[test]
+fn the_whole_tree_check_finds_a_parameterised_parent_and_a_namesake() {
+    assert_eq!(bank_with_parameterised_transfer().check_all_parameterised(), Ok(()));
+    let mut parent = bank().scopes();
+    parent.iter_mut().filter(|scope| scope.name == "payments").for_each(|scope| scope.fields.parameterised = true);
+    let tree = ScopeTree::from_scopes(parent).unwrap();
+    assert!(
+        matches!(tree.check_all_parameterised(), Err(ScopeTreeError::InvalidScope { field, .. }) if field == "parameterised")
+    );
+    let mut namesake = bank_with_parameterised_transfer().scopes();
+    namesake.push(scope("payments.transfer:PAY-1", None, 9));
+    let tree = ScopeTree::from_scopes(namesake).unwrap();
+    assert!(tree.check_all_parameterised().is_err());
+}
+
 fn names(scopes: Vec<&Scope>) -> Vec<&str> {
     scopes.into_iter().map(|scope| scope.name.as_str()).collect()
 }

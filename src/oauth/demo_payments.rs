@@ -266,8 +266,9 @@ pub fn complete(
 
 /// `POST /demo/bank/payments/{payment_id}`, as the bank's payment API answers it: the token
 /// must be active, DPoP-bound to the proof's key (checked with `ath` by the caller), and hold
-/// this payment's scope. Its introspection counts the access, so a payment consent of five
-/// accesses pays five times at most. Answers what introspection said, and the payment.
+/// this payment's scope. Its introspection counts the access, so a payment consent of one
+/// access pays once. Answers what introspection said (null when refused before introspecting),
+/// and the payment.
 pub fn pay(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
@@ -276,10 +277,18 @@ pub fn pay(
     payment_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(Value, PaymentAnswer), AppError> {
+    // Payments take DPoP only, so a token shown without a proof (a stolen one, say) is
+    // refused before the introspection that would count it. A proof by another key is told
+    // only by introspection (the token is opaque), which counts: see docs/banking-consents.md.
+    if proof_jkt.is_none() {
+        return Ok((Value::Null, PaymentAnswer::WrongBinding(DPOP_ONLY)));
+    }
     let introspected = introspect_as_bank(connection, context, token, now)?;
     let answer = payment_answer(&introspected, proof_jkt, payment_id);
     Ok((introspected, answer))
 }
+
+const DPOP_ONLY: &str = "payments take a DPoP-bound token with a proof by its key";
 
 fn payment_answer(introspected: &Value, proof_jkt: Option<&str>, payment_id: &str) -> PaymentAnswer {
     if introspected["active"] != json!(true) {
@@ -288,7 +297,7 @@ fn payment_answer(introspected: &Value, proof_jkt: Option<&str>, payment_id: &st
     match (introspected["cnf"]["jkt"].as_str(), proof_jkt) {
         (Some(bound), Some(proven)) if bound == proven => {}
         (Some(_), Some(_)) => return PaymentAnswer::WrongBinding("the DPoP proof is by another key than the token's"),
-        _ => return PaymentAnswer::WrongBinding("payments take a DPoP-bound token with a proof by its key"),
+        _ => return PaymentAnswer::WrongBinding(DPOP_ONLY),
     }
     let scope = format!("{TRANSFER_SCOPE}:{payment_id}");
     if !introspected["scope"].as_str().unwrap_or_default().split(' ').any(|granted| granted == scope) {

@@ -29,7 +29,7 @@ const DEMO_SCOPES: &str = r#"{"scopes": [
    "visibility": "private", "security_level": "A", "bank_level": true,
    "children": [
      {"name": "payments.transfer", "alias": "Transfer", "short_description": "Make this one transfer from your account",
-      "visibility": "private", "security_level": "A", "max_access_count": 5, "access_duration_days": 1,
+      "visibility": "private", "security_level": "A", "max_access_count": 1, "access_duration_days": 1,
       "bank_level": true, "parameterised": true, "operations": ["POST /accounts/{id}/transfers"]}
    ]}
 ]}"#;

@@ -148,6 +148,10 @@ impl Registry {
     ) -> Result<SaveCounts, AppError> {
         let (_, counts) = self.change(connection, |tree, connection| {
             let imported = tree.import(document).map_err(|error| AppError::invalid_request(error.to_string()))?;
+            let flipped = imported.iter().filter_map(|scope| {
+                tree.get(&scope.name).filter(|was| was.fields.parameterised != scope.fields.parameterised)
+            });
+            refuse_flipping_held_parameterised(connection, flipped.collect(), now)?;
             let mut recorded = Vec::new();
             for scope in imported.iter() {
                 let event = match tree.get(&scope.name) {
@@ -200,8 +204,13 @@ impl Registry {
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
         self.change(connection, |tree, connection| {
-            let before = tree.get(name).map(to_json).unwrap_or_default();
-            let after = to_json(tree.edit(name, patch)?);
+            let was = tree.get(name).cloned();
+            let before = was.as_ref().map(to_json).unwrap_or_default();
+            let edited = tree.edit(name, patch)?;
+            let after = to_json(edited);
+            if let Some(was) = was.filter(|was| was.fields.parameterised != edited.fields.parameterised) {
+                refuse_flipping_held_parameterised(connection, vec![&was], now)?;
+            }
             let changed = changes(&before, &after);
             if changed.as_object().is_some_and(|changed| !changed.is_empty()) {
                 let event = Event::new(EventType::ScopeUpdated, actor).scope(name).detail(json!({"changed": changed}));
@@ -318,6 +327,32 @@ pub fn subtree_holders(
 
 /// Whether a grant started at `granted_at` still holds its scope against deletion: until it
 /// lapses (a used-up grant that has not lapsed still holds it).
+/// A scope's `parameterised` flag decides what its grants mean: a grant of `payments.transfer`
+/// is not one of `payments.transfer:PAY-1`, nor the other way round. Flipping it while
+/// unexpired grants hold the scope (the delete rule) would strand them without telling anyone,
+/// so it is refused until they are revoked or lapse. `flipped` holds the scopes as they were.
+fn refuse_flipping_held_parameterised(
+    connection: &mut DbConnection,
+    flipped: Vec<&Scope>,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    if flipped.is_empty() {
+        return Ok(());
+    }
+    let names = flipped.iter().map(|scope| scope.name.clone()).collect();
+    for (scope_name, newest) in grants::newest_grant_per_scope(connection, &names)? {
+        if flipped.iter().any(|scope| scope.name == scope_name && grant_holds(scope, newest, now)) {
+            return Err(AppError::conflict(
+                "scope_in_use",
+                format!(
+                    "scope {scope_name:?} cannot change parameterised while grants hold it: revoke them or let them lapse first"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn grant_holds(scope: &Scope, granted_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     !has_lapsed(scope, granted_at, now)
 }

@@ -159,7 +159,8 @@ async fn the_value_syntax_is_checked_at_authorize_par_and_token_and_the_bare_nam
     let page = signed_in(&alice, &authorize_path(&client, Some(&longest), &[])).await;
     assert_eq!(page.status(), 200, "a value of 64 characters reaches the consent page");
 
-    // Client credentials: a machine with the scope assigned gets a value, never the bare name.
+    // Client credentials: a machine with the scope assigned gets neither the bare name nor a
+    // value (a value is a user's consent), and the parent alone as before.
     let machine = app.create_client(
         ClientRegistration {
             name: "Payment robot".into(),
@@ -173,8 +174,10 @@ async fn the_value_syntax_is_checked_at_authorize_par_and_token_and_the_bare_nam
     let refusal: Value = bare.json().await.unwrap();
     assert_eq!(refusal["error"], "invalid_scope");
     assert!(refusal["error_description"].as_str().unwrap().contains("payments.pay:<value>"), "{refusal}");
-    let granted = app.access_token(&machine, Some("payments payments.pay:R-7")).await;
-    assert_eq!(granted["scope"], "payments payments.pay:R-7", "the parent does not bring any value along");
+    let value = app.client_credentials(&machine, Some("payments payments.pay:R-7")).await;
+    assert_eq!(value.status(), 400);
+    let refusal: Value = value.json().await.unwrap();
+    assert_eq!(refusal["error"], "invalid_scope", "{refusal}");
     let parent_only = app.access_token(&machine, Some("payments")).await;
     assert_eq!(parent_only["scope"], "payments");
 }
@@ -248,8 +251,8 @@ async fn the_consent_page_names_each_value_and_a_parent_does_not_imply_one() {
 
 /// The demo's "Pay PAY-123": the payment app pushes its request with a `private_key_jwt`
 /// assertion, alice consents to that one payment, and the app exchanges the code with a DPoP
-/// proof and pays through the bank's payment API, which counts the access. The bank's API
-/// refuses the same token as a bearer token.
+/// proof and pays through the bank's payment API, which counts the access: the consent pays
+/// once. The bank's API refuses the same token as a bearer token, before it counts anything.
 #[tokio::test]
 async fn the_demo_pays_pay_123_through_par_private_key_jwt_and_dpop() {
     let (mut settings, dir) = crate::helpers::fresh_settings();
@@ -292,15 +295,98 @@ async fn the_demo_pays_pay_123_through_par_private_key_jwt_and_dpop() {
     assert!(result.contains(r#""token_type": "DPoP""#), "a DPoP-bound token: {result}");
     assert!(result.contains(r#""scope": "payments.transfer:PAY-123""#), "{result}");
     assert!(result.contains(r#""status": "executed""#), "{result}");
-    assert!(result.contains(r#""remaining_accesses": 4"#), "the payment counted one of five: {result}");
+    assert!(result.contains(r#""remaining_accesses": 0"#), "the consent pays once: {result}");
     assert!(result.contains(r#""jkt""#), "introspection shows the key binding: {result}");
 
-    // The payment API over HTTP refuses that token without a proof by its key.
+    // Allow a second payment, then show the payment API the token without a DPoP proof, for
+    // this payment and another: both refused before the introspection that would count them.
+    let patch = scopegate::domain::scope_tree::ScopePatch { max_access_count: Some(2), ..Default::default() };
+    let cli = scopegate::domain::event::Actor::Cli;
+    let connection = &mut app.state.db.get().unwrap();
+    app.state.registry.edit(connection, "payments.transfer", patch, &cli, chrono::Utc::now()).unwrap();
     let token = result.split(r#""access_token": ""#).nth(1).and_then(|rest| rest.split('"').next()).unwrap();
-    let as_bearer = app.http.post(app.url("/demo/bank/payments/PAY-123")).bearer_auth(token).send().await.unwrap();
-    assert_eq!(as_bearer.status(), 401);
-    let refusal: Value = as_bearer.json().await.unwrap();
-    assert_eq!(refusal["error"], "invalid_token", "{refusal}");
+    for (path, status, error) in
+        [("/demo/bank/payments/PAY-123", 401, "invalid_token"), ("/demo/bank/payments/PAY-999", 401, "invalid_token")]
+    {
+        let as_bearer = app.http.post(app.url(path)).bearer_auth(token).send().await.unwrap();
+        assert_eq!(as_bearer.status(), status, "{path}");
+        let refusal: Value = as_bearer.json().await.unwrap();
+        assert_eq!(refusal["error"], error, "{path}: {refusal}");
+    }
+    let account = alice.get("/account").await.text().await.unwrap();
+    let row = account.split("payments.transfer:PAY-123</span>").nth(1).and_then(|rest| rest.split("</tr>").next());
+    assert!(
+        row.is_some_and(|row| row.contains(r#"data-label="Remaining accesses">1 left</td>"#)),
+        "the refused calls spent nothing: one of two accesses is left:\n{account}"
+    );
     let no_token = app.http.post(app.url("/demo/bank/payments/PAY-123")).send().await.unwrap();
     assert_eq!(no_token.status(), 401);
+}
+
+/// The registry keeps each value unambiguous and a held scope's meaning fixed: no scope is
+/// named like a value of a parameterised one, a parameterised scope always asks the user, and
+/// `parameterised` does not flip while a grant holds the scope, through the admin API and
+/// `scope import` alike. An unheld scope flips freely.
+#[tokio::test]
+async fn the_registry_refuses_namesakes_silent_values_and_flipping_a_held_scope() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let token = admin_token(&app).await;
+    let call = |method: Method, path: &str, body: Value| {
+        let request = app.http.request(method, app.url(path)).bearer_auth(&token).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let namesake = json!({"name": "payments.pay:INV-9", "parent": "payments", "short_description": "Hijack"});
+    let (status, refused) = call(Method::POST, "/admin/v1/scopes", namesake).await;
+    assert_eq!(status, 400, "a scope named like a value: {refused}");
+    assert!(refused["error_description"].as_str().unwrap_or_default().contains("is a value of"), "{refused}");
+    let (status, refused) =
+        call(Method::PATCH, "/admin/v1/scopes/payments.pay", json!({"user_authorization_required": false})).await;
+    assert_eq!(status, 400, "a value is always the user's consent: {refused}");
+
+    let alice = Browser::new(&app);
+    let (_, answer) = consent(&alice, &client, "payments.pay:INV-1").await;
+    tokens_for(&app, &client, &answer).await;
+    let (status, refused) = call(Method::PATCH, "/admin/v1/scopes/payments.pay", json!({"parameterised": false})).await;
+    assert_eq!((status, refused["error"].as_str()), (409, Some("scope_in_use")), "{refused}");
+    let flipped = TREE.replace(r#""parameterised": true"#, r#""parameterised": false"#);
+    let file = app.dir.path().join("flipped.json");
+    std::fs::write(&file, flipped).unwrap();
+    let imported = app.cli(&["scope", "import", file.to_str().unwrap()], None);
+    let stderr = String::from_utf8_lossy(&imported.stderr);
+    assert!(!imported.status.success() && stderr.contains("cannot change parameterised"), "{stderr}");
+    let file = app.dir.path().join("namesake.json");
+    let with_namesake = TREE.replace(
+        r#"{"name": "profile","#,
+        r#"{"name": "payments.pay:INV-1", "short_description": "Hijack"}, {"name": "profile","#,
+    );
+    std::fs::write(&file, with_namesake).unwrap();
+    let imported = app.cli(&["scope", "import", file.to_str().unwrap()], None);
+    let stderr = String::from_utf8_lossy(&imported.stderr);
+    assert!(!imported.status.success() && stderr.contains("is a value of"), "{stderr}");
+    let (_, kept) = call(Method::GET, "/admin/v1/scopes/payments.pay", Value::Null).await;
+    assert_eq!(kept["parameterised"], true, "every refusal changed nothing: {kept}");
+
+    let unheld = json!({"name": "consents.read", "short_description": "Read one consent", "parameterised": true});
+    assert_eq!(call(Method::POST, "/admin/v1/scopes", unheld).await.0, 201);
+    let (status, flipped) =
+        call(Method::PATCH, "/admin/v1/scopes/consents.read", json!({"parameterised": false})).await;
+    assert_eq!((status, flipped["parameterised"].clone()), (200, json!(false)), "{flipped}");
+}
+
+/// Every value is a consent of its own, so one request carries at most ten.
+#[tokio::test]
+async fn a_request_carries_at_most_ten_values() {
+    let app = spawn_app().await;
+    let client = setup(&app);
+    let alice = Browser::new(&app);
+    let values = |count: usize| (0..count).map(|n| format!("payments.pay:INV-{n}")).collect::<Vec<_>>().join(" ");
+    let page = signed_in(&alice, &authorize_path(&client, Some(&values(10)), &[])).await;
+    assert_eq!(page.status(), 200, "ten payments on one consent page");
+    let eleven = signed_in(&alice, &authorize_path(&client, Some(&values(11)), &[])).await;
+    let answer = query_of(&location(&eleven));
+    assert_eq!(answer.get("error").map(String::as_str), Some("invalid_scope"), "{answer:?}");
 }

@@ -214,7 +214,7 @@ async function fapiStory(browser) {
         assert.equal(tokens.token_type, 'dpop');
         assert.ok(tokens.scope.split(' ').includes('accounts.balance'), `scope: ${tokens.scope}`);
         assert.ok(tokens.scope.split(' ').includes('payments.transfer:PAY-42'), `scope: ${tokens.scope}`);
-        // payments.transfer is count-limited (5 uses), so the token is opaque: a JWT checked
+        // payments.transfer is count-limited (one use), so the token is opaque: a JWT checked
         // locally could not be counted. Its cnf.jkt is checked by introspection below.
         assert.equal(tokens.access_token.split('.').length, 1, 'an opaque token');
     });

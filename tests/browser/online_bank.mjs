@@ -316,7 +316,7 @@ async function alicePaysAnInvoice(browser) {
             assert.equal(await box.getAttribute('value'), 'payments.transfer:PAY-123');
             assert.equal(await box.isChecked(), true);
             const row = scopeRow(page, 'payments.transfer:PAY-123');
-            assert.match(await row.innerText(), /for 1 day, up to 5 accesses/);
+            assert.match(await row.innerText(), /for 1 day, up to 1 access\b/);
         });
         await screenshot(page, 'payment-consent-desktop');
         await step('payment consent: Allow leads back to the payment app', async () => {
@@ -327,12 +327,12 @@ async function alicePaysAnInvoice(browser) {
             await page.getByRole('heading', { level: 1 }).waitFor();
         });
         await screenshot(page, 'payment-result-desktop');
-        await check('payment result: PAY-123 is sent, and the consent has 4 of its 5 accesses left', async () => {
+        await check('payment result: PAY-123 is sent once: the consent has no access left', async () => {
             await page.getByRole('heading', { level: 1, name: 'Payment PAY-123 sent' }).waitFor({ timeout: 2000 });
             const payment = await regionJson(page, 'Payment PAY-123 sent');
             assert.equal(payment.status, 'executed');
             assert.equal(payment.scope, 'payments.transfer:PAY-123');
-            assert.equal(payment.scope_limits.remaining_accesses, 4);
+            assert.equal(payment.scope_limits.remaining_accesses, 0);
         });
         await check('payment result: the token is DPoP-bound and carries the concrete scope', async () => {
             const token = await regionJson(page, 'Token response');
