@@ -75,6 +75,10 @@ const TEN_YEARS_IN_SECONDS: i64 = 10 * 366 * 24 * 3600;
 /// after a crash.
 const MAX_WEBHOOK_TIMEOUT_SECONDS: i64 = 60;
 
+/// FAPI 2.0 Security Profile §5.3.2.1: "shall require an authorization code lifetime of 60
+/// seconds or less".
+const FAPI2_MAX_CODE_LIFETIME_SECONDS: i64 = 60;
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -309,12 +313,34 @@ impl Settings {
         if self.pool_size == 0 {
             bail!("pool_size must be at least 1");
         }
+        if self.profile == Profile::Fapi2 {
+            self.check_fapi2()?;
+        }
         // The worker's lease on a delivery follows the timeout; after a crash, a delivery in
         // flight waits that long to be sent again.
         if self.webhook_timeout_seconds > MAX_WEBHOOK_TIMEOUT_SECONDS {
             bail!(
                 "webhook_timeout_seconds must be at most {MAX_WEBHOOK_TIMEOUT_SECONDS}, got {}",
                 self.webhook_timeout_seconds
+            );
+        }
+        Ok(())
+    }
+
+    /// What FAPI 2.0 (Security Profile §5.2.1, §5.3.2.1) asks of the settings themselves: an
+    /// https issuer (http only on a loopback host, for development and tests) and codes that
+    /// live at most 60 seconds.
+    fn check_fapi2(&self) -> anyhow::Result<()> {
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|host| {
+            self.issuer.strip_prefix(host).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        });
+        if !self.issuer.starts_with("https://") && !loopback {
+            bail!("profile = \"fapi2\" needs an https issuer (http only on a loopback host), got {:?}", self.issuer);
+        }
+        if self.code_lifetime_seconds > FAPI2_MAX_CODE_LIFETIME_SECONDS {
+            bail!(
+                "profile = \"fapi2\" keeps authorization codes at most {FAPI2_MAX_CODE_LIFETIME_SECONDS} s (FAPI 2.0 §5.3.2.1), got code_lifetime_seconds = {}",
+                self.code_lifetime_seconds
             );
         }
         Ok(())
@@ -344,6 +370,25 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_fapi2_needs_an_https_issuer_and_codes_of_at_most_a_minute() {
+        let fapi2 = |issuer: &str, code_lifetime_seconds: i64| {
+            Settings { profile: Profile::Fapi2, issuer: issuer.into(), code_lifetime_seconds, ..Settings::default() }
+                .validate()
+        };
+        assert!(fapi2("https://bank.example", 60).is_ok());
+        assert!(fapi2("http://127.0.0.1:8080", 30).is_ok(), "loopback, for development and tests");
+        assert!(fapi2("http://localhost", 60).is_ok());
+        let plain = fapi2("http://bank.example", 60).unwrap_err().to_string();
+        assert!(plain.contains("https issuer"), "{plain}");
+        assert!(fapi2("http://127.0.0.1.evil.example", 60).is_err(), "not a loopback host");
+        let long = fapi2("https://bank.example", 61).unwrap_err().to_string();
+        assert!(long.contains("code_lifetime_seconds = 61"), "{long}");
+        let oauth2 =
+            Settings { issuer: "http://bank.example".into(), code_lifetime_seconds: 600, ..Settings::default() };
+        assert!(oauth2.validate().is_ok(), "the plain profile leaves both to the deployment");
+    }
 
     #[test]
     fn an_unknown_key_in_the_file_is_refused_by_name() {

@@ -33,13 +33,34 @@ pub struct VerifiedAssertion {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Checks `assertion` for the client `client_id` with key set `keys`. `audiences` are the
-/// values we accept in `aud`: our issuer identifier, and the endpoint's URL.
+/// The `aud` an assertion may carry.
+#[derive(Debug, Clone, Copy)]
+pub struct Audience<'a> {
+    /// The accepted values, our issuer identifier first.
+    pub accepted: &'a [&'a str],
+    /// Whether an array holding one of them will do (RFC 7523 §3), or only a string (FAPI 2.0
+    /// §5.3.2.1: "only accept its issuer identifier value … as a string").
+    pub arrays: bool,
+}
+
+impl Audience<'_> {
+    fn accepts(&self, aud: Option<&Value>) -> bool {
+        match aud {
+            Some(Value::String(aud)) => self.accepted.contains(&aud.as_str()),
+            Some(Value::Array(auds)) if self.arrays => {
+                auds.iter().filter_map(Value::as_str).any(|aud| self.accepted.contains(&aud))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Checks `assertion` for the client `client_id` with key set `keys`, for `audience`.
 pub fn verify(
     assertion: &str,
     client_id: &str,
     keys: &JwkSet,
-    audiences: &[&str],
+    audience: Audience<'_>,
     now: DateTime<Utc>,
 ) -> Result<VerifiedAssertion, String> {
     let jwt = jose::read_header(assertion).map_err(|error| error.0)?;
@@ -49,13 +70,13 @@ pub fn verify(
     if text("iss") != Some(client_id) || text("sub") != Some(client_id) {
         return Err("iss and sub must both be the client_id".into());
     }
-    let aud_matches = match claims.get("aud") {
-        Some(Value::String(aud)) => audiences.contains(&aud.as_str()),
-        Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(|aud| audiences.contains(&aud)),
-        _ => false,
-    };
-    if !aud_matches {
-        return Err(format!("aud must be the issuer identifier {:?}", audiences.first().unwrap_or(&"")));
+    if !audience.accepts(claims.get("aud")) {
+        let issuer = audience.accepted.first().unwrap_or(&"");
+        return Err(if audience.arrays {
+            format!("aud must be the issuer identifier {issuer:?}")
+        } else {
+            format!("aud must be the issuer identifier {issuer:?}, as a string (profile = \"fapi2\")")
+        });
     }
     let now_seconds = now.timestamp();
     let Some(exp) = claims.get("exp").and_then(Value::as_i64) else {

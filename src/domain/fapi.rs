@@ -43,6 +43,9 @@ pub struct FapiPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Presentation {
     pub pushed: Option<bool>,
+    /// Whether the authorization request names its `redirect_uri` (FAPI 2.0 §5.3.2.2 requires
+    /// it in a pushed request, where RFC 6749 lets a client with one registered URI leave it out).
+    pub names_redirect_uri: Option<bool>,
     pub client_auth: AuthMethod,
     pub dpop_bound: Option<bool>,
 }
@@ -76,6 +79,8 @@ impl FapiPolicy {
         };
         let requirement = if presentation.pushed == Some(false) {
             "the authorization request must come through PAR (POST /par, RFC 9126)"
+        } else if presentation.names_redirect_uri == Some(false) {
+            "the pushed request must name its redirect_uri (FAPI 2.0 §5.3.2.2)"
         } else if presentation.client_auth != AuthMethod::PrivateKeyJwt {
             "the client must authenticate with private_key_jwt (RFC 7523)"
         } else if presentation.dpop_bound == Some(false) {
@@ -96,8 +101,12 @@ mod tests {
         FapiPolicy { levels: [A, B].into(), profile }
     }
 
-    const FAPI: Presentation =
-        Presentation { pushed: Some(true), client_auth: AuthMethod::PrivateKeyJwt, dpop_bound: Some(true) };
+    const FAPI: Presentation = Presentation {
+        pushed: Some(true),
+        names_redirect_uri: Some(true),
+        client_auth: AuthMethod::PrivateKeyJwt,
+        dpop_bound: Some(true),
+    };
 
     #[test]
     fn sensitive_levels_need_par_private_key_jwt_and_dpop() {
@@ -107,6 +116,10 @@ mod tests {
         let front = Presentation { pushed: Some(false), ..FAPI };
         let error = policy.check(&payments, front).unwrap_err().to_string();
         assert!(error.contains("payments.transfer is of security level A") && error.contains("PAR"), "{error}");
+        let unnamed = Presentation { names_redirect_uri: Some(false), ..FAPI };
+        let error = policy.check(&payments, unnamed).unwrap_err().to_string();
+        assert!(error.contains("redirect_uri"), "{error}");
+        assert_eq!(policy.check(&[("accounts", C)], unnamed), Ok(()), "level C is not held to it");
         let secret = Presentation { client_auth: AuthMethod::ClientSecretBasic, ..FAPI };
         assert!(policy.check(&payments, secret).unwrap_err().to_string().contains("private_key_jwt"));
         let bearer = Presentation { dpop_bound: Some(false), ..FAPI };
@@ -118,8 +131,12 @@ mod tests {
     #[test]
     fn other_levels_are_free_unless_the_profile_is_fapi2() {
         let accounts = [("accounts", C)];
-        let plain =
-            Presentation { pushed: Some(false), client_auth: AuthMethod::ClientSecretBasic, dpop_bound: Some(false) };
+        let plain = Presentation {
+            pushed: Some(false),
+            names_redirect_uri: Some(true),
+            client_auth: AuthMethod::ClientSecretBasic,
+            dpop_bound: Some(false),
+        };
         assert_eq!(policy(Profile::Oauth2).check(&accounts, plain), Ok(()));
         let error = policy(Profile::Fapi2).check(&accounts, plain).unwrap_err().to_string();
         assert!(error.contains("profile = \"fapi2\""), "{error}");

@@ -124,19 +124,20 @@ pub fn client_key_set(value: &Value) -> Result<JwkSet, JoseError> {
     Ok(JwkSet { keys })
 }
 
-/// The key of `set` that verifies a JWS with header `kid` and `alg`: the one named by `kid`;
-/// without a `kid`, or when the set names none of its keys, the only key that fits the alg.
+/// The key of `set` that verifies a JWS with header `kid` and `alg`: the only key named by
+/// `kid` that fits the alg (a set may repeat a `kid` across key types, FAPI 2.0 §5.4.3, so the
+/// alg tells them apart); without a `kid`, or when the set names none of its keys, the only
+/// key that fits the alg.
 pub fn key_for<'s>(set: &'s JwkSet, jwt: &UnverifiedJwt<'_>) -> Option<&'s Jwk> {
     let set_has_kids = set.keys.iter().any(|key| key.common.key_id.is_some());
-    match jwt.kid() {
-        Some(kid) if set_has_kids => set.find(kid).filter(|key| key_fits(key, jwt.algorithm)),
-        _ => {
-            let mut fitting = set.keys.iter().filter(|key| key_fits(key, jwt.algorithm));
-            match (fitting.next(), fitting.next()) {
-                (Some(only), None) => Some(only),
-                _ => None,
-            }
-        }
+    let named = |key: &&Jwk| match jwt.kid() {
+        Some(kid) if set_has_kids => key.common.key_id.as_deref() == Some(kid),
+        _ => true,
+    };
+    let mut fitting = set.keys.iter().filter(named).filter(|key| key_fits(key, jwt.algorithm));
+    match (fitting.next(), fitting.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
     }
 }
 
@@ -185,6 +186,23 @@ mod tests {
         assert!(public_key(&short_rsa).is_err(), "1024-bit RSA");
         assert!(client_key_set(&json!({"keys": []})).is_err());
         assert!(client_key_set(&json!([ec])).is_err());
+    }
+
+    #[test]
+    fn a_repeated_kid_is_told_apart_by_the_alg_and_an_ambiguous_one_verifies_nothing() {
+        let ec = json!({"kty": "EC", "crv": "P-256", "kid": "k",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+        let rsa = json!({"kty": "RSA", "kid": "k", "n": URL_SAFE_NO_PAD.encode([7u8; 256]), "e": "AQAB"});
+        let set: JwkSet = serde_json::from_value(json!({"keys": [rsa, ec]})).unwrap();
+        let es256 = header_of(json!({"alg": "ES256", "kid": "k"}));
+        let for_es256 = key_for(&set, &read_header(&es256).unwrap()).map(|key| &key.algorithm);
+        assert!(matches!(for_es256, Some(AlgorithmParameters::EllipticCurve(_))), "the EC key, after the RSA one");
+        let ps256 = header_of(json!({"alg": "PS256", "kid": "k"}));
+        assert!(matches!(key_for(&set, &read_header(&ps256).unwrap()).unwrap().algorithm, AlgorithmParameters::RSA(_)));
+        let other = header_of(json!({"alg": "ES256", "kid": "other"}));
+        assert!(key_for(&set, &read_header(&other).unwrap()).is_none(), "a kid the set does not name");
+        let twins: JwkSet = serde_json::from_value(json!({"keys": [ec, ec]})).unwrap();
+        assert!(key_for(&twins, &read_header(&es256).unwrap()).is_none(), "two fitting keys of one kid");
     }
 
     #[test]

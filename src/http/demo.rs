@@ -14,16 +14,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::dpop::accepted_proof;
+use super::dpop::{presented_token, PresentedToken, DPOP_CHALLENGE};
 use super::pages::{render, see_other};
 use crate::error::AppError;
 use crate::oauth::demo_app::{self, BalanceAnswer, APP_CLIENT, APP_SCOPE};
 use crate::oauth::demo_payments::{self, PaymentAnswer, PaymentFlow, DEMO_PAYMENT};
 use crate::secrets::random_token;
-use crate::services::dpop::Refusal;
 use crate::state::AppState;
 use crate::views::{DemoPage, DemoPaymentPage, DemoResultPage};
-use actix_web::http::header::AUTHORIZATION;
 
 const VERIFIER: &str = "demo_code_verifier";
 const STATE: &str = "demo_state";
@@ -247,27 +245,18 @@ fn payment_error(answer: &PaymentAnswer) -> (StatusCode, Value, String) {
     }
 }
 
-/// The token a request to a demo resource carries, with the thumbprint of its DPoP proof's key
-/// when it came under the DPoP scheme (the proof checked for this request and the token, `ath`
-/// included, and spent); or the refusal to send.
+/// The token a request to a demo resource carries with its proof's key, or the refusal to send.
 async fn presented_with_proof(
     request: &HttpRequest,
     state: &web::Data<AppState>,
 ) -> Result<Result<(String, Option<String>), HttpResponse>, AppError> {
-    Ok(Ok(match presented_token(request) {
-        Some((token, false)) => (token, None),
-        Some((token, true)) => match accepted_proof(state, request, Some(token.clone()), false).await {
-            Ok(Some(proof)) => (token, Some(proof.jkt)),
-            Ok(None) => return Ok(Err(dpop_refusal("a DPoP proof is required with a DPoP token"))),
-            Err(Refusal::Invalid(error)) => return Ok(Err(dpop_refusal(&error.to_string()))),
-            Err(refusal) => return Err(refusal.at_token_endpoint()),
-        },
-        None => {
-            return Ok(Err(HttpResponse::Unauthorized()
-                .insert_header(("WWW-Authenticate", format!("Bearer realm=\"online-bank-demo\", {DPOP_CHALLENGE}")))
-                .json(json!({"error": "invalid_token", "error_description": "a bearer or DPoP token is required"}))))
-        }
-    }))
+    Ok(match presented_token(state, request).await? {
+        PresentedToken::Token { token, proof_jkt } => Ok((token, proof_jkt)),
+        PresentedToken::BadProof(why) => Err(dpop_refusal(&why)),
+        PresentedToken::Missing => Err(HttpResponse::Unauthorized()
+            .insert_header(("WWW-Authenticate", format!("Bearer realm=\"online-bank-demo\", {DPOP_CHALLENGE}")))
+            .json(json!({"error": "invalid_token", "error_description": "a bearer or DPoP token is required"}))),
+    })
 }
 
 /// `POST /demo/bank/payments/{payment_id}` with `Authorization: DPoP …` and its proof: the
@@ -319,21 +308,6 @@ pub async fn balance(request: HttpRequest, state: web::Data<AppState>) -> Result
         response.insert_header(("WWW-Authenticate", challenge));
     }
     Ok(response.insert_header(("Cache-Control", "no-store")).json(body))
-}
-
-/// The algorithms we take in proofs, as the DPoP challenge names them (RFC 9449 §7.1).
-const DPOP_CHALLENGE: &str = r#"DPoP algs="ES256 PS256 EdDSA""#;
-
-/// The access token and whether it came under the DPoP scheme.
-fn presented_token(request: &HttpRequest) -> Option<(String, bool)> {
-    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    if token.is_empty() {
-        return None;
-    }
-    let dpop = scheme.eq_ignore_ascii_case("dpop");
-    (dpop || scheme.eq_ignore_ascii_case("bearer")).then(|| (token.to_string(), dpop))
 }
 
 fn dpop_refusal(description: &str) -> HttpResponse {

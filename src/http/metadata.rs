@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::domain::fapi::Profile;
 use crate::domain::grant_management;
 use crate::domain::jose::ALGORITHMS;
 use crate::domain::scope::Visibility;
@@ -18,6 +19,12 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         .map(|scope| scope.name.as_str())
         .collect();
     let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    let fapi2 = state.settings.profile == Profile::Fapi2;
+    let token_auth_methods: &[&str] = if fapi2 {
+        &["private_key_jwt"]
+    } else {
+        &["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+    };
     HttpResponse::Ok().json(json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -26,12 +33,14 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         "introspection_endpoint": format!("{issuer}/introspect"),
         "revocation_endpoint": format!("{issuer}/revoke"),
         "pushed_authorization_request_endpoint": format!("{issuer}/par"),
-        "require_pushed_authorization_requests": state.settings.require_pushed_authorization_requests,
+        // Under profile = "fapi2" the FAPI rule holds for every request: PAR always, and
+        // private_key_jwt at the token endpoint (`FapiPolicy::check`), as the metadata says.
+        "require_pushed_authorization_requests": state.settings.require_pushed_authorization_requests || fapi2,
         "scopes_supported": scopes_supported,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_methods_supported": token_auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": ALGORITHMS,

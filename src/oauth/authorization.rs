@@ -355,6 +355,7 @@ fn channel_rule(
     client: &Client,
     offered: &BTreeSet<String>,
     channel: Channel,
+    names_redirect_uri: bool,
 ) -> Result<(), String> {
     let pushed = channel == Channel::Pushed;
     if !pushed && client.require_pushed_authorization_requests {
@@ -364,8 +365,12 @@ fn channel_rule(
         .iter()
         .filter_map(|name| context.tree.definition(name).map(|scope| (name.as_str(), scope.fields.security_level)))
         .collect();
-    let presentation =
-        Presentation { pushed: Some(pushed), client_auth: client.token_endpoint_auth_method, dpop_bound: None };
+    let presentation = Presentation {
+        pushed: Some(pushed),
+        names_redirect_uri: Some(names_redirect_uri),
+        client_auth: client.token_endpoint_auth_method,
+        dpop_bound: None,
+    };
     context.fapi.check(&levels, presentation).map_err(|refusal| refusal.to_string())
 }
 
@@ -441,7 +446,8 @@ pub fn authorize(
     if let Err((error, reason)) = &grant {
         return Ok(AuthorizeOutcome::Redirect(described_error_redirect(&pending, error, Some(reason), issuer)));
     }
-    if let Err(reason) = channel_rule(context, &client, &offered.names(), channel) {
+    if let Err(reason) = channel_rule(context, &client, &offered.names(), channel, params.get("redirect_uri").is_some())
+    {
         return Ok(AuthorizeOutcome::Redirect(described_error_redirect(
             &pending,
             "invalid_request",

@@ -1,5 +1,6 @@
-//! Bearer-token access to scopegate's own APIs (RFC 6750): the admin API accepts access
-//! tokens issued to an admin client whose admin scope is still usable (`entitlement`).
+//! Token access to scopegate's own APIs (RFC 6750, and RFC 9449 for DPoP-bound tokens): the
+//! admin API accepts access tokens issued to an admin client whose admin scope is still usable
+//! (`entitlement`).
 
 use chrono::{DateTime, Utc};
 
@@ -27,26 +28,29 @@ pub fn admin_client(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     token: &str,
+    proof_jkt: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Result<Client, BearerDenied>, AppError> {
-    client_with_scope(connection, context, token, ADMIN_SCOPE, now)
+    client_with_scope(connection, context, token, proof_jkt, ADMIN_SCOPE, now)
 }
 
-/// The client a bearer token was issued to, for itself (client credentials), when `scope` is
-/// usable in it now (`entitlement`): the admin API, and Grant Management's API.
+/// The client a token was issued to, for itself (client credentials), when `scope` is usable
+/// in it now (`entitlement`): the admin API, and Grant Management's API. `proof_jkt` is the key
+/// of the request's DPoP proof (checked with `ath` by the caller), when it came under DPoP.
 pub fn client_with_scope(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     token: &str,
+    proof_jkt: Option<&str>,
     scope: &str,
     now: DateTime<Utc>,
 ) -> Result<Result<Client, BearerDenied>, AppError> {
     let Some(row) = find_token(connection, context, token)? else {
         return Ok(Err(BearerDenied::Invalid));
     };
-    // A DPoP-bound token is no bearer token (RFC 9449 §7.1): without the key's proof it is
-    // worth nothing, here as at any resource server.
-    if !row.is_active(now) || row.dpop_jkt.is_some() {
+    // A DPoP-bound token is no bearer token (RFC 9449 §7.1): without a proof by its key it is
+    // worth nothing, here as at any resource server. A bearer token goes as Bearer.
+    if !row.is_active(now) || row.dpop_jkt.as_deref() != proof_jkt {
         return Ok(Err(BearerDenied::Invalid));
     }
     let Some(holdings) = holdings::load_for(

@@ -5,8 +5,9 @@ use serde_json::json;
 
 use super::{events, OAuthContext};
 use crate::domain::client::{AuthMethod, Client, ClientProof, ClientRegistration, HoldRefusal};
-use crate::domain::client_assertion;
+use crate::domain::client_assertion::{self, Audience};
 use crate::domain::event::{changes, Actor, Event, EventType};
+use crate::domain::fapi::Profile;
 use crate::domain::scope::SecurityLevel;
 use crate::error::AppError;
 use crate::secrets::{new_client_secret, random_token, SecretHasher};
@@ -244,9 +245,15 @@ pub fn prove_assertion(
     };
     let token_endpoint = format!("{}/token", context.issuer);
     let this_endpoint = format!("{}{endpoint}", context.issuer);
-    let audiences = [context.issuer, token_endpoint.as_str(), this_endpoint.as_str()];
-    let verified =
-        client_assertion::verify(&assertion, &claimed, keys, &audiences, now).map_err(|why| refused(&why))?;
+    // SPEC accepts the issuer identifier, the token endpoint's URL (and the endpoint's own), as
+    // RFC 7523 does, in a string or an array; FAPI 2.0 §5.3.2.1 the issuer identifier alone, as
+    // a string, which `profile = "fapi2"` holds every client to.
+    let lenient = [context.issuer, token_endpoint.as_str(), this_endpoint.as_str()];
+    let audience = match context.fapi.profile {
+        Profile::Fapi2 => Audience { accepted: &lenient[..1], arrays: false },
+        Profile::Oauth2 => Audience { accepted: &lenient, arrays: true },
+    };
+    let verified = client_assertion::verify(&assertion, &claimed, keys, audience, now).map_err(|why| refused(&why))?;
     let jti_hash = context.hasher.hash(&format!("assertion:{claimed}:{}", verified.jti));
     if !used_jtis::record_once(connection, &jti_hash, verified.expires_at)? {
         return Err(refused("its jti was used before"));

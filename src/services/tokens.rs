@@ -76,6 +76,7 @@ pub fn check_binding(
         .collect();
     let presentation = Presentation {
         pushed: None,
+        names_redirect_uri: None,
         client_auth: client.token_endpoint_auth_method,
         dpop_bound: Some(dpop_jkt.is_some()),
     };

@@ -731,3 +731,28 @@ async fn a_public_client_revokes_its_own_tokens_with_its_client_id_alone() {
     assert_eq!(refreshed.status(), 400);
     assert_eq!(refreshed.json::<serde_json::Value>().await.unwrap()["error"], "invalid_grant");
 }
+
+/// FAPI 2.0 §5.3.2.1 and §5.3.2.2, which hold whatever the profile: a code lives
+/// `code_lifetime_seconds` (60 by default) on every instance, and `code` is the only response
+/// type served.
+#[tokio::test]
+async fn a_code_expires_after_a_minute_and_code_is_the_only_response_type() {
+    let (app, client) = setup().await;
+    let alice = Browser::new(&app);
+    let code = consent_and_get_code(&alice, &client, "accounts.balance", None).await["code"].clone();
+    let a_minute_later = crate::helpers::spawn_app_in_the_future(&app.settings, 61).await;
+    let response = exchange(&a_minute_later, &client, &code).await;
+    assert_eq!(response.status(), 400);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["error"], "invalid_grant", "{error}");
+
+    for response_type in ["token", "code token", "id_token"] {
+        let path = authorize_path(&client, Some("accounts.balance"), &[])
+            .replace("response_type=code", &format!("response_type={}", response_type.replace(' ', "%20")));
+        assert!(path.contains(&format!("response_type={}", response_type.replace(' ', "%20"))), "{path}");
+        let answer = alice.get(&path).await;
+        let target = location(&answer);
+        assert!(target.starts_with(REDIRECT), "{response_type}: {target}");
+        assert_eq!(query_of(&target)["error"], "unsupported_response_type", "{response_type}");
+    }
+}

@@ -214,6 +214,48 @@ async fn every_bad_client_assertion_is_refused_and_a_replay_also_on_another_inst
     assert!(description.contains("not registered for private_key_jwt"), "{description}");
 }
 
+/// The audience of an assertion: the issuer identifier, the token endpoint's URL or an array
+/// holding one (SPEC, RFC 7523) by default; under `profile = "fapi2"` the issuer identifier
+/// alone, as a string (FAPI 2.0 §5.3.2.1). Either way an `iat` a few seconds ahead is clock
+/// skew, and one two minutes ahead is refused.
+#[tokio::test]
+async fn an_assertion_names_the_issuer_as_a_string_under_fapi2_and_iat_may_run_a_little_ahead() {
+    for profile in ["oauth2", "fapi2"] {
+        let (mut settings, dir) = fresh_settings();
+        settings.profile = profile.parse().unwrap();
+        let app = fapi_app(settings, dir).await;
+        let key = ClientKey::generate();
+        let client = key_client(&app, &key);
+        let issuer = app.settings.issuer.clone();
+        let header = json!({"alg": "ES256", "typ": "JWT", "kid": key.public_jwk()["kid"]});
+        let introspect_with = |aud: Value, iat: i64| {
+            let claims = json!({"iss": client.id, "sub": client.id, "aud": aud, "iat": iat, "exp": now() + 60,
+                "jti": format!("{}", rand::random::<u64>())});
+            let body =
+                with_this_assertion(&client_assertion_with(&key, claims, header.clone()), &[("token", "nothing")]);
+            let app = &app;
+            async move { json_of(post(app, "/introspect", &body, None).await).await }
+        };
+        let strict = profile == "fapi2";
+        for (aud, accepted) in [
+            (json!(issuer), true),
+            (json!(format!("{issuer}/token")), !strict),
+            (json!([issuer]), !strict),
+            (json!(format!("{issuer}/introspect")), !strict),
+        ] {
+            let (status, answer) = introspect_with(aud.clone(), now()).await;
+            assert_eq!(status, if accepted { 200 } else { 401 }, "{profile}, aud {aud}: {answer}");
+            if !accepted {
+                let description = answer["error_description"].as_str().unwrap();
+                assert!(description.contains("as a string"), "{description}");
+            }
+        }
+        assert_eq!(introspect_with(json!(issuer), now() + 5).await.0, 200, "{profile}: 5 s ahead is skew");
+        let (status, answer) = introspect_with(json!(issuer), now() + 120).await;
+        assert_eq!(status, 401, "{profile}: iat 2 minutes ahead: {answer}");
+    }
+}
+
 #[tokio::test]
 async fn every_bad_dpop_proof_is_refused_and_a_replay_also_on_another_instance() {
     let app = app().await;
@@ -248,6 +290,9 @@ async fn every_bad_dpop_proof_is_refused_and_a_replay_also_on_another_instance()
     let mut stale = good();
     stale.iat = now() - 120;
     assert!(refused(stale.build(), "stale iat").await.contains("iat"));
+    let mut ahead = good();
+    ahead.iat = now() + 120;
+    assert!(refused(ahead.build(), "iat two minutes ahead").await.contains("iat"));
     let mut private = dpop_key.public_jwk();
     private["d"] = json!("AAAA");
     let leaked = dpop_key.sign(
@@ -423,20 +468,23 @@ async fn fapi_code(app: &TestApp, key: &ClientKey, client: &TestClient, dpop_key
     answer["code"].clone()
 }
 
+/// A public client of the code flow at `level`, with `scopes` assigned.
+fn mobile_app(app: &TestApp, level: &str, scopes: &[&str]) -> TestClient {
+    let registration = ClientRegistration {
+        name: "Mobile app".into(),
+        public: true,
+        redirect_uris: vec![REDIRECT.into()],
+        security_level: Some(level.parse().unwrap()),
+        ..Default::default()
+    };
+    app.create_client(registration, scopes)
+}
+
 #[tokio::test]
 async fn a_public_clients_refresh_tokens_are_bound_to_its_dpop_key() {
     let app = app().await;
     let dpop_key = ClientKey::generate();
-    let client = app.create_client(
-        ClientRegistration {
-            name: "Mobile app".into(),
-            public: true,
-            redirect_uris: vec![REDIRECT.into()],
-            security_level: Some("C".parse().unwrap()),
-            ..Default::default()
-        },
-        &["accounts"],
-    );
+    let client = mobile_app(&app, "C", &["accounts"]);
     let alice = Browser::new(&app);
     let code =
         crate::browser_flow::consent_and_get_code(&alice, &client, "accounts.balance", None).await["code"].clone();
@@ -505,6 +553,24 @@ async fn the_security_level_rule_names_what_is_missing_at_each_step() {
     let (status, error) = json_of(app.client_credentials(&secret_client, Some("payments.transfer")).await).await;
     assert_eq!(status, 400);
     assert!(error["error_description"].as_str().unwrap().contains("private_key_jwt"), "{error}");
+    // Pushed by a public client (client_id alone): no private_key_jwt either.
+    let public_client = mobile_app(&app, "A", &["accounts", "payments"]);
+    let body: Vec<(String, String)> = pushed_parameters(&public_client, "payments.transfer")
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    let (status, error) = json_of(post(&app, "/par", &body, None).await).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(error["error_description"].as_str().unwrap().contains("private_key_jwt"), "public: {error}");
+    // Pushed by the key client without its redirect_uri (FAPI 2.0 §5.3.2.2), though it has one.
+    let unnamed: Vec<(&str, &str)> = pushed_parameters(&key_client, "payments.transfer")
+        .into_iter()
+        .filter(|(name, _)| *name != "redirect_uri")
+        .collect();
+    let body = with_assertion(&app, &key, &key_client.id, &unnamed);
+    let (status, error) = json_of(post(&app, "/par", &body, None).await).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(error["error_description"].as_str().unwrap().contains("redirect_uri"), "unnamed: {error}");
 
     // A key client without DPoP.
     let body = with_assertion(
@@ -525,6 +591,10 @@ async fn the_security_level_rule_names_what_is_missing_at_each_step() {
     let (status, error) = json_of(strict.client_credentials(&plain, Some("accounts")).await).await;
     assert_eq!(status, 400);
     assert!(error["error_description"].as_str().unwrap().contains("profile = \"fapi2\""), "{error}");
+    // Its metadata says so: PAR for every request, private_key_jwt alone at the token endpoint.
+    let metadata: Value = strict.get("/.well-known/oauth-authorization-server").await.json().await.unwrap();
+    assert_eq!(metadata["require_pushed_authorization_requests"], true, "{metadata}");
+    assert_eq!(metadata["token_endpoint_auth_methods_supported"], json!(["private_key_jwt"]), "{metadata}");
 }
 
 #[tokio::test]
@@ -686,7 +756,7 @@ async fn key_clients_are_registered_by_the_cli_and_the_admin_api_with_their_keys
 }
 
 #[tokio::test]
-async fn dpop_jkt_at_authorize_binds_the_code_and_a_bound_admin_token_is_no_bearer_token() {
+async fn dpop_jkt_at_authorize_binds_the_code_and_a_bound_admin_token_needs_its_proof() {
     let (app, client) = crate::browser_flow::setup().await;
     let (dpop_key, thief) = (ClientKey::generate(), ClientKey::generate());
     let jkt = dpop_key.thumbprint();
@@ -750,6 +820,33 @@ async fn dpop_jkt_at_authorize_binds_the_code_and_a_bound_admin_token_is_no_bear
         .unwrap();
     let (status, tokens) = json_of(response).await;
     assert_eq!((status, tokens["token_type"].as_str()), (200, Some("DPoP")), "{tokens}");
-    let scopes = app.http.get(app.url("/admin/v1/scopes")).bearer_auth(tokens["access_token"].as_str().unwrap());
+    let token = tokens["access_token"].as_str().unwrap();
+    let scopes = app.http.get(app.url("/admin/v1/scopes")).bearer_auth(token);
     assert_eq!(scopes.send().await.unwrap().status(), 401);
+
+    // Under the DPoP scheme it opens the admin API with a proof by its key (an admin client may
+    // be DPoP-bound, and under profile = "fapi2" every client is), never with another key's,
+    // one for another URL, or none.
+    let as_dpop = |proof: Option<String>| {
+        let mut request = app.http.get(app.url("/admin/v1/scopes")).header("Authorization", format!("DPoP {token}"));
+        if let Some(proof) = proof {
+            request = request.header("DPoP", proof);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, listed) =
+        as_dpop(Some(proof(&app, &dpop_key, "GET", "/admin/v1/scopes").ath_for(token).build())).await;
+    assert_eq!(status, 200, "{listed}");
+    for (why, refused_proof) in [
+        ("another key", Some(proof(&app, &thief, "GET", "/admin/v1/scopes").ath_for(token).build())),
+        ("another URL", Some(proof(&app, &dpop_key, "GET", "/admin/v1/clients").ath_for(token).build())),
+        ("no ath", Some(proof(&app, &dpop_key, "GET", "/admin/v1/scopes").build())),
+        ("no proof", None),
+    ] {
+        let (status, error) = as_dpop(refused_proof).await;
+        assert_eq!(status, 401, "{why}: {error}");
+    }
 }

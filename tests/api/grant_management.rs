@@ -4,6 +4,7 @@
 
 use crate::browser_flow::{approve, authorize_path, exchange, location, query_of, setup, Browser, REDIRECT};
 use crate::helpers::{TestApp, TestClient};
+use crate::jose::{ClientKey, DpopProof};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -141,6 +142,37 @@ async fn the_grant_api_answers_only_the_grants_client_with_the_right_scope_and_d
     assert_eq!((status, error["error"].as_str()), (403, Some("insufficient_scope")), "{error}");
     assert_eq!(grant_api(&app, reqwest::Method::DELETE, &grant, Some(&query)).await.0, 403);
     assert_eq!(grant_api(&app, reqwest::Method::GET, "g_unknown", Some(&query)).await.0, 404);
+    // A DPoP-bound token (a proof at /token binds it) reads the grant with a proof by its key,
+    // and never as a bearer token.
+    let key = ClientKey::generate();
+    let at = |method: &str, path: &str| {
+        DpopProof::new(&key, method, &format!("{}{path}", app.settings.issuer), chrono::Utc::now().timestamp())
+    };
+    let bound: Value = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .header("DPoP", at("POST", "/token").build())
+        .form(&[("grant_type", "client_credentials"), ("scope", "grant_management_query")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bound["token_type"], "DPoP", "{bound}");
+    let bound = bound["access_token"].as_str().unwrap();
+    let path = format!("/grants/{grant}");
+    let with_proof = app
+        .http
+        .get(app.url(&path))
+        .header("Authorization", format!("DPoP {bound}"))
+        .header("DPoP", at("GET", &path).ath_for(bound).build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_proof.status(), 200);
+    assert_eq!(grant_api(&app, reqwest::Method::GET, &grant, Some(bound)).await.0, 401, "as a bearer token");
     let stranger = app.machine_client("F", &[]);
     let stranger_token = app.access_token(&stranger, Some("grant_management_query")).await;
     let (status, _) = grant_api(&app, reqwest::Method::GET, &grant, stranger_token["access_token"].as_str()).await;

@@ -1,8 +1,7 @@
-//! The admin API's caller: a bearer token issued to an admin client with the admin scope.
+//! The admin API's caller: an access token issued to an admin client with the admin scope.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::AUTHORIZATION;
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, ResponseError};
 use std::future::Future;
@@ -12,25 +11,27 @@ use crate::domain::client::Client;
 use crate::domain::event::Actor;
 use crate::domain::negotiation::ADMIN_SCOPE;
 use crate::error::AppError;
+use crate::http::dpop::{presented_token, proof_refusal, PresentedToken};
 use crate::services::bearer::{self, BearerDenied};
 use crate::state::AppState;
 
-/// The bearer token of a request, if it has one (RFC 6750 §2.1).
-pub fn bearer_token(request: &HttpRequest) -> Option<String> {
-    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_string())
-}
-
-/// Checks the request's bearer token for admin access.
+/// Checks the request's access token for admin access: a bearer token, or a DPoP-bound one
+/// with its proof (an admin client may be DPoP-bound, and under `profile = "fapi2"` every
+/// client is).
 pub async fn authorize(request: &HttpRequest) -> Result<Result<Client, BearerDenied>, AppError> {
-    let Some(token) = bearer_token(request) else {
-        return Ok(Err(BearerDenied::Missing));
-    };
     let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
         return Err(AppError::internal(anyhow::anyhow!("application state missing")));
     };
-    state.oauth_operation(move |connection, context, now| bearer::admin_client(connection, context, &token, now)).await
+    let (token, proof_jkt) = match presented_token(&state, request).await? {
+        PresentedToken::Token { token, proof_jkt } => (token, proof_jkt),
+        PresentedToken::Missing => return Ok(Err(BearerDenied::Missing)),
+        PresentedToken::BadProof(why) => return Err(proof_refusal(why)),
+    };
+    state
+        .oauth_operation(move |connection, context, now| {
+            bearer::admin_client(connection, context, &token, proof_jkt.as_deref(), now)
+        })
+        .await
 }
 
 /// RFC 6750 §3 answers for the admin API.
@@ -38,7 +39,7 @@ pub fn denial(denied: BearerDenied) -> AppError {
     match denied {
         BearerDenied::Missing => AppError::Unauthorized {
             code: "invalid_token",
-            description: "an admin access token is required (Authorization: Bearer …)".into(),
+            description: "an admin access token is required (Authorization: Bearer …, or DPoP … with its proof)".into(),
             challenge: r#"Bearer realm="scopegate""#.into(),
         },
         BearerDenied::Invalid => AppError::Unauthorized {
