@@ -3,6 +3,7 @@
 //! Every default lives in [`Settings::default`]; every override source is a [`SettingsLayer`]
 //! of optional values applied on top in that order, so precedence is visible in one place.
 
+use crate::domain::client::is_loopback;
 use crate::domain::fapi::{FapiPolicy, Profile};
 use crate::domain::scope::SecurityLevel;
 use crate::domain::session::SessionLifetimes;
@@ -331,10 +332,16 @@ impl Settings {
     /// https issuer (http only on a loopback host, for development and tests) and codes that
     /// live at most 60 seconds.
     fn check_fapi2(&self) -> anyhow::Result<()> {
-        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|host| {
-            self.issuer.strip_prefix(host).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-        });
-        if !self.issuer.starts_with("https://") && !loopback {
+        let issuer = url::Url::parse(&self.issuer).with_context(|| format!("issuer {:?} is not a URL", self.issuer))?;
+        // An issuer identifier has no userinfo, query or fragment (RFC 8414 §2).
+        if !issuer.username().is_empty()
+            || issuer.password().is_some()
+            || issuer.query().is_some()
+            || issuer.fragment().is_some()
+        {
+            bail!("the issuer must have no userinfo, query or fragment, got {:?}", self.issuer);
+        }
+        if issuer.scheme() != "https" && !is_loopback(&issuer) {
             bail!("profile = \"fapi2\" needs an https issuer (http only on a loopback host), got {:?}", self.issuer);
         }
         if self.code_lifetime_seconds > FAPI2_MAX_CODE_LIFETIME_SECONDS {
@@ -383,6 +390,8 @@ mod tests {
         let plain = fapi2("http://bank.example", 60).unwrap_err().to_string();
         assert!(plain.contains("https issuer"), "{plain}");
         assert!(fapi2("http://127.0.0.1.evil.example", 60).is_err(), "not a loopback host");
+        assert!(fapi2("http://localhost:8080@evil.example", 60).is_err(), "userinfo, and evil.example the host");
+        assert!(fapi2("https://bank.example?x=1", 60).is_err(), "a query");
         let long = fapi2("https://bank.example", 61).unwrap_err().to_string();
         assert!(long.contains("code_lifetime_seconds = 61"), "{long}");
         let oauth2 =

@@ -380,7 +380,9 @@ pub fn validate_redirect_uri(uri: &str, public: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn is_loopback(url: &url::Url) -> bool {
+/// Whether a URL's host is a loopback address or `localhost`: where plain http may serve (a
+/// native app's redirect, a development issuer).
+pub fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(address)) => address.is_loopback(),
         Some(url::Host::Ipv6(address)) => address.is_loopback(),

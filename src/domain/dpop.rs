@@ -47,6 +47,20 @@ fn refuse<T>(message: impl Into<String>) -> Result<T, ProofError> {
     Err(ProofError(message.into()))
 }
 
+/// Whether a token bound to `bound` (its `cnf.jkt`, if any) may serve a request whose DPoP
+/// proof is by `proven` (when it came under the DPoP scheme), RFC 9449 §7.1: a bound token only
+/// with a proof by its key, an unbound one only as a bearer token. Every resource asks this,
+/// scopegate's own APIs and the demo bank's; the refusal says why.
+pub fn binding_refusal(bound: Option<&str>, proven: Option<&str>) -> Option<&'static str> {
+    match (bound, proven) {
+        (Some(bound), Some(proven)) if bound == proven => None,
+        (None, None) => None,
+        (Some(_), Some(_)) => Some("the DPoP proof is by another key than the token's"),
+        (Some(_), None) => Some("this token is DPoP-bound: send it as DPoP with a proof by its key"),
+        (None, Some(_)) => Some("this token is not DPoP-bound: send it as Bearer"),
+    }
+}
+
 /// Checks one DPoP proof against the request it came with.
 pub fn check(proof: &str, request: &ProofContext<'_>) -> Result<Proof, ProofError> {
     let jwt = jose::read_header(proof)?;

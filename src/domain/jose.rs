@@ -7,7 +7,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, ThumbprintHash};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -134,11 +134,19 @@ pub fn key_for<'s>(set: &'s JwkSet, jwt: &UnverifiedJwt<'_>) -> Option<&'s Jwk> 
         Some(kid) if set_has_kids => key.common.key_id.as_deref() == Some(kid),
         _ => true,
     };
-    let mut fitting = set.keys.iter().filter(named).filter(|key| key_fits(key, jwt.algorithm));
+    let mut fitting = set.keys.iter().filter(named).filter(|key| signs_with(key, jwt.algorithm));
     match (fitting.next(), fitting.next()) {
         (Some(only), None) => Some(only),
         _ => None,
     }
+}
+
+/// Whether `key` may verify a JWS of `alg`: it fits the alg, is not marked for encryption
+/// (`use`), and names no other alg (`alg`, RFC 7517 §4.2 and §4.4).
+fn signs_with(key: &Jwk, alg: Algorithm) -> bool {
+    let for_signing = !matches!(key.common.public_key_use, Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_)));
+    let same_alg = key.common.key_algorithm.is_none_or(|named| named.to_string() == format!("{alg:?}"));
+    key_fits(key, alg) && for_signing && same_alg
 }
 
 /// The RFC 7638 SHA-256 thumbprint of a public key, base64url: what `cnf.jkt` and `dpop_jkt`
@@ -201,6 +209,17 @@ mod tests {
         assert!(matches!(key_for(&set, &read_header(&ps256).unwrap()).unwrap().algorithm, AlgorithmParameters::RSA(_)));
         let other = header_of(json!({"alg": "ES256", "kid": "other"}));
         assert!(key_for(&set, &read_header(&other).unwrap()).is_none(), "a kid the set does not name");
+        let mut for_encryption = ec.clone();
+        for_encryption["use"] = json!("enc");
+        let mut other_alg = ec.clone();
+        other_alg["alg"] = json!("ES384");
+        let set: JwkSet = serde_json::from_value(json!({"keys": [for_encryption, other_alg]})).unwrap();
+        assert!(key_for(&set, &read_header(&es256).unwrap()).is_none(), "an encryption key, a key of another alg");
+        let mut named = ec.clone();
+        named["alg"] = json!("ES256");
+        named["use"] = json!("sig");
+        let set: JwkSet = serde_json::from_value(json!({"keys": [named]})).unwrap();
+        assert!(key_for(&set, &read_header(&es256).unwrap()).is_some(), "use sig, alg ES256");
         let twins: JwkSet = serde_json::from_value(json!({"keys": [ec, ec]})).unwrap();
         assert!(key_for(&twins, &read_header(&es256).unwrap()).is_none(), "two fitting keys of one kid");
     }

@@ -144,8 +144,12 @@ impl ScopeTree {
         // Unreachable after `flatten` (see above); mapped rather than unwrapped all the same.
         let tree = ScopeTree::from_scopes(merged).map_err(whole)?;
         // Whether a parameterised scope has children or a namesake value depends on the whole
-        // merged tree, the undocumented scopes too, so it is checked here and not per node.
-        tree.check_all_parameterised().map_err(whole)?;
+        // merged tree, so the scopes the document adds or changes are checked against it; the
+        // rest stay as they were, even a tree an older version stored.
+        let changed = documented.iter().filter(|scope| {
+            self.get(&scope.name).is_none_or(|before| before.fields != scope.fields || before.parent != scope.parent)
+        });
+        tree.check_parameterised_among(changed.map(|scope| scope.name.as_str())).map_err(whole)?;
         Ok(tree)
     }
 }

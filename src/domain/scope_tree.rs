@@ -72,17 +72,6 @@ pub fn validate_scope(scope: &Scope) -> Result<(), ScopeTreeError> {
             ),
         ));
     }
-    if fields.parameterised && !fields.user_authorization_required {
-        // Each value is its own grant with its own limits; were it granted without asking,
-        // a client could name a fresh value whenever one's limits ran out.
-        return Err(ScopeTreeError::invalid(
-            "user_authorization_required",
-            format!(
-                "scope {:?} is parameterised, so it needs user authorization: each value is a consent of its own",
-                scope.name
-            ),
-        ));
-    }
     Ok(())
 }
 
@@ -539,55 +528,6 @@ impl ScopeTree {
         parent.map(|name| self.slot(name).ok_or_else(|| ScopeTreeError::UnknownParent(name.to_owned()))).transpose()
     }
 
-    /// The rules that keep a parameterised scope's values unambiguous, for `scope` as it would
-    /// stand in this tree: a parameterised scope stays a leaf (it implies nothing, so a child
-    /// could never be had through it), and no scope is named like a value of a parameterised
-    /// one (`payments.transfer:PAY-1` beside a parameterised `payments.transfer` would take that
-    /// value over with its own fields). Checked by add, edit and import alike.
-    fn check_parameterised(&self, scope: &Scope, has_children: bool) -> Result<(), ScopeTreeError> {
-        if scope.fields.parameterised && has_children {
-            return Err(ScopeTreeError::invalid(
-                "parameterised",
-                format!(
-                    "scope {:?} has children, so it cannot be parameterised: a parameterised scope stays a leaf",
-                    scope.name
-                ),
-            ));
-        }
-        let is_value_of = |name: &str, base: &str| {
-            split_value(name).is_some_and(|(name_base, value)| name_base == base && validate_scope_value(value).is_ok())
-        };
-        let parameterised_base = self.iter().find(|other| {
-            other.fields.parameterised && other.name != scope.name && is_value_of(&scope.name, &other.name)
-        });
-        if let Some(base) = parameterised_base {
-            return Err(ScopeTreeError::invalid(
-                "name",
-                format!(
-                    "scope name {:?} is a value of the parameterised scope {:?}, so it cannot name a scope of its own",
-                    scope.name, base.name
-                ),
-            ));
-        }
-        if scope.fields.parameterised {
-            if let Some(value_scope) = self.iter().find(|other| is_value_of(&other.name, &scope.name)) {
-                return Err(ScopeTreeError::invalid(
-                    "parameterised",
-                    format!(
-                        "scope {:?} cannot be parameterised while scope {:?} is named like one of its values",
-                        scope.name, value_scope.name
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// `check_parameterised` for every scope of the tree, for a tree built from an import.
-    pub fn check_all_parameterised(&self) -> Result<(), ScopeTreeError> {
-        self.nodes.iter().try_for_each(|node| self.check_parameterised(&node.scope, !node.children.is_empty()))
-    }
-
     /// Adds a scope among its parent's children at `scope.position` (clamped), shifting later
     /// siblings down.
     pub fn add(&mut self, mut scope: Scope) -> Result<(), ScopeTreeError> {
@@ -615,7 +555,14 @@ impl ScopeTree {
         let mut edited = node.scope.clone();
         patch.apply_to(&mut edited)?;
         validate_scope(&edited)?;
-        self.check_parameterised(&edited, !node.children.is_empty())?;
+        // Names never change, so an edit meets the parameterised rules anew only where it
+        // touches them: a scope becoming parameterised, or one that stops asking the user or
+        // changes its grant types. Any other edit leaves a tree an older version stored as it was.
+        let (was, is) = (&node.scope.fields, &edited.fields);
+        let stops_asking = was.user_authorization_required && !is.user_authorization_required;
+        if is.parameterised && (!was.parameterised || stops_asking || was.auth_types != is.auth_types) {
+            self.check_parameterised(&edited, !node.children.is_empty())?;
+        }
         check_reserved_admin_scope(&node.scope, &edited)?;
         let node = self.nodes.get_mut(slot).ok_or_else(|| ScopeTreeError::UnknownScope(name.to_owned()))?;
         node.scope = edited;
@@ -808,6 +755,9 @@ fn matches_keyword(scope: &Scope, lowercase_keyword: &str) -> bool {
         || matches(&scope.fields.short_description)
         || scope.fields.description.as_deref().is_some_and(matches)
 }
+
+#[path = "scope_tree_parameterised.rs"]
+mod parameterised;
 
 #[cfg(test)]
 #[path = "scope_tree_tests.rs"]

@@ -4,7 +4,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::dpop::{presented_token, proof_refusal, PresentedToken};
+use super::dpop::{presented_token, proof_refusal, PresentedToken, DPOP_CHALLENGE};
 use crate::domain::client::Client;
 use crate::error::AppError;
 use crate::services::bearer::{self, BearerDenied};
@@ -66,10 +66,11 @@ fn authorized(checked: Result<Client, BearerDenied>, scope: &str) -> Result<Clie
             code: "insufficient_scope",
             description: format!("the token must carry {scope}, issued to the grant's client by client credentials"),
         }),
+        Err(BearerDenied::BadProof(why)) => Err(proof_refusal(why)),
         Err(BearerDenied::Missing | BearerDenied::Invalid) => Err(AppError::Unauthorized {
             code: "invalid_token",
             description: "a valid bearer token is required".into(),
-            challenge: format!(r#"Bearer realm="scopegate", error="invalid_token", scope="{scope}""#),
+            challenge: format!(r#"Bearer realm="scopegate", error="invalid_token", scope="{scope}", {DPOP_CHALLENGE}"#),
         }),
     }
 }

@@ -70,7 +70,7 @@ impl From<AppError> for ObpError {
 async fn authorize(request: &HttpRequest) -> Result<Admin, ObpError> {
     match auth::authorize(request).await.map_err(ObpError::from)? {
         Ok(client) => Ok(Admin(client)),
-        Err(BearerDenied::Missing | BearerDenied::Invalid) => {
+        Err(BearerDenied::Missing | BearerDenied::Invalid | BearerDenied::BadProof(_)) => {
             Err(ObpError::new(401, "OBP-20001: User not logged in. Authentication is required!"))
         }
         Err(BearerDenied::InsufficientScope) => Err(ObpError::new(

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::code_exchange::{self, ExchangeRequest};
+use crate::domain::dpop::binding_refusal;
 use crate::error::AppError;
 use crate::services::tokens::TokenResponse;
 use crate::services::{clients, introspection, OAuthContext};
@@ -84,6 +85,23 @@ pub(crate) fn introspect_as_bank(
     })
 }
 
+/// Why an active token may not serve this request, by the binding rule (RFC 9449 §7.1,
+/// `dpop::binding_refusal`), told from the token's record before the bank introspects: an
+/// introspection counts an access of every count-limited scope in the token, so a stolen token
+/// shown without its key, or with a thief's own, must spend nothing. (The bank runs in
+/// process and may read the record; a remote one reads a JWT's `cnf`.) An inactive or unknown
+/// token passes here and introspection says so.
+pub(crate) fn unproven(
+    connection: &mut DbConnection,
+    context: &OAuthContext<'_>,
+    token: &str,
+    proof_jkt: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<&'static str>, AppError> {
+    let stored = introspection::find_token(connection, context, token)?.filter(|stored| stored.is_active(now));
+    Ok(stored.and_then(|stored| binding_refusal(stored.dpop_jkt.as_deref(), proof_jkt)))
+}
+
 /// The demo account's balance, for a token whose introspection reports `accounts.balance`.
 pub fn balance(
     connection: &mut DbConnection,
@@ -92,21 +110,12 @@ pub fn balance(
     proof_jkt: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<BalanceAnswer, AppError> {
+    if let Some(why) = unproven(connection, context, token, proof_jkt, now)? {
+        return Ok(BalanceAnswer::WrongBinding(why));
+    }
     let introspected = introspect_as_bank(connection, context, token, now)?;
     if introspected["active"] != json!(true) {
         return Ok(BalanceAnswer::Inactive);
-    }
-    // As a resource server must (RFC 9449 §7): the proof's key is the one the token is bound to.
-    match (introspected["cnf"]["jkt"].as_str(), proof_jkt) {
-        (Some(bound), Some(proven)) if bound == proven => {}
-        (Some(_), Some(_)) => {
-            return Ok(BalanceAnswer::WrongBinding("the DPoP proof is by another key than the token's"))
-        }
-        (Some(_), None) => {
-            return Ok(BalanceAnswer::WrongBinding("this token is DPoP-bound: send it as DPoP with a proof"))
-        }
-        (None, Some(_)) => return Ok(BalanceAnswer::WrongBinding("this token is not DPoP-bound: send it as Bearer")),
-        (None, None) => {}
     }
     let scopes = introspected["scope"].as_str().unwrap_or_default();
     if !scopes.split(' ').any(|scope| scope == "accounts.balance") {

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::code_exchange::{self, ExchangeRequest};
-use super::demo_app::introspect_as_bank;
+use super::demo_app::{introspect_as_bank, unproven};
 use crate::domain::dpop::ProofContext;
 use crate::domain::jose;
 use crate::error::AppError;
@@ -277,27 +277,24 @@ pub fn pay(
     payment_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(Value, PaymentAnswer), AppError> {
-    // Payments take DPoP only, so a token shown without a proof (a stolen one, say) is
-    // refused before the introspection that would count it. A proof by another key is told
-    // only by introspection (the token is opaque), which counts: see docs/banking-consents.md.
+    // Payments take DPoP-bound tokens only, and the binding is checked before the
+    // introspection that counts (`demo_app::unproven`).
     if proof_jkt.is_none() {
         return Ok((Value::Null, PaymentAnswer::WrongBinding(DPOP_ONLY)));
     }
+    if let Some(why) = unproven(connection, context, token, proof_jkt, now)? {
+        return Ok((Value::Null, PaymentAnswer::WrongBinding(why)));
+    }
     let introspected = introspect_as_bank(connection, context, token, now)?;
-    let answer = payment_answer(&introspected, proof_jkt, payment_id);
+    let answer = payment_answer(&introspected, payment_id);
     Ok((introspected, answer))
 }
 
 const DPOP_ONLY: &str = "payments take a DPoP-bound token with a proof by its key";
 
-fn payment_answer(introspected: &Value, proof_jkt: Option<&str>, payment_id: &str) -> PaymentAnswer {
+fn payment_answer(introspected: &Value, payment_id: &str) -> PaymentAnswer {
     if introspected["active"] != json!(true) {
         return PaymentAnswer::Inactive;
-    }
-    match (introspected["cnf"]["jkt"].as_str(), proof_jkt) {
-        (Some(bound), Some(proven)) if bound == proven => {}
-        (Some(_), Some(_)) => return PaymentAnswer::WrongBinding("the DPoP proof is by another key than the token's"),
-        _ => return PaymentAnswer::WrongBinding(DPOP_ONLY),
     }
     let scope = format!("{TRANSFER_SCOPE}:{payment_id}");
     if !introspected["scope"].as_str().unwrap_or_default().split(' ').any(|granted| granted == scope) {

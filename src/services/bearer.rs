@@ -7,13 +7,14 @@ use chrono::{DateTime, Utc};
 use super::introspection::find_token;
 use super::OAuthContext;
 use crate::domain::client::Client;
+use crate::domain::dpop::binding_refusal;
 use crate::domain::entitlement::{Dropped, Rule, Standing, ADMIN_SCOPE};
 use crate::error::AppError;
 use crate::storage::holdings::{self, ConsentKey};
 use crate::storage::DbConnection;
 
 /// Why a bearer token does not open the admin API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BearerDenied {
     /// No `Authorization: Bearer` header.
     Missing,
@@ -21,6 +22,8 @@ pub enum BearerDenied {
     Invalid,
     /// A valid token without a usable admin scope, or not issued to an admin client.
     InsufficientScope,
+    /// Under the DPoP scheme without a proof for this request, or with a bad one: why.
+    BadProof(String),
 }
 
 /// The admin client a token opens the admin API to.
@@ -48,9 +51,7 @@ pub fn client_with_scope(
     let Some(row) = find_token(connection, context, token)? else {
         return Ok(Err(BearerDenied::Invalid));
     };
-    // A DPoP-bound token is no bearer token (RFC 9449 §7.1): without a proof by its key it is
-    // worth nothing, here as at any resource server. A bearer token goes as Bearer.
-    if !row.is_active(now) || row.dpop_jkt.as_deref() != proof_jkt {
+    if !row.is_active(now) || binding_refusal(row.dpop_jkt.as_deref(), proof_jkt).is_some() {
         return Ok(Err(BearerDenied::Invalid));
     }
     let Some(holdings) = holdings::load_for(

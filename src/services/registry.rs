@@ -325,8 +325,6 @@ pub fn subtree_holders(
     Ok(SubtreeHolders { clients, grants })
 }
 
-/// Whether a grant started at `granted_at` still holds its scope against deletion: until it
-/// lapses (a used-up grant that has not lapsed still holds it).
 /// A scope's `parameterised` flag decides what its grants mean: a grant of `payments.transfer`
 /// is not one of `payments.transfer:PAY-1`, nor the other way round. Flipping it while
 /// unexpired grants hold the scope (the delete rule) would strand them without telling anyone,
@@ -353,6 +351,8 @@ fn refuse_flipping_held_parameterised(
     Ok(())
 }
 
+/// Whether a grant started at `granted_at` still holds its scope against deletion: until it
+/// lapses (a used-up grant that has not lapsed still holds it).
 fn grant_holds(scope: &Scope, granted_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     !has_lapsed(scope, granted_at, now)
 }

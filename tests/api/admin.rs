@@ -332,6 +332,7 @@ fn every_route() -> Vec<(Method, &'static str, Option<Value>)> {
 #[tokio::test]
 async fn every_route_needs_an_admin_token() {
     let admin = setup().await;
+    let key = crate::jose::ClientKey::generate();
     for (method, path, body) in every_route() {
         let (status, answer) = admin.call_as(None, method.clone(), path, body.clone()).await;
         assert_eq!(status, 401, "{method} {path} without a token: {answer}");
@@ -339,6 +340,24 @@ async fn every_route_needs_an_admin_token() {
         assert_eq!(status, 401, "{method} {path} with a bad token");
         let (status, answer) = admin.call_as(Some(&admin.plain_token), method.clone(), path, body.clone()).await;
         assert_eq!(status, 403, "{method} {path} with a non-admin token: {answer}");
+        // The admin token under the DPoP scheme: without a proof, and (it is not bound) with one.
+        let as_dpop = |proof: Option<String>| {
+            let mut request = admin
+                .app
+                .http
+                .request(method.clone(), admin.app.url(path))
+                .header("Authorization", format!("DPoP {}", admin.token));
+            if let Some(proof) = proof {
+                request = request.header("DPoP", proof);
+            }
+            async move { request.send().await.unwrap() }
+        };
+        let without_proof = as_dpop(None).await;
+        assert_eq!(without_proof.status(), 401, "{method} {path} as DPoP without a proof");
+        let url = format!("{}{path}", admin.app.settings.issuer);
+        let proof = crate::jose::DpopProof::new(&key, method.as_str(), &url, chrono::Utc::now().timestamp());
+        let unbound = as_dpop(Some(proof.ath_for(&admin.token).build())).await;
+        assert_eq!(unbound.status(), 401, "{method} {path}: a bearer token is no DPoP token");
         let (status, answer) = admin.call(method.clone(), path, body).await;
         assert!(status < 400 || status == 404, "{method} {path} with the admin token: {status} {answer}");
     }

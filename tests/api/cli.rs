@@ -182,7 +182,7 @@ async fn migrate_is_idempotent() {
     // administrators and disabled users, the webhooks with their delivery outbox, pushed
     // authorization requests, the FAPI 2.0 client fields with the one-time JWT ids, the
     // per-day access counts, and the parameterised scopes with one grant per value.
-    assert_eq!(first["migrations_applied"], 14);
+    assert_eq!(first["migrations_applied"], 15);
     let second = cli_json(&run_cli(&settings, &["migrate"], None));
     assert_eq!(second["migrations_applied"], 0);
 }

@@ -837,9 +837,11 @@ async fn dpop_jkt_at_authorize_binds_the_code_and_a_bound_admin_token_needs_its_
             (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
         }
     };
-    let (status, listed) =
-        as_dpop(Some(proof(&app, &dpop_key, "GET", "/admin/v1/scopes").ath_for(token).build())).await;
+    let good = proof(&app, &dpop_key, "GET", "/admin/v1/scopes").ath_for(token).build();
+    let (status, listed) = as_dpop(Some(good.clone())).await;
     assert_eq!(status, 200, "{listed}");
+    let (status, replayed) = as_dpop(Some(good)).await;
+    assert_eq!((status, replayed["error"].as_str()), (401, Some("invalid_dpop_proof")), "a replayed proof: {replayed}");
     for (why, refused_proof) in [
         ("another key", Some(proof(&app, &thief, "GET", "/admin/v1/scopes").ath_for(token).build())),
         ("another URL", Some(proof(&app, &dpop_key, "GET", "/admin/v1/clients").ath_for(token).build())),

@@ -298,20 +298,35 @@ async fn the_demo_pays_pay_123_through_par_private_key_jwt_and_dpop() {
     assert!(result.contains(r#""remaining_accesses": 0"#), "the consent pays once: {result}");
     assert!(result.contains(r#""jkt""#), "introspection shows the key binding: {result}");
 
-    // Allow a second payment, then show the payment API the token without a DPoP proof, for
-    // this payment and another: both refused before the introspection that would count them.
+    // Allow a second payment, then show the bank's APIs the token without a DPoP proof, and
+    // with a proof by a thief's key: all refused before the introspection that would count.
     let patch = scopegate::domain::scope_tree::ScopePatch { max_access_count: Some(2), ..Default::default() };
     let cli = scopegate::domain::event::Actor::Cli;
     let connection = &mut app.state.db.get().unwrap();
     app.state.registry.edit(connection, "payments.transfer", patch, &cli, chrono::Utc::now()).unwrap();
     let token = result.split(r#""access_token": ""#).nth(1).and_then(|rest| rest.split('"').next()).unwrap();
-    for (path, status, error) in
-        [("/demo/bank/payments/PAY-123", 401, "invalid_token"), ("/demo/bank/payments/PAY-999", 401, "invalid_token")]
-    {
-        let as_bearer = app.http.post(app.url(path)).bearer_auth(token).send().await.unwrap();
-        assert_eq!(as_bearer.status(), status, "{path}");
+    let thief = crate::jose::ClientKey::generate();
+    for (method, path) in [
+        (Method::POST, "/demo/bank/payments/PAY-123"),
+        (Method::POST, "/demo/bank/payments/PAY-999"),
+        (Method::GET, "/demo/bank/balance"),
+    ] {
+        let as_bearer = app.http.request(method.clone(), app.url(path)).bearer_auth(token).send().await.unwrap();
+        assert_eq!(as_bearer.status(), 401, "{path}");
         let refusal: Value = as_bearer.json().await.unwrap();
-        assert_eq!(refusal["error"], error, "{path}: {refusal}");
+        assert_eq!(refusal["error"], "invalid_token", "{path}: {refusal}");
+        // The thief's own key, with a proof that is right in every other way.
+        let url = format!("{issuer}{path}");
+        let proof = crate::jose::DpopProof::new(&thief, method.as_str(), &url, chrono::Utc::now().timestamp());
+        let with_own_key = app
+            .http
+            .request(method, app.url(path))
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", proof.ath_for(token).build())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(with_own_key.status(), 401, "{path} with the thief's key");
     }
     let account = alice.get("/account").await.text().await.unwrap();
     let row = account.split("payments.transfer:PAY-123</span>").nth(1).and_then(|rest| rest.split("</tr>").next());

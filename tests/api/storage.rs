@@ -183,3 +183,31 @@ async fn a_token_row_whose_consent_was_revoked_meanwhile_is_not_stored() {
         access_tokens::table.select(access_tokens::consent_id).load(&mut *connection).unwrap();
     assert!(consents.iter().flatten().any(|id| *id != consent_id), "{consents:?}");
 }
+
+/// Migration 000014: a parameterised scope the previous version stored without asking the user
+/// (it did not refuse one) asks from the first start of this one, and the registry loads.
+#[tokio::test]
+async fn migration_14_makes_a_stored_parameterised_scope_ask_the_user() {
+    let app = crate::helpers::spawn_app().await;
+    app.import_scopes(
+        r#"{"scopes": [{"name": "consents.read", "short_description": "Read one consent", "parameterised": true},
+            {"name": "profile", "short_description": "Profile", "user_authorization_required": false}]}"#,
+    );
+    let connection = &mut app.state.db.get().unwrap();
+    // As the previous version could leave it: asking turned off, and 000014 not yet applied.
+    connection
+        .batch_execute(
+            "UPDATE scopes SET user_authorization_required = FALSE WHERE name = 'consents.read';
+             DELETE FROM __diesel_schema_migrations WHERE version = (SELECT max(version) FROM __diesel_schema_migrations);",
+        )
+        .unwrap();
+    assert_eq!(storage::run_migrations(connection).unwrap(), 1);
+    let asks: Vec<(String, bool)> = scopes::table
+        .select((scopes::name, scopes::user_authorization_required))
+        .order(scopes::name)
+        .load(connection)
+        .unwrap();
+    let expected = [("consents.read", true), ("profile", false), ("scopegate:admin", false)];
+    assert_eq!(asks, expected.map(|(name, asks)| (name.to_string(), asks)), "plain scopes untouched");
+    assert!(storage::scopes::load_tree(connection).is_ok(), "the registry loads");
+}

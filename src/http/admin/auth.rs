@@ -11,7 +11,7 @@ use crate::domain::client::Client;
 use crate::domain::event::Actor;
 use crate::domain::negotiation::ADMIN_SCOPE;
 use crate::error::AppError;
-use crate::http::dpop::{presented_token, proof_refusal, PresentedToken};
+use crate::http::dpop::{presented_token, proof_refusal, PresentedToken, DPOP_CHALLENGE};
 use crate::services::bearer::{self, BearerDenied};
 use crate::state::AppState;
 
@@ -25,7 +25,7 @@ pub async fn authorize(request: &HttpRequest) -> Result<Result<Client, BearerDen
     let (token, proof_jkt) = match presented_token(&state, request).await? {
         PresentedToken::Token { token, proof_jkt } => (token, proof_jkt),
         PresentedToken::Missing => return Ok(Err(BearerDenied::Missing)),
-        PresentedToken::BadProof(why) => return Err(proof_refusal(why)),
+        PresentedToken::BadProof(why) => return Ok(Err(BearerDenied::BadProof(why))),
     };
     state
         .oauth_operation(move |connection, context, now| {
@@ -40,13 +40,14 @@ pub fn denial(denied: BearerDenied) -> AppError {
         BearerDenied::Missing => AppError::Unauthorized {
             code: "invalid_token",
             description: "an admin access token is required (Authorization: Bearer …, or DPoP … with its proof)".into(),
-            challenge: r#"Bearer realm="scopegate""#.into(),
+            challenge: format!(r#"Bearer realm="scopegate", {DPOP_CHALLENGE}"#),
         },
         BearerDenied::Invalid => AppError::Unauthorized {
             code: "invalid_token",
             description: "the access token is invalid, expired or revoked".into(),
-            challenge: r#"Bearer realm="scopegate", error="invalid_token""#.into(),
+            challenge: format!(r#"Bearer realm="scopegate", error="invalid_token", {DPOP_CHALLENGE}"#),
         },
+        BearerDenied::BadProof(why) => proof_refusal(why),
         BearerDenied::InsufficientScope => AppError::Forbidden {
             code: "insufficient_scope",
             description: format!("the admin API needs a token of an admin client carrying {ADMIN_SCOPE}"),
