@@ -341,7 +341,7 @@ impl Settings {
         {
             bail!("the issuer must have no userinfo, query or fragment, got {:?}", self.issuer);
         }
-        if issuer.scheme() != "https" && !is_loopback(&issuer) {
+        if !(issuer.scheme() == "https" || issuer.scheme() == "http" && is_loopback(&issuer)) {
             bail!("profile = \"fapi2\" needs an https issuer (http only on a loopback host), got {:?}", self.issuer);
         }
         if self.code_lifetime_seconds > FAPI2_MAX_CODE_LIFETIME_SECONDS {
@@ -392,6 +392,7 @@ mod tests {
         assert!(fapi2("http://127.0.0.1.evil.example", 60).is_err(), "not a loopback host");
         assert!(fapi2("http://localhost:8080@evil.example", 60).is_err(), "userinfo, and evil.example the host");
         assert!(fapi2("https://bank.example?x=1", 60).is_err(), "a query");
+        assert!(fapi2("https://user@bank.example", 60).is_err(), "userinfo");
         let long = fapi2("https://bank.example", 61).unwrap_err().to_string();
         assert!(long.contains("code_lifetime_seconds = 61"), "{long}");
         let oauth2 =

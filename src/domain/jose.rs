@@ -7,7 +7,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -145,7 +145,7 @@ pub fn key_for<'s>(set: &'s JwkSet, jwt: &UnverifiedJwt<'_>) -> Option<&'s Jwk> 
 /// (`use`), and names no other alg (`alg`, RFC 7517 §4.2 and §4.4).
 fn signs_with(key: &Jwk, alg: Algorithm) -> bool {
     let for_signing = !matches!(key.common.public_key_use, Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_)));
-    let same_alg = key.common.key_algorithm.is_none_or(|named| named.to_string() == format!("{alg:?}"));
+    let same_alg = key.common.key_algorithm.is_none_or(|named| named == KeyAlgorithm::from(alg));
     key_fits(key, alg) && for_signing && same_alg
 }
 
@@ -213,8 +213,10 @@ mod tests {
         for_encryption["use"] = json!("enc");
         let mut other_alg = ec.clone();
         other_alg["alg"] = json!("ES384");
-        let set: JwkSet = serde_json::from_value(json!({"keys": [for_encryption, other_alg]})).unwrap();
-        assert!(key_for(&set, &read_header(&es256).unwrap()).is_none(), "an encryption key, a key of another alg");
+        for (unfit, why) in [(for_encryption, "an encryption key"), (other_alg, "a key of another alg")] {
+            let alone: JwkSet = serde_json::from_value(json!({"keys": [unfit]})).unwrap();
+            assert!(key_for(&alone, &read_header(&es256).unwrap()).is_none(), "{why}");
+        }
         let mut named = ec.clone();
         named["alg"] = json!("ES256");
         named["use"] = json!("sig");

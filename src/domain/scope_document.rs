@@ -222,6 +222,28 @@ mod tests {
     }
 
     #[test]
+    fn an_import_checks_the_parameterised_rules_for_what_it_changes_only() {
+        // As an older version could store it: a parameterised scope that does not ask the user.
+        let mut scopes = bank().scopes();
+        for transfer in scopes.iter_mut().filter(|scope| scope.name == "payments.transfer") {
+            transfer.fields.parameterised = true;
+            transfer.fields.user_authorization_required = false;
+        }
+        let stored = ScopeTree::from_scopes(scopes).unwrap();
+        assert_eq!(stored.import(&stored.export()).unwrap(), stored, "unchanged, it imports as it is");
+
+        let mut changed = stored.export();
+        changed[1].children[0].fields.short_description = "Make one transfer".into();
+        let refused = stored.import(&changed).unwrap_err();
+        assert!(refused.message.contains("needs user authorization"), "{refused:?}");
+
+        // A documented parent made parameterised keeps its undocumented child: refused.
+        let parent = document(r#"[{"name": "payments", "short_description": "Payments", "parameterised": true}]"#);
+        let refused = bank().import(&parent).unwrap_err();
+        assert!(refused.message.contains("has children"), "{refused:?}");
+    }
+
+    #[test]
     fn export_nests_children_in_position_order() {
         let exported = bank().export();
         let roots: Vec<&str> = exported.iter().map(|node| node.name.as_str()).collect();

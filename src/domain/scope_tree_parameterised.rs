@@ -52,9 +52,10 @@ impl ScopeTree {
             ));
         }
         if scope.fields.parameterised {
-            let named_like_a_value =
-                self.iter().find(|other| split_value(&other.name).is_some_and(|(base, _)| base == scope.name));
-            if let Some(value_scope) = named_like_a_value.filter(|other| self.is_value_name(&other.name)) {
+            let named_like_a_value = self.iter().find(|other| {
+                split_value(&other.name).is_some_and(|(base, _)| base == scope.name) && is_value_name(&other.name)
+            });
+            if let Some(value_scope) = named_like_a_value {
                 return Err(ScopeTreeError::invalid(
                     "parameterised",
                     format!(
@@ -69,13 +70,8 @@ impl ScopeTree {
 
     /// The parameterised scope `name` would be a value of, if any.
     fn parameterised_base_of(&self, name: &str) -> Option<&Scope> {
-        let (base, _) = split_value(name).filter(|_| self.is_value_name(name))?;
+        let (base, _) = split_value(name).filter(|_| is_value_name(name))?;
         self.get(base).filter(|base| base.fields.parameterised)
-    }
-
-    /// Whether `name` reads as `<name>:<value>` with a valid value.
-    fn is_value_name(&self, name: &str) -> bool {
-        split_value(name).is_some_and(|(_, value)| validate_scope_value(value).is_ok())
     }
 
     /// `check_parameterised` for each of `names` as it stands in this tree, and for its parent
@@ -100,4 +96,9 @@ impl ScopeTree {
         }
         Ok(())
     }
+}
+
+/// Whether `name` reads as `<name>:<value>` with a valid value.
+fn is_value_name(name: &str) -> bool {
+    split_value(name).is_some_and(|(_, value)| validate_scope_value(value).is_ok())
 }

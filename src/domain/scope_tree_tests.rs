@@ -155,7 +155,12 @@ fn no_scope_is_named_like_a_value_of_a_parameterised_one() {
     tree.add(scope("payments.transfer.x:y", None, 0)).unwrap();
 
     let mut plain = bank();
-    plain.add(namesake).unwrap();
+    // A name that is no value (empty after the colon) first must not hide one that is.
+    plain.add(scope("payments.transfer:", Some("payments"), 0)).unwrap();
+    plain.add(Scope { position: 9, ..namesake }).unwrap();
+    let order: Vec<&str> = plain.iter().map(|scope| scope.name.as_str()).collect();
+    let position = |name: &str| order.iter().position(|named| *named == name);
+    assert!(position("payments.transfer:") < position("payments.transfer:PAY-1"), "{order:?}");
     let parameterised = ScopePatch { parameterised: Some(true), ..ScopePatch::default() };
     assert!(matches!(
         plain.edit("payments.transfer", parameterised),

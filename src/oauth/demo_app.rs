@@ -11,12 +11,15 @@ use crate::domain::dpop::binding_refusal;
 use crate::error::AppError;
 use crate::services::tokens::TokenResponse;
 use crate::services::{clients, introspection, OAuthContext};
+use crate::storage::tokens::AccessTokenRow;
 use crate::storage::DbConnection;
 
 pub const APP_CLIENT: (&str, &str) = ("online-bank", "online-bank-secret");
 const RESOURCE_SERVER: (&str, &str) = ("bank-api", "bank-api-secret");
 /// What the demo app asks for.
 pub const APP_SCOPE: &str = "profile accounts";
+/// What `/demo/bank/balance` needs.
+const BALANCE_SCOPE: &str = "accounts.balance";
 
 /// What the demo app shows after the customer came back.
 pub struct DemoResult {
@@ -85,21 +88,34 @@ pub(crate) fn introspect_as_bank(
     })
 }
 
-/// Why an active token may not serve this request, by the binding rule (RFC 9449 §7.1,
-/// `dpop::binding_refusal`), told from the token's record before the bank introspects: an
-/// introspection counts an access of every count-limited scope in the token, so a stolen token
-/// shown without its key, or with a thief's own, must spend nothing. (The bank runs in
-/// process and may read the record; a remote one reads a JWT's `cnf`.) An inactive or unknown
-/// token passes here and introspection says so.
-pub(crate) fn unproven(
+/// Why a token may not serve a demo resource that needs `needed`: the binding rule (RFC 9449
+/// §7.1, `dpop::binding_refusal`) for a token bound to `bound`, or the scope missing from
+/// `scopes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unfit {
+    Binding(&'static str),
+    MissingScope,
+}
+
+pub(crate) fn unfit(bound: Option<&str>, proof_jkt: Option<&str>, scopes: &str, needed: &str) -> Option<Unfit> {
+    if let Some(why) = binding_refusal(bound, proof_jkt) {
+        return Some(Unfit::Binding(why));
+    }
+    (!scopes.split(' ').any(|scope| scope == needed)).then_some(Unfit::MissingScope)
+}
+
+/// The active token's record, read before the bank introspects: an introspection counts an
+/// access of every count-limited scope in the token, so what the record already refuses (a
+/// stolen token shown without its key or with a thief's own, a token for another payment)
+/// must spend nothing. The bank runs in process and may read it; a remote one would read a
+/// JWT's `cnf`. None for an inactive or unknown token: introspection says so.
+pub(crate) fn active_record(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     token: &str,
-    proof_jkt: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Option<&'static str>, AppError> {
-    let stored = introspection::find_token(connection, context, token)?.filter(|stored| stored.is_active(now));
-    Ok(stored.and_then(|stored| binding_refusal(stored.dpop_jkt.as_deref(), proof_jkt)))
+) -> Result<Option<AccessTokenRow>, AppError> {
+    Ok(introspection::find_token(connection, context, token)?.filter(|stored| stored.is_active(now)))
 }
 
 /// The demo account's balance, for a token whose introspection reports `accounts.balance`.
@@ -110,16 +126,23 @@ pub fn balance(
     proof_jkt: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<BalanceAnswer, AppError> {
-    if let Some(why) = unproven(connection, context, token, proof_jkt, now)? {
-        return Ok(BalanceAnswer::WrongBinding(why));
+    let answer = |unfit: Unfit| match unfit {
+        Unfit::Binding(why) => BalanceAnswer::WrongBinding(why),
+        Unfit::MissingScope => BalanceAnswer::MissingScope,
+    };
+    if let Some(stored) = active_record(connection, context, token, now)? {
+        if let Some(unfit) = unfit(stored.dpop_jkt.as_deref(), proof_jkt, &stored.scope, BALANCE_SCOPE) {
+            return Ok(answer(unfit));
+        }
     }
     let introspected = introspect_as_bank(connection, context, token, now)?;
     if introspected["active"] != json!(true) {
         return Ok(BalanceAnswer::Inactive);
     }
-    let scopes = introspected["scope"].as_str().unwrap_or_default();
-    if !scopes.split(' ').any(|scope| scope == "accounts.balance") {
-        return Ok(BalanceAnswer::MissingScope);
+    // Again as introspection answers it: it may have dropped the scope since it was granted.
+    let (bound, scopes) = (introspected["cnf"]["jkt"].as_str(), introspected["scope"].as_str().unwrap_or_default());
+    if let Some(unfit) = unfit(bound, proof_jkt, scopes, BALANCE_SCOPE) {
+        return Ok(answer(unfit));
     }
     Ok(BalanceAnswer::Balance(json!({
         "account": "DE89 3704 0044 0532 0130 00",

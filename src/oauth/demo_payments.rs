@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::code_exchange::{self, ExchangeRequest};
-use super::demo_app::{introspect_as_bank, unproven};
+use super::demo_app::{active_record, introspect_as_bank, unfit, Unfit};
 use crate::domain::dpop::ProofContext;
 use crate::domain::jose;
 use crate::error::AppError;
@@ -220,6 +220,7 @@ pub struct PaymentResult {
 }
 
 /// The bank's payment API's answer.
+#[derive(Debug, PartialEq)]
 pub enum PaymentAnswer {
     /// Executed; the consent's accesses left after it.
     Executed(Value),
@@ -277,28 +278,41 @@ pub fn pay(
     payment_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(Value, PaymentAnswer), AppError> {
-    // Payments take DPoP-bound tokens only, and the binding is checked before the
-    // introspection that counts (`demo_app::unproven`).
-    if proof_jkt.is_none() {
-        return Ok((Value::Null, PaymentAnswer::WrongBinding(DPOP_ONLY)));
-    }
-    if let Some(why) = unproven(connection, context, token, proof_jkt, now)? {
-        return Ok((Value::Null, PaymentAnswer::WrongBinding(why)));
+    let scope = format!("{TRANSFER_SCOPE}:{payment_id}");
+    // What the token's record already refuses spends nothing (`demo_app::active_record`).
+    if let Some(stored) = active_record(connection, context, token, now)? {
+        if let Some(refusal) = refusal(stored.dpop_jkt.as_deref(), proof_jkt, &stored.scope, &scope) {
+            return Ok((Value::Null, refusal));
+        }
     }
     let introspected = introspect_as_bank(connection, context, token, now)?;
-    let answer = payment_answer(&introspected, payment_id);
+    let answer = payment_answer(&introspected, proof_jkt, payment_id, &scope);
     Ok((introspected, answer))
 }
 
 const DPOP_ONLY: &str = "payments take a DPoP-bound token with a proof by its key";
 
-fn payment_answer(introspected: &Value, payment_id: &str) -> PaymentAnswer {
+/// Why a token bound to `bound` with `scopes` may not make the payment of `scope`: payments
+/// take DPoP-bound tokens only, then the binding rule and the scope (`demo_app::unfit`).
+fn refusal(bound: Option<&str>, proof_jkt: Option<&str>, scopes: &str, scope: &str) -> Option<PaymentAnswer> {
+    if bound.is_none() || proof_jkt.is_none() {
+        return Some(PaymentAnswer::WrongBinding(DPOP_ONLY));
+    }
+    unfit(bound, proof_jkt, scopes, scope).map(|unfit| match unfit {
+        Unfit::Binding(why) => PaymentAnswer::WrongBinding(why),
+        Unfit::MissingScope => PaymentAnswer::MissingScope(scope.to_owned()),
+    })
+}
+
+/// The payment, or why not, as the counting introspection answers (it may have dropped the
+/// scope since it was granted).
+fn payment_answer(introspected: &Value, proof_jkt: Option<&str>, payment_id: &str, scope: &str) -> PaymentAnswer {
     if introspected["active"] != json!(true) {
         return PaymentAnswer::Inactive;
     }
-    let scope = format!("{TRANSFER_SCOPE}:{payment_id}");
-    if !introspected["scope"].as_str().unwrap_or_default().split(' ').any(|granted| granted == scope) {
-        return PaymentAnswer::MissingScope(scope);
+    let (bound, scopes) = (introspected["cnf"]["jkt"].as_str(), introspected["scope"].as_str().unwrap_or_default());
+    if let Some(refusal) = refusal(bound, proof_jkt, scopes, scope) {
+        return refusal;
     }
     PaymentAnswer::Executed(json!({
         "payment_id": payment_id,
@@ -306,6 +320,28 @@ fn payment_answer(introspected: &Value, payment_id: &str) -> PaymentAnswer {
         "from": "DE89 3704 0044 0532 0130 00",
         "owner": introspected["username"],
         "scope": scope,
-        "scope_limits": introspected["scope_limits"][&scope],
+        "scope_limits": introspected["scope_limits"][scope],
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payment_takes_a_bound_token_with_its_key_and_this_payments_scope() {
+        let scope = "payments.transfer:PAY-123";
+        assert_eq!(refusal(Some("k"), Some("k"), "accounts payments.transfer:PAY-123", scope), None);
+        let refused = |bound, proven, scopes| refusal(bound, proven, scopes, scope);
+        assert_eq!(refused(None, Some("k"), scope), Some(PaymentAnswer::WrongBinding(DPOP_ONLY)), "unbound");
+        assert_eq!(refused(Some("k"), None, scope), Some(PaymentAnswer::WrongBinding(DPOP_ONLY)), "no proof");
+        assert!(
+            matches!(refused(Some("k"), Some("thief"), scope), Some(PaymentAnswer::WrongBinding(why)) if why.contains("another key"))
+        );
+        assert_eq!(
+            refused(Some("k"), Some("k"), "payments.transfer:PAY-999"),
+            Some(PaymentAnswer::MissingScope(scope.into())),
+            "another payment's token"
+        );
+    }
 }

@@ -358,6 +358,10 @@ async fn every_route_needs_an_admin_token() {
         let proof = crate::jose::DpopProof::new(&key, method.as_str(), &url, chrono::Utc::now().timestamp());
         let unbound = as_dpop(Some(proof.ath_for(&admin.token).build())).await;
         assert_eq!(unbound.status(), 401, "{method} {path}: a bearer token is no DPoP token");
+        if path.starts_with("/admin") {
+            let refusal: Value = unbound.json().await.unwrap();
+            assert_eq!(refusal["error"], "invalid_token", "{method} {path}: the proof was good, the token unbound");
+        }
         let (status, answer) = admin.call(method.clone(), path, body).await;
         assert!(status < 400 || status == 404, "{method} {path} with the admin token: {status} {answer}");
     }

@@ -327,6 +327,9 @@ async fn the_demo_pays_pay_123_through_par_private_key_jwt_and_dpop() {
             .await
             .unwrap();
         assert_eq!(with_own_key.status(), 401, "{path} with the thief's key");
+        let refusal: Value = with_own_key.json().await.unwrap();
+        let description = refusal["error_description"].as_str().unwrap_or_default();
+        assert!(refusal["error"] == "invalid_token" && description.contains("another key"), "{path}: {refusal}");
     }
     let account = alice.get("/account").await.text().await.unwrap();
     let row = account.split("payments.transfer:PAY-123</span>").nth(1).and_then(|rest| rest.split("</tr>").next());

@@ -201,7 +201,14 @@ async fn migration_14_makes_a_stored_parameterised_scope_ask_the_user() {
              DELETE FROM __diesel_schema_migrations WHERE version = (SELECT max(version) FROM __diesel_schema_migrations);",
         )
         .unwrap();
+    let version = || {
+        use scopegate::storage::schema::registry_version;
+        registry_version::table.filter(registry_version::id.eq(1)).select(registry_version::version)
+    };
+    let before: i64 = version().first(connection).unwrap();
     assert_eq!(storage::run_migrations(connection).unwrap(), 1);
+    let after: i64 = version().first(connection).unwrap();
+    assert_eq!(after, before + 1, "running instances reload the registry");
     let asks: Vec<(String, bool)> = scopes::table
         .select((scopes::name, scopes::user_authorization_required))
         .order(scopes::name)
@@ -209,5 +216,6 @@ async fn migration_14_makes_a_stored_parameterised_scope_ask_the_user() {
         .unwrap();
     let expected = [("consents.read", true), ("profile", false), ("scopegate:admin", false)];
     assert_eq!(asks, expected.map(|(name, asks)| (name.to_string(), asks)), "plain scopes untouched");
-    assert!(storage::scopes::load_tree(connection).is_ok(), "the registry loads");
+    let tree = storage::scopes::load_tree(connection).unwrap();
+    assert!(tree.get("consents.read").is_some_and(|scope| scope.fields.user_authorization_required));
 }
