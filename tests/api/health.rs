@@ -92,3 +92,35 @@ async fn demo_routes_exist_only_under_serve_demo() {
         assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"], "not_found", "{path}");
     }
 }
+
+/// FAPI 2.0 §5.2.3 (and RFC 9700 §4.16's spirit): no endpoint opens itself to other origins.
+/// A browser page elsewhere gets no CORS grant from the authorization, token, PAR or admin
+/// endpoints, nor from a preflight.
+#[tokio::test]
+async fn no_endpoint_answers_cross_origin_requests_with_cors_headers() {
+    let app = spawn_app().await;
+    let origin = "https://evil.example";
+    for (method, path) in [
+        (reqwest::Method::GET, "/authorize?response_type=code&client_id=x"),
+        (reqwest::Method::POST, "/token"),
+        (reqwest::Method::POST, "/par"),
+        (reqwest::Method::POST, "/introspect"),
+        (reqwest::Method::GET, "/.well-known/oauth-authorization-server"),
+        (reqwest::Method::GET, "/admin/v1/scopes"),
+        (reqwest::Method::OPTIONS, "/token"),
+        (reqwest::Method::OPTIONS, "/authorize"),
+    ] {
+        let response = app
+            .http
+            .request(method.clone(), app.url(path))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().as_u16() < 500, "{method} {path}: {}", response.status());
+        let cors: Vec<_> =
+            response.headers().keys().filter(|name| name.as_str().starts_with("access-control-")).collect();
+        assert!(cors.is_empty(), "{method} {path} answered {}: {cors:?}", response.status());
+    }
+}
