@@ -54,7 +54,8 @@ pub fn named_scopes(
         }
         return Ok(defaults);
     };
-    let values = requested.iter().filter(|name| tree.get(name).is_none() && tree.definition(name).is_some());
+    // `definition` answers a plain name with itself, so a parameterised answer means a value.
+    let values = requested.iter().filter(|name| tree.definition(name).is_some_and(|scope| scope.fields.parameterised));
     if values.count() > MAX_VALUES_PER_REQUEST {
         return Err(NegotiationError::TooManyValues);
     }

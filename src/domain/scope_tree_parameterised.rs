@@ -15,33 +15,6 @@ impl ScopeTree {
     /// - no scope is named like a value of a parameterised one (`payments.transfer:PAY-1`
     ///   beside a parameterised `payments.transfer` would take that value over).
     pub(super) fn check_parameterised(&self, scope: &Scope, has_children: bool) -> Result<(), ScopeTreeError> {
-        if scope.fields.parameterised && !scope.fields.user_authorization_required {
-            return Err(ScopeTreeError::invalid(
-                "user_authorization_required",
-                format!(
-                    "scope {:?} is parameterised, so it needs user authorization: each value is a consent of its own",
-                    scope.name
-                ),
-            ));
-        }
-        if scope.fields.parameterised && !scope.allows_grant_type(GrantType::AuthorizationCode) {
-            return Err(ScopeTreeError::invalid(
-                "auth_types",
-                format!(
-                    "scope {:?} is parameterised, so only the code flow grants it: its auth_types must include authorization_code (or be empty)",
-                    scope.name
-                ),
-            ));
-        }
-        if scope.fields.parameterised && has_children {
-            return Err(ScopeTreeError::invalid(
-                "parameterised",
-                format!(
-                    "scope {:?} has children, so it cannot be parameterised: a parameterised scope stays a leaf",
-                    scope.name
-                ),
-            ));
-        }
         if let Some(base) = self.parameterised_base_of(&scope.name).filter(|base| base.name != scope.name) {
             return Err(ScopeTreeError::invalid(
                 "name",
@@ -51,21 +24,39 @@ impl ScopeTree {
                 ),
             ));
         }
-        if scope.fields.parameterised {
-            let named_like_a_value = self.iter().find(|other| {
-                split_value(&other.name).is_some_and(|(base, _)| base == scope.name) && is_value_name(&other.name)
-            });
-            if let Some(value_scope) = named_like_a_value {
-                return Err(ScopeTreeError::invalid(
-                    "parameterised",
-                    format!(
-                        "scope {:?} cannot be parameterised while scope {:?} is named like one of its values",
-                        scope.name, value_scope.name
-                    ),
-                ));
-            }
+        if !scope.fields.parameterised {
+            return Ok(());
         }
-        Ok(())
+        let refused =
+            |field: &str, why: &str| Err(ScopeTreeError::invalid(field, format!("scope {:?} {why}", scope.name)));
+        if !scope.fields.user_authorization_required {
+            return refused(
+                "user_authorization_required",
+                "is parameterised, so it needs user authorization: each value is a consent of its own",
+            );
+        }
+        if !scope.allows_grant_type(GrantType::AuthorizationCode) {
+            return refused(
+                "auth_types",
+                "is parameterised, so only the code flow grants it: its auth_types must include authorization_code (or be empty)",
+            );
+        }
+        if has_children {
+            return refused(
+                "parameterised",
+                "has children, so it cannot be parameterised: a parameterised scope stays a leaf",
+            );
+        }
+        let is_own_value = |other: &&Scope| {
+            split_value(&other.name).is_some_and(|(base, _)| base == scope.name) && is_value_name(&other.name)
+        };
+        match self.iter().find(is_own_value) {
+            Some(value_scope) => refused(
+                "parameterised",
+                &format!("cannot be parameterised while scope {:?} is named like one of its values", value_scope.name),
+            ),
+            None => Ok(()),
+        }
     }
 
     /// The parameterised scope `name` would be a value of, if any.
@@ -74,9 +65,9 @@ impl ScopeTree {
         self.get(base).filter(|base| base.fields.parameterised)
     }
 
-    /// `check_parameterised` for each of `names` as it stands in this tree, and for its parent
-    /// (which must not be parameterised): for the scopes an import adds or changes, checked
-    /// against the whole merged tree.
+    /// `check_parameterised` for each of `names` as it stands in this tree, and `parent_slot`'s
+    /// rule for its parent: for the scopes an import adds or changes, checked against the whole
+    /// merged tree.
     pub fn check_parameterised_among<'a>(
         &self,
         names: impl IntoIterator<Item = &'a str>,
@@ -85,14 +76,8 @@ impl ScopeTree {
             let Some(slot) = self.slot(name) else { continue };
             let Some(node) = self.nodes.get(slot) else { continue };
             self.check_parameterised(&node.scope, !node.children.is_empty())?;
-            if let Some(parent) = node.parent.and_then(|parent| self.scope_at(parent)) {
-                if parent.fields.parameterised {
-                    return Err(ScopeTreeError::invalid(
-                        "parent",
-                        format!("scope {:?} is parameterised and takes no children", parent.name),
-                    ));
-                }
-            }
+            // The parent rule of add and move: a parameterised scope takes no children.
+            self.parent_slot(node.scope.parent.as_deref())?;
         }
         Ok(())
     }

@@ -11,7 +11,6 @@ use crate::domain::dpop::binding_refusal;
 use crate::error::AppError;
 use crate::services::tokens::TokenResponse;
 use crate::services::{clients, introspection, OAuthContext};
-use crate::storage::tokens::AccessTokenRow;
 use crate::storage::DbConnection;
 
 pub const APP_CLIENT: (&str, &str) = ("online-bank", "online-bank-secret");
@@ -73,7 +72,7 @@ pub fn callback_uri(issuer: &str) -> String {
 }
 
 /// What the bank's API learns about a token, asking as the `bank-api` resource server.
-pub(crate) fn introspect_as_bank(
+fn introspect_as_bank(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     token: &str,
@@ -104,18 +103,31 @@ pub(crate) fn unfit(bound: Option<&str>, proof_jkt: Option<&str>, scopes: &str, 
     (!scopes.split(' ').any(|scope| scope == needed)).then_some(Unfit::MissingScope)
 }
 
-/// The active token's record, read before the bank introspects: an introspection counts an
-/// access of every count-limited scope in the token, so what the record already refuses (a
-/// stolen token shown without its key or with a thief's own, a token for another payment)
-/// must spend nothing. The bank runs in process and may read it; a remote one would read a
-/// JWT's `cnf`. None for an inactive or unknown token: introspection says so.
-pub(crate) fn active_record(
+/// How the bank judges a token for one of its resources: `refusal` looks at the token's binding
+/// (its `cnf.jkt`) and scopes, first in the active token's record and then in the answer of the
+/// introspection, which counts an access of every count-limited scope in the token. So what the
+/// record already refuses (a stolen token shown without its key or with a thief's own, a token
+/// for another payment) spends nothing, and what introspection has dropped since is refused
+/// too. The bank runs in process and may read the record; a remote one would read a JWT's
+/// `cnf`. Answers the introspection (null when refused before it) and the refusal, if any.
+pub(crate) fn judged<R>(
     connection: &mut DbConnection,
     context: &OAuthContext<'_>,
     token: &str,
     now: DateTime<Utc>,
-) -> Result<Option<AccessTokenRow>, AppError> {
-    Ok(introspection::find_token(connection, context, token)?.filter(|stored| stored.is_active(now)))
+    inactive: R,
+    refusal: impl Fn(Option<&str>, &str) -> Option<R>,
+) -> Result<(Value, Option<R>), AppError> {
+    let stored = introspection::find_token(connection, context, token)?.filter(|stored| stored.is_active(now));
+    if let Some(refused) = stored.and_then(|stored| refusal(stored.dpop_jkt.as_deref(), &stored.scope)) {
+        return Ok((Value::Null, Some(refused)));
+    }
+    let introspected = introspect_as_bank(connection, context, token, now)?;
+    if introspected["active"] != json!(true) {
+        return Ok((introspected, Some(inactive)));
+    }
+    let refused = refusal(introspected["cnf"]["jkt"].as_str(), introspected["scope"].as_str().unwrap_or_default());
+    Ok((introspected, refused))
 }
 
 /// The demo account's balance, for a token whose introspection reports `accounts.balance`.
@@ -126,23 +138,14 @@ pub fn balance(
     proof_jkt: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<BalanceAnswer, AppError> {
-    let answer = |unfit: Unfit| match unfit {
-        Unfit::Binding(why) => BalanceAnswer::WrongBinding(why),
-        Unfit::MissingScope => BalanceAnswer::MissingScope,
-    };
-    if let Some(stored) = active_record(connection, context, token, now)? {
-        if let Some(unfit) = unfit(stored.dpop_jkt.as_deref(), proof_jkt, &stored.scope, BALANCE_SCOPE) {
-            return Ok(answer(unfit));
-        }
-    }
-    let introspected = introspect_as_bank(connection, context, token, now)?;
-    if introspected["active"] != json!(true) {
-        return Ok(BalanceAnswer::Inactive);
-    }
-    // Again as introspection answers it: it may have dropped the scope since it was granted.
-    let (bound, scopes) = (introspected["cnf"]["jkt"].as_str(), introspected["scope"].as_str().unwrap_or_default());
-    if let Some(unfit) = unfit(bound, proof_jkt, scopes, BALANCE_SCOPE) {
-        return Ok(answer(unfit));
+    let (introspected, refused) = judged(connection, context, token, now, BalanceAnswer::Inactive, |bound, scopes| {
+        unfit(bound, proof_jkt, scopes, BALANCE_SCOPE).map(|unfit| match unfit {
+            Unfit::Binding(why) => BalanceAnswer::WrongBinding(why),
+            Unfit::MissingScope => BalanceAnswer::MissingScope,
+        })
+    })?;
+    if let Some(refused) = refused {
+        return Ok(refused);
     }
     Ok(BalanceAnswer::Balance(json!({
         "account": "DE89 3704 0044 0532 0130 00",

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::code_exchange::{self, ExchangeRequest};
-use super::demo_app::{active_record, introspect_as_bank, unfit, Unfit};
+use super::demo_app::{judged, unfit, Unfit};
 use crate::domain::dpop::ProofContext;
 use crate::domain::jose;
 use crate::error::AppError;
@@ -279,14 +279,10 @@ pub fn pay(
     now: DateTime<Utc>,
 ) -> Result<(Value, PaymentAnswer), AppError> {
     let scope = format!("{TRANSFER_SCOPE}:{payment_id}");
-    // What the token's record already refuses spends nothing (`demo_app::active_record`).
-    if let Some(stored) = active_record(connection, context, token, now)? {
-        if let Some(refusal) = refusal(stored.dpop_jkt.as_deref(), proof_jkt, &stored.scope, &scope) {
-            return Ok((Value::Null, refusal));
-        }
-    }
-    let introspected = introspect_as_bank(connection, context, token, now)?;
-    let answer = payment_answer(&introspected, proof_jkt, payment_id, &scope);
+    let (introspected, refused) = judged(connection, context, token, now, PaymentAnswer::Inactive, |bound, scopes| {
+        refusal(bound, proof_jkt, scopes, &scope)
+    })?;
+    let answer = refused.unwrap_or_else(|| executed(&introspected, payment_id, &scope));
     Ok((introspected, answer))
 }
 
@@ -304,16 +300,8 @@ fn refusal(bound: Option<&str>, proof_jkt: Option<&str>, scopes: &str, scope: &s
     })
 }
 
-/// The payment, or why not, as the counting introspection answers (it may have dropped the
-/// scope since it was granted).
-fn payment_answer(introspected: &Value, proof_jkt: Option<&str>, payment_id: &str, scope: &str) -> PaymentAnswer {
-    if introspected["active"] != json!(true) {
-        return PaymentAnswer::Inactive;
-    }
-    let (bound, scopes) = (introspected["cnf"]["jkt"].as_str(), introspected["scope"].as_str().unwrap_or_default());
-    if let Some(refusal) = refusal(bound, proof_jkt, scopes, scope) {
-        return refusal;
-    }
+/// The executed payment, as the bank reports it after the introspection that counted it.
+fn executed(introspected: &Value, payment_id: &str, scope: &str) -> PaymentAnswer {
     PaymentAnswer::Executed(json!({
         "payment_id": payment_id,
         "status": "executed",

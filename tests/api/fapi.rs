@@ -77,7 +77,8 @@ fn with_this_assertion(assertion: &str, form: &[(&str, &str)]) -> Vec<(String, S
     body
 }
 
-async fn post(app: &TestApp, path: &str, body: &[(String, String)], dpop: Option<&str>) -> Response {
+/// A form POST with an optional DPoP proof.
+pub(crate) async fn post(app: &TestApp, path: &str, body: &[(String, String)], dpop: Option<&str>) -> Response {
     let mut request = app.http.post(app.url(path)).form(body);
     if let Some(proof) = dpop {
         request = request.header("DPoP", proof);
@@ -85,7 +86,7 @@ async fn post(app: &TestApp, path: &str, body: &[(String, String)], dpop: Option
     request.send().await.unwrap()
 }
 
-async fn json_of(response: Response) -> (u16, Value) {
+pub(crate) async fn json_of(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }

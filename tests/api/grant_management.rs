@@ -3,6 +3,7 @@
 //! `GET` / `DELETE /grants/{grant_id}` for the client, over real HTTP on both backends.
 
 use crate::browser_flow::{approve, authorize_path, exchange, location, query_of, setup, Browser, REDIRECT};
+use crate::fapi::{json_of, post};
 use crate::helpers::{TestApp, TestClient};
 use crate::jose::{ClientKey, DpopProof};
 use serde_json::Value;
@@ -148,18 +149,14 @@ async fn the_grant_api_answers_only_the_grants_client_with_the_right_scope_and_d
     let at = |method: &str, path: &str| {
         DpopProof::new(&key, method, &format!("{}{path}", app.settings.issuer), chrono::Utc::now().timestamp())
     };
-    let bound: Value = app
-        .http
-        .post(app.url("/token"))
-        .basic_auth(&client.id, Some(&client.secret))
-        .header("DPoP", at("POST", "/token").build())
-        .form(&[("grant_type", "client_credentials"), ("scope", "grant_management_query")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", "grant_management_query"),
+        ("client_id", client.id.as_str()),
+        ("client_secret", client.secret.as_str()),
+    ]
+    .map(|(name, value)| (name.to_string(), value.to_string()));
+    let (_, bound) = json_of(post(&app, "/token", &form, Some(&at("POST", "/token").build())).await).await;
     assert_eq!(bound["token_type"], "DPoP", "{bound}");
     let bound = bound["access_token"].as_str().unwrap();
     let path = format!("/grants/{grant}");
